@@ -1,0 +1,429 @@
+"""The `onetake` command: parse, call the pipeline, show progress and results."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import os
+import sys
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+import click
+
+from . import __version__
+from .pipeline.config import FarmConfig, field_help, load_config
+from .pipeline.errors import ConfigError, OnetakeError, ProfileError
+from .pipeline.models import JobPlan, SourceInfo, Task
+from .pipeline.plan import PlanOptions, plan_job
+from .pipeline.probe import probe
+from .pipeline.profiles import Catalog, load_catalog, load_profile_file
+from .pipeline.schedule import SourceOutcome, describe_error, run_plans
+
+
+class OnetakeGroup(click.Group):
+    """Turns every OnetakeError into one line on stderr and exit status 2."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except OnetakeError as exc:
+            click.echo(f"onetake: {exc}", err=True)
+            ctx.exit(2)
+        except KeyboardInterrupt:
+            click.echo("onetake: interrupted", err=True)
+            ctx.exit(130)
+
+
+def _channels(value: str | None) -> tuple[str, ...] | None:
+    if value is None:
+        return None
+    names = tuple(dict.fromkeys(v.strip() for v in value.split(",") if v.strip()))
+    if not names:
+        raise click.BadParameter("give at least one channel, e.g. --channels tv,web")
+    return names
+
+
+def _settings(config: str | None, **overrides: Any) -> FarmConfig:
+    return load_config(config).merged(**overrides)
+
+
+def _catalog(settings: FarmConfig) -> Catalog:
+    return load_catalog(Path(settings.profiles_dir) if settings.profiles_dir else None)
+
+
+def _plan_options(settings: FarmConfig, encoder_version: str) -> PlanOptions:
+    return PlanOptions(out_dir=os.path.abspath(settings.out), work_dir=os.path.abspath(settings.work_path()),
+                       encoder_version=encoder_version, x264_threads=settings.x264_threads,
+                       stall_timeout_s=settings.stall_timeout_s, timeout_factor=settings.timeout_factor)
+
+
+def _check_channels(channels: Sequence[str] | None, catalog: Catalog) -> None:
+    for name in channels or ():
+        if name not in catalog.channels:
+            raise ConfigError(f"unknown channel '{name}'; known channels are {', '.join(catalog.channels)}")
+
+
+common_options = [
+    click.option("--channels", help=field_help("channels") + " Comma-separated, e.g. tv,web."),
+    click.option("--out", type=click.Path(file_okay=False), help=field_help("out")),
+    click.option("--config", "config", type=click.Path(dir_okay=False), help="a farm config TOML file"),
+    click.option("--profiles", "profiles_dir", type=click.Path(file_okay=False), help=field_help("profiles_dir")),
+]
+
+
+def with_common(f: Any) -> Any:
+    for decorator in reversed(common_options):
+        f = decorator(f)
+    return f
+
+
+@click.group(cls=OnetakeGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="onetake")
+def cli() -> None:
+    """Collect once, publish everywhere: one capture in, every channel's deliverables out."""
+
+
+# --------------------------------------------------------------------------------------------------------- probe
+
+
+def _describe_source(info: SourceInfo) -> list[str]:
+    lines = [f"{info.path}", f"  container  {info.format_long} ({info.format}), {info.duration:.3f} s, "
+                             f"{info.size:,} bytes", f"  sha256     {info.sha256}"]
+    if info.timecode:
+        lines.append(f"  timecode   {info.timecode}")
+    for v in info.video:
+        w, h = v.display_size
+        lines.append(f"  video #{v.index}   {v.codec} {v.width}x{v.height} SAR {v.sar} -> {w}x{h} DAR "
+                     f"{v.display_aspect.numerator}:{v.display_aspect.denominator}, {float(v.rate):.3f} fps"
+                     f"{' (variable)' if v.variable_frame_rate else ''}, {v.scan} ({v.scan_basis}), {v.pix_fmt}"
+                     f"{f', rotated {v.rotation} deg' if v.rotation else ''}, colour "
+                     f"{v.color_primaries or '?'}/{v.color_transfer or '?'}/{v.color_matrix or '?'}/"
+                     f"{v.color_range or '?'}, starts at {v.start_time:.3f} s")
+    for a in info.audio:
+        lines.append(f"  audio #{a.index}   {a.codec} {a.channels} ch ({a.layout or 'unknown layout'}), "
+                     f"{a.sample_rate} Hz, starts at {a.start_time:.3f} s"
+                     f"{', default' if a.default else ''}{f', {a.language}' if a.language else ''}")
+    if not info.audio:
+        lines.append("  audio      none")
+    return lines
+
+
+@cli.command("probe")
+@click.argument("source", type=click.Path(dir_okay=False))
+@click.option("--json", "as_json", is_flag=True, help="print SourceInfo as JSON")
+def probe_command(source: str, as_json: bool) -> None:
+    """Describe SOURCE: streams, rates, scan, aspect, rotation, colour, audio layout, offsets, timecode."""
+    info = probe(source)
+    if as_json:
+        click.echo(json.dumps(info.to_dict(), indent=2, ensure_ascii=False))
+    else:
+        click.echo("\n".join(_describe_source(info)))
+
+
+# --------------------------------------------------------------------------------------------------------- plan
+
+
+def _make_plans(sources: Sequence[str], settings: FarmConfig, catalog: Catalog, channels: Sequence[str] | None,
+                encoder_version: str) -> tuple[list[JobPlan], list[SourceOutcome]]:
+    plans, failures = [], []
+    options = _plan_options(settings, encoder_version)
+    for source in sources:
+        try:
+            plans.append(plan_job(probe(source), channels, catalog, options))
+        except OnetakeError as exc:
+            failures.append(SourceOutcome(os.path.abspath(source), error=describe_error(exc)))
+    return plans, failures
+
+
+def _encoder_version() -> str:
+    from .workers.ffmpeg import ffmpeg_version
+
+    return ffmpeg_version()
+
+
+def _describe_task(task: Task) -> list[str]:
+    lines = [f"  [{task.kind}] {task.id}" + (f"  (after {', '.join(task.deps)})" if task.deps else "")]
+    p = task.params
+    if "argv" in p:
+        lines.append("      " + " ".join(_quote(a) for a in p["argv"]))
+    if task.kind == "encode":
+        lines += [f"      -> {o['final']}  ({o['profile']})" for o in p["outputs"]]
+    if task.kind == "deliver":
+        lines += [f"      {f['dest']}  <- {f['src']}" for f in p["files"]]
+        lines.append(f"      into {p['dest']}/ with manifest.json last")
+    return lines
+
+
+def _quote(arg: str) -> str:
+    import shlex
+
+    return shlex.quote(arg)
+
+
+@cli.command("plan")
+@click.argument("source", type=click.Path(dir_okay=False))
+@with_common
+@click.option("--json", "as_json", is_flag=True, help="print the JobPlan as JSON")
+def plan_command(source: str, channels: str | None, out: str | None, config: str | None, profiles_dir: str | None,
+                 as_json: bool) -> None:
+    """Print exactly what `onetake run SOURCE` would do, without doing it."""
+    settings = _settings(config, out=out, profiles_dir=profiles_dir, channels=_channels(channels))
+    catalog = _catalog(settings)
+    _check_channels(settings.channels, catalog)
+    plan = plan_job(probe(source), settings.channels or None, catalog,
+                    _plan_options(settings, _encoder_version()))
+    if as_json:
+        click.echo(json.dumps(plan.to_dict(), indent=2, ensure_ascii=False))
+        return
+    click.echo(f"asset {plan.asset_id}: {len(plan.tasks)} tasks for channels {', '.join(plan.channels)}")
+    for note in plan.notes:
+        click.echo(f"  note: {note}")
+    for task in plan.tasks:
+        click.echo("\n".join(_describe_task(task)))
+
+
+# --------------------------------------------------------------------------------------------------------- run
+
+
+@contextlib.contextmanager
+def open_cluster(settings: FarmConfig) -> Iterator[Any]:
+    """A Dask client: on an existing scheduler, or on an embedded LocalCluster that ends with the run."""
+    import distributed
+
+    logging.getLogger("distributed").setLevel(logging.ERROR)
+    if settings.scheduler:
+        try:
+            client = distributed.Client(settings.scheduler, timeout="15s")
+        except (OSError, TimeoutError) as exc:
+            raise ConfigError(f"cannot reach the Dask scheduler at {settings.scheduler} ({exc}); start one with "
+                              f"`dask scheduler` and `dask worker {settings.scheduler} --resources encode=1`, "
+                              f"or leave --scheduler out for an embedded cluster") from exc
+        with client:
+            yield client
+        return
+    workers = settings.workers or max(1, (os.cpu_count() or 1) // 4)
+    with distributed.LocalCluster(n_workers=workers, threads_per_worker=2, processes=True,
+                                  resources={"encode": 1}, dashboard_address=None,
+                                  silence_logs=logging.CRITICAL) as cluster, distributed.Client(cluster) as client:
+        yield client
+
+
+class ProgressView:
+    """One row per rendition with a bar and an ETA, on a terminal only."""
+
+    def __init__(self, plans: Sequence[JobPlan]) -> None:
+        from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, TimeRemainingColumn
+
+        self.progress = Progress(TextColumn("{task.description}"), BarColumn(), TaskProgressColumn(),
+                                 TimeRemainingColumn(), transient=False)
+        self.rows: dict[str, list[Any]] = {}
+        self.verify_row: dict[str, Any] = {}
+        for plan in plans:
+            for task in plan.tasks:
+                if task.kind == "encode":
+                    rows = [self.progress.add_task(f"{plan.asset_id}  {o['profile']}", total=100)
+                            for o in task.params["outputs"]]
+                    self.rows[task.id] = rows
+                    for o, row in zip(task.params["outputs"], rows):
+                        self.verify_row[f"{plan.asset_id}/verify/{o['profile']}"] = row
+                elif task.kind == "package":
+                    row = self.progress.add_task(f"{plan.asset_id}  {task.id.rsplit('/', 1)[-1]}", total=100)
+                    self.rows[task.id] = [row]
+                    self.verify_row[f"{plan.asset_id}/verify/{task.id.rsplit('/', 1)[-1]}"] = row
+
+    def on_progress(self, task_id: str, fraction: float) -> None:
+        base = task_id.rsplit("-", 1)[0] if task_id not in self.rows else task_id
+        for row in self.rows.get(base, []):
+            self.progress.update(row, completed=90 * fraction)
+
+    def on_event(self, plan: JobPlan, task: Task, state: str, detail: Any) -> None:
+        if task.kind == "verify" and task.id in self.verify_row:
+            row = self.verify_row[task.id]
+            passed = state == "done" and all(c["passed"] for c in detail)
+            self.progress.update(row, completed=100, description=self.progress.tasks[row].description +
+                                 ("  verified" if passed else "  FAILED"))
+        elif state == "failed" and task.id in self.rows:
+            for row in self.rows[task.id]:
+                self.progress.update(row, description=self.progress.tasks[row].description + "  FAILED")
+
+
+def execute(sources: Sequence[str], settings: FarmConfig, show_progress: bool) -> list[SourceOutcome]:
+    catalog = _catalog(settings)
+    _check_channels(settings.channels, catalog)
+    plans, failures = _make_plans(sources, settings, catalog, settings.channels or None, _encoder_version())
+    outcomes: list[SourceOutcome] = []
+    if plans:
+        from .workers.executor import DaskExecutor
+
+        view = ProgressView(plans) if show_progress else None
+        with open_cluster(settings) as client:
+            executor = DaskExecutor(client, on_progress=view.on_progress if view else None)
+            if view is not None:
+                with view.progress:
+                    outcomes = run_plans(plans, executor, on_event=view.on_event)
+            else:
+                outcomes = run_plans(plans, executor)
+    by_path = {o.source: o for o in outcomes + failures}
+    return [by_path[os.path.abspath(s)] for s in dict.fromkeys(sources)]
+
+
+def _report(outcomes: Sequence[SourceOutcome], as_json: bool) -> int:
+    ok = all(o.ok for o in outcomes)
+    if as_json:
+        manifests = [c.manifest for o in outcomes for c in o.channels if c.manifest]
+        click.echo(json.dumps({"ok": ok, "manifests": manifests, "sources": [o.to_dict() for o in outcomes]},
+                              indent=2, ensure_ascii=False))
+    else:
+        for o in outcomes:
+            for c in o.channels:
+                if c.manifest:
+                    click.echo(f"delivered {c.channel:<6} {Path(c.manifest).parent}")
+        for o in outcomes:
+            if not o.ok:
+                click.echo(f"FAILED {o.source}: {o.failure_line()}", err=True)
+        delivered = sum(o.ok for o in outcomes)
+        click.echo(f"{delivered} of {len(outcomes)} source(s) delivered and verified", err=not ok)
+    return 0 if ok else 1
+
+
+@cli.command("run")
+@click.argument("sources", nargs=-1, required=True, type=click.Path(dir_okay=False))
+@with_common
+@click.option("--scheduler", help=field_help("scheduler"))
+@click.option("--workers", type=click.IntRange(0, 512), help=field_help("workers"))
+@click.option("--json", "as_json", is_flag=True, help="print one JSON summary, no progress")
+def run_command(sources: tuple[str, ...], channels: str | None, out: str | None, config: str | None,
+                profiles_dir: str | None, scheduler: str | None, workers: int | None, as_json: bool) -> None:
+    """Make, verify and deliver every channel's renditions of each SOURCE."""
+    settings = _settings(config, out=out, profiles_dir=profiles_dir, channels=_channels(channels),
+                         scheduler=scheduler, workers=workers)
+    show = sys.stdout.isatty() and not as_json
+    sys.exit(_report(execute(sources, settings, show), as_json))
+
+
+# --------------------------------------------------------------------------------------------------------- verify
+
+
+@cli.command("verify")
+@click.argument("path", type=click.Path(exists=True))
+@click.option("--profile", "profile_name", required=True, help="the profile PATH must meet")
+@click.option("--source", type=click.Path(dir_okay=False), help="the source it was made from (checks duration)")
+@click.option("--profiles", "profiles_dir", type=click.Path(file_okay=False), help=field_help("profiles_dir"))
+@click.option("--json", "as_json", is_flag=True)
+def verify_command(path: str, profile_name: str, source: str | None, profiles_dir: str | None, as_json: bool) -> None:
+    """Check an output file (or HLS/sprite folder) against a profile."""
+    from .pipeline.plan import _expect
+    from .workers.verify import verify_output
+
+    catalog = load_catalog(Path(profiles_dir) if profiles_dir else None)
+    profile = catalog.profile(profile_name)
+    if profile.kind == "hls":
+        expect: dict[str, Any] = {"rungs": [p.name for p in (catalog.profile(r) for r in profile.hls.rungs)  # type: ignore
+                                            if (Path(path) / p.name).is_dir()]}
+    elif profile.kind == "sprite":
+        sheets = len(list(Path(path).glob("sprite-*.jpg")))
+        vtt = Path(path) / "sprite.vtt"
+        expect = {"sheets": sheets, "cues": vtt.read_text().count("#xywh=") if vtt.exists() else 0}
+    else:
+        basis = probe(source if source else path, compute_hash=False)
+        expect = _expect(basis, profile)
+    checks = verify_output(profile.to_dict(), os.path.abspath(path), expect)
+    ok = all(c["passed"] for c in checks)
+    if as_json:
+        click.echo(json.dumps({"ok": ok, "checks": checks}, indent=2, ensure_ascii=False))
+    else:
+        for c in checks:
+            click.echo(f"{'pass' if c['passed'] else 'FAIL'}  {c['name']:<32} {c['value']}  (expected {c['limit']})")
+    sys.exit(0 if ok else 1)
+
+
+# --------------------------------------------------------------------------------------------------------- profiles
+
+
+@cli.group("profiles")
+def profiles_group() -> None:
+    """List, show and validate rendition profiles."""
+
+
+@profiles_group.command("list")
+@click.option("--profiles", "profiles_dir", type=click.Path(file_okay=False), help=field_help("profiles_dir"))
+def profiles_list(profiles_dir: str | None) -> None:
+    """Every profile and which channels use it."""
+    catalog = load_catalog(Path(profiles_dir) if profiles_dir else None)
+    users: dict[str, list[str]] = {}
+    for channel, names in catalog.channels.items():
+        for n in names:
+            users.setdefault(n, []).append(channel)
+    for name, p in sorted(catalog.profiles.items()):
+        used = ",".join(users.get(name, [])) or "-"
+        click.echo(f"{name:<18} {p.kind:<6} {used:<10} {p.description}")
+
+
+@profiles_group.command("show")
+@click.argument("name")
+@click.option("--profiles", "profiles_dir", type=click.Path(file_okay=False), help=field_help("profiles_dir"))
+@click.option("--json", "as_json", is_flag=True)
+def profiles_show(name: str, profiles_dir: str | None, as_json: bool) -> None:
+    """Every value of one profile, defaults included."""
+    catalog = load_catalog(Path(profiles_dir) if profiles_dir else None)
+    profile = catalog.profile(name)
+    data = profile.to_dict()
+    if as_json:
+        click.echo(json.dumps(data, indent=2, ensure_ascii=False))
+        return
+    click.echo(f"{name}  ({catalog.origins[name]})\n  {profile.description}")
+    for section, values in data.items():
+        if isinstance(values, dict):
+            click.echo(f"  [{section}]")
+            for key, value in values.items():
+                click.echo(f"    {key} = {json.dumps(value, ensure_ascii=False)}")
+
+
+@profiles_group.command("validate")
+@click.argument("files", nargs=-1, required=True, type=click.Path(dir_okay=False))
+def profiles_validate(files: tuple[str, ...]) -> None:
+    """Check profile files; prints one line per file, exits 1 if any is invalid."""
+    bad = 0
+    for f in files:
+        try:
+            load_profile_file(Path(f))
+            click.echo(f"ok       {f}")
+        except ProfileError as exc:
+            bad += 1
+            click.echo(f"invalid  {exc}", err=True)
+    sys.exit(1 if bad else 0)
+
+
+# --------------------------------------------------------------------------------------------------------- demo
+
+
+@cli.command("demo")
+@click.option("--out", default="out", show_default=True, type=click.Path(file_okay=False))
+@click.option("--seconds", default=6.0, show_default=True, type=click.FloatRange(1, 120),
+              help="length of the generated clip")
+def demo_command(out: str, seconds: float) -> None:
+    """Generate a 1080p25 clip with tone and deliver every channel from it to OUT."""
+    from .workers.demo import make_demo_clip
+
+    clip = make_demo_clip(Path(out) / "demo-source", seconds)
+    click.echo(f"generated {clip} ({seconds:g} s, 1920x1080 25p, 1 kHz tone)", err=True)
+    settings = FarmConfig(out=out)
+    outcomes = execute([str(clip)], settings, sys.stdout.isatty())
+    code = _report(outcomes, as_json=False)
+    if code == 0:
+        click.echo(f"every channel's files are under {os.path.abspath(out)}/<channel>/<asset_id>/, "
+                   f"each with a manifest.json")
+    sys.exit(code)
+
+
+def main() -> None:
+    cli(prog_name="onetake")
+
+
+if __name__ == "__main__":
+    main()
+
+

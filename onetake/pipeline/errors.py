@@ -1,0 +1,68 @@
+"""The one error hierarchy of onetake.
+
+    OnetakeError                  anything onetake reports to a person
+    ├── SourceError               the source cannot be used (missing, empty, truncated, not media, hostile)
+    ├── ProfileError              a profile or channel file is invalid
+    ├── ConfigError               a farm config or a command-line value is invalid
+    ├── PlanError                 the source and the asked channels do not fit together
+    ├── EncodeError               ffmpeg failed, stalled or timed out (carries argv, status, stderr tail)
+    ├── StorageError              an output could not be written or delivered
+    └── VerificationError         an output does not meet its profile
+
+Third-party exceptions (PyAV, subprocess, OS errors) are translated where they are raised, with
+``raise ... from``, so the CLI can print ``str(error)`` as one line that says what to do.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+
+class OnetakeError(Exception):
+    """Base of every error onetake raises on purpose."""
+
+
+class SourceError(OnetakeError):
+    """A source file cannot be read as the media it claims to be."""
+
+    def __init__(self, path: str, cause: str, fix: str = "") -> None:
+        self.path = path
+        self.cause = cause
+        self.fix = fix
+        message = f"{path}: {cause}"
+        if fix:
+            message += f"; {fix}"
+        super().__init__(message)
+
+
+class ProfileError(OnetakeError):
+    """A rendition profile or channel set is invalid."""
+
+
+class ConfigError(OnetakeError):
+    """A farm config file or option value is invalid."""
+
+
+class PlanError(OnetakeError):
+    """The source cannot feed the channels that were asked for."""
+
+
+class EncodeError(OnetakeError):
+    """An ffmpeg process failed; keeps everything needed to reproduce it."""
+
+    def __init__(self, reason: str, argv: Sequence[str], returncode: int | None, stderr_tail: str) -> None:
+        self.reason = reason
+        self.argv = list(argv)
+        self.returncode = returncode
+        self.stderr_tail = stderr_tail
+        last_line = stderr_tail.strip().splitlines()[-1] if stderr_tail.strip() else "no output"
+        status = "no exit status" if returncode is None else f"exit status {returncode}"
+        super().__init__(f"{reason} ({status}): {last_line}")
+
+
+class StorageError(OnetakeError):
+    """An output could not be stored or delivered."""
+
+
+class VerificationError(OnetakeError):
+    """An output failed the checks of its profile."""

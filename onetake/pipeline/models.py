@@ -1,0 +1,135 @@
+"""The data that flows through onetake: frozen dataclasses that round-trip through JSON."""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from fractions import Fraction
+from typing import Any
+
+
+@dataclass(frozen=True)
+class VideoStreamInfo:
+    index: int
+    codec: str
+    width: int                 # coded picture size
+    height: int
+    sar: str                   # "num:den"
+    rotation: int              # degrees counter-clockwise the picture is turned for display
+    frame_rate: str            # "num/den", the nominal rate
+    variable_frame_rate: bool
+    scan: str                  # "progressive" | "tff" | "bff"
+    scan_basis: str            # "flag" | "sampled"
+    pix_fmt: str
+    color_primaries: str
+    color_transfer: str
+    color_matrix: str
+    color_range: str
+    start_time: float          # seconds on the container's clock
+    duration: float
+    frames: int                # frame count the container declares, 0 when unknown
+
+    @property
+    def rate(self) -> Fraction:
+        return Fraction(self.frame_rate)
+
+    @property
+    def display_size(self) -> tuple[int, int]:
+        """Width and height after rotation, before SAR is applied."""
+        if self.rotation % 180:
+            return self.height, self.width
+        return self.width, self.height
+
+    @property
+    def display_aspect(self) -> Fraction:
+        num, den = (int(x) for x in self.sar.split(":"))
+        sar = Fraction(num, den) if num and den else Fraction(1)
+        w, h = self.display_size
+        if self.rotation % 180:
+            sar = 1 / sar
+        return Fraction(w, h) * sar
+
+    @property
+    def interlaced(self) -> bool:
+        return self.scan != "progressive"
+
+
+@dataclass(frozen=True)
+class AudioStreamInfo:
+    index: int
+    codec: str
+    channels: int
+    layout: str
+    sample_rate: int
+    start_time: float
+    duration: float
+    language: str
+    default: bool
+
+
+@dataclass(frozen=True)
+class SourceInfo:
+    path: str                  # absolute path
+    size: int
+    sha256: str
+    modified: str              # ISO date of the file's modification time
+    format: str                # demuxer, as ffmpeg's -f takes it
+    format_long: str
+    duration: float
+    start_time: float
+    timecode: str              # "" when the source has none
+    video: tuple[VideoStreamInfo, ...] = ()
+    audio: tuple[AudioStreamInfo, ...] = ()
+
+    @property
+    def name(self) -> str:
+        return self.path.rsplit("/", 1)[-1]
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> SourceInfo:
+        data = dict(data)
+        data["video"] = tuple(VideoStreamInfo(**v) for v in data.get("video", ()))
+        data["audio"] = tuple(AudioStreamInfo(**a) for a in data.get("audio", ()))
+        return cls(**data)
+
+
+@dataclass(frozen=True)
+class Task:
+    """One unit of work for a worker. ``params`` is plain JSON; ``deps`` name other tasks' ids."""
+
+    id: str
+    kind: str                  # measure | encode | package | verify | deliver
+    params: dict[str, Any]
+    deps: tuple[str, ...] = ()
+    heavy: bool = False        # holds an encode slot while it runs
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"id": self.id, "kind": self.kind, "deps": list(self.deps), "heavy": self.heavy,
+                "params": self.params}
+
+
+@dataclass(frozen=True)
+class JobPlan:
+    """Everything `onetake run` will do for one source."""
+
+    asset_id: str
+    source: SourceInfo
+    channels: tuple[str, ...]
+    out_dir: str
+    work_dir: str
+    tasks: tuple[Task, ...]
+    notes: tuple[str, ...] = field(default=())
+
+    def task(self, task_id: str) -> Task:
+        for t in self.tasks:
+            if t.id == task_id:
+                return t
+        raise KeyError(task_id)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"asset_id": self.asset_id, "source": self.source.to_dict(), "channels": list(self.channels),
+                "out_dir": self.out_dir, "work_dir": self.work_dir, "notes": list(self.notes),
+                "tasks": [t.to_dict() for t in self.tasks]}

@@ -1,0 +1,700 @@
+"""Pure planning: (SourceInfo, channels, profiles) -> JobPlan.
+
+Nothing here touches the file system, runs a process or reads the clock: the same inputs give the same
+plan, and tests compare plans with ``==``. Every ffmpeg argv is built here (with ffmpeg-python); a value
+that depends on a measurement (the loudness of the source) is left as a ``{placeholder}`` that the worker
+fills in.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import re
+import unicodedata
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from fractions import Fraction
+from typing import Any
+
+import ffmpeg
+
+from .. import __version__
+from .errors import PlanError
+from .models import AudioStreamInfo, JobPlan, SourceInfo, Task, VideoStreamInfo
+from .probe import PROTOCOL_WHITELIST
+from .profiles import AudioSpec, Catalog, LoudnessSpec, Profile, VideoSpec
+
+VIDEO_KINDS = ("av", "image", "sprite", "hls")
+MEASURED = ("measured_I", "measured_TP", "measured_LRA", "measured_thresh")
+ASSET_ID_MAX = 64
+AUDIO_RATE = 48000
+
+
+@dataclass(frozen=True)
+class PlanOptions:
+    out_dir: str
+    work_dir: str
+    encoder_version: str = "ffmpeg"   # part of every output key: a new encoder makes new outputs
+    x264_threads: int = 0             # 0: let each encoder choose
+    stall_timeout_s: float = 120.0    # an encode that makes no progress this long is stopped
+    timeout_factor: float = 20.0      # and none runs longer than 5 min + this x the source's duration
+
+
+# ---------------------------------------------------------------------------------------------------------
+# names and keys
+
+
+def asset_id_for(source: SourceInfo) -> str:
+    """A readable, storage-safe id: the file's stem cleaned up, plus the start of its SHA-256."""
+    stem = source.name.rsplit(".", 1)[0] if "." in source.name.lstrip(".") else source.name
+    stem = unicodedata.normalize("NFC", stem)
+    cleaned = "".join(ch if (ch.isalnum() or ch in "_-") else "-" for ch in stem)
+    cleaned = re.sub(r"-{2,}", "-", cleaned).strip("-_")[:ASSET_ID_MAX] or "asset"
+    return f"{cleaned}-{source.sha256[:8]}"
+
+
+def rendition_key(source: SourceInfo, profile: Profile, options: PlanOptions) -> str:
+    blob = f"{source.sha256}|{profile.content_key()}|{options.encoder_version}|onetake {__version__}"
+    return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+
+# ---------------------------------------------------------------------------------------------------------
+# pictures: rates and geometry
+
+
+def output_rate(source_rate: Fraction, spec: VideoSpec) -> Fraction:
+    if spec.frame_rate != "source":
+        return Fraction(spec.frame_rate)
+    rate = source_rate
+    while rate > spec.max_frame_rate + Fraction(1, 100):
+        rate /= 2
+    return rate
+
+
+def gop_frames(spec: VideoSpec, rate: Fraction) -> int:
+    return spec.gop_frames or max(1, round(spec.gop_seconds * rate))
+
+
+def _even(x: float) -> int:
+    return max(2, int(round(x / 2)) * 2)
+
+
+MATRIX_FOR_SCALE = {"bt709": "bt709", "bt470bg": "bt601", "smpte170m": "bt601", "smpte240m": "smpte240m",
+                    "bt2020nc": "bt2020", "bt2020c": "bt2020"}
+
+
+def _matrix(height: int, probed: str = "") -> str:
+    return MATRIX_FOR_SCALE.get(probed) or ("bt709" if height >= 720 else "bt601")
+
+
+Filter = tuple[str, tuple[Any, ...], tuple[tuple[str, Any], ...]]
+
+
+def flt(name: str, *args: Any, **kwargs: Any) -> Filter:
+    return (name, args, tuple(kwargs.items()))
+
+
+def geometry(aspect: Fraction, width: int, height: int, box_w: int, box_h: int, framing: str,
+             in_matrix: str, out_matrix: str) -> list[Filter]:
+    """Filters that put a picture of display ``aspect`` into a box without stretching it."""
+    box_aspect = Fraction(box_w, box_h)
+    chain = []
+    if framing == "pad":
+        w, h = (box_w, _even(box_w / aspect)) if aspect > box_aspect else (_even(box_h * aspect), box_h)
+        w, h = min(w, box_w), min(h, box_h)
+    else:  # "center": crop the source to the box's shape first, so no more pixels than needed are scaled
+        sar = aspect / Fraction(width, height)
+        if aspect > box_aspect:
+            cw, ch = min(width, _even(height * box_aspect / sar)), height
+        else:
+            cw, ch = width, min(height, _even(width * sar / box_aspect))
+        if (cw, ch) != (width, height):
+            chain.append(flt("crop", cw, ch, (width - cw) // 2, (height - ch) // 2))
+        w, h = box_w, box_h
+        width, height = cw, ch
+    if (w, h) != (width, height) or in_matrix != out_matrix:
+        chain.append(flt("scale", w, h, in_color_matrix=in_matrix, out_color_matrix=out_matrix))
+    chain.append(flt("setsar", 1))
+    if (w, h) != (box_w, box_h):
+        chain.append(flt("pad", box_w, box_h, (box_w - w) // 2, (box_h - h) // 2, color="black"))
+    return chain
+
+
+# ---------------------------------------------------------------------------------------------------------
+# a filter tree, turned into one ffmpeg-python graph (splits inserted where a stream feeds several)
+
+
+@dataclass
+class Chain:
+    filters: list[Filter] = field(default_factory=list)
+    children: list[Chain] = field(default_factory=list)
+    sinks: list[str] = field(default_factory=list)
+
+    def child(self, *filters: Filter) -> Chain:
+        node = Chain(list(filters))
+        self.children.append(node)
+        return node
+
+
+def _emit(stream: Any, chain: Chain, sinks: dict[str, Any], audio: bool) -> None:
+    for name, args, kwargs in chain.filters:
+        stream = stream.filter(name, *args, **dict(kwargs))
+    fan = len(chain.children) + len(chain.sinks)
+    outs = [stream] if fan == 1 else [stream.filter_multi_output("asplit" if audio else "split", fan)[i]
+                                      for i in range(fan)]
+    for label, out in zip(chain.sinks, outs):
+        sinks[label] = out
+    for node, out in zip(chain.children, outs[len(chain.sinks):]):
+        _emit(out, node, sinks, audio)
+
+
+# ---------------------------------------------------------------------------------------------------------
+# the programme audio
+
+
+def _programme_streams(source: SourceInfo) -> list[AudioStreamInfo]:
+    """The audio that makes the stereo programme: the default stream, or two mono tracks as L/R."""
+    audio = sorted(source.audio, key=lambda a: (not a.default, a.index))
+    if not audio:
+        return []
+    first = audio[0]
+    if first.channels == 1:
+        partner = next((a for a in source.audio if a.index != first.index and a.channels == 1), None)
+        if partner is not None:
+            return sorted([first, partner], key=lambda a: a.index)
+    return [first]
+
+
+def _stereo_filters(stream: AudioStreamInfo) -> list[Filter]:
+    # channelmap rather than pan: ffmpeg-python escapes the '=' that pan's syntax needs
+    if stream.channels == 1:
+        return [flt("channelmap", map="0|0", channel_layout="stereo")]
+    if stream.channels == 2 and stream.layout == "stereo":
+        return []
+    if stream.channels > 2 and not re.fullmatch(r"\d+ channels|", stream.layout):
+        return [flt("aformat", channel_layouts="stereo")]  # the standard downmix
+    return [flt("channelmap", map="0|1", channel_layout="stereo")]
+
+
+def _sync_filters(offset: float) -> list[Filter]:
+    """Start the audio on the picture's clock: delay late audio, trim early audio."""
+    chain = [flt("asetpts", "PTS-STARTPTS")]
+    if offset > 0.0005:
+        chain.append(flt("adelay", f"{round(offset * 1000)}", all=1))
+    elif offset < -0.0005:
+        chain += [flt("atrim", start=round(-offset, 6)), flt("asetpts", "PTS-STARTPTS")]
+    return chain + [flt("aresample", AUDIO_RATE, **{"async": 1})]
+
+
+def loudnorm_filter(target: LoudnessSpec) -> Filter:
+    values = {k: "{" + k + "}" for k in MEASURED}
+    return flt("loudnorm", I=target.integrated, TP=target.true_peak, LRA=target.lra, **values, linear="true")
+
+
+def _track_filters(spec: AudioSpec) -> list[list[Filter]]:
+    """One filter list per output audio stream, from the stereo programme."""
+    if spec.tracks == "mono":  # programme left and right, then silent tracks
+        return [[flt("channelmap", map=str(min(i, 1)), channel_layout="mono")] + ([flt("volume", 0)] if i > 1 else [])
+                for i in range(spec.channels)]
+    if spec.channels == 1:
+        return [[flt("aformat", channel_layouts="mono")]]
+    return [[]]
+
+
+# ---------------------------------------------------------------------------------------------------------
+# encoder and muxer options
+
+
+def _kbps(value: int) -> str:
+    return f"{value}k"
+
+
+def video_options(spec: VideoSpec, rate: Fraction, threads: int) -> dict[str, Any]:
+    gop = gop_frames(spec, rate)
+    maxrate = spec.maxrate_kbps or spec.bitrate_kbps
+    bufsize = spec.bufsize_bits or maxrate * 2000
+    opts: dict[str, Any] = {"c:v": spec.codec, "pix_fmt": spec.pix_fmt, "profile:v": spec.profile,
+                            "color_primaries": "bt709", "color_trc": "bt709", "colorspace": "bt709",
+                            "color_range": "tv"}
+    if spec.height < 720:
+        opts.update(color_primaries="bt470bg", color_trc="bt709", colorspace="bt470bg")
+    if spec.level:
+        opts["level:v"] = spec.level
+    flags = ["+ildct+ilme"] if spec.scan != "progressive" else []
+    if spec.codec == "mpeg2video":
+        opts.update({"b:v": _kbps(spec.bitrate_kbps), "maxrate": _kbps(maxrate), "bufsize": bufsize,
+                     "g": gop, "bf": spec.bframes, "sc_threshold": 0 if spec.scene_cut else 1000000000})
+        if spec.rate_control == "cbr":
+            opts.update({"minrate": _kbps(spec.bitrate_kbps), "rc_init_occupancy": bufsize})
+        if spec.closed_gop and gop > 1:
+            flags.append("+cgop")
+            opts["mpv_flags"] = "+strict_gop"  # without it +cgop shrinks the GOP
+    else:
+        opts["preset"] = spec.preset
+        if threads:
+            opts["threads"] = threads
+        if "avcintra" in spec.x264_params:
+            opts["x264-params"] = spec.x264_params  # the class fixes rate, GOP and profile
+        else:
+            opts.update({"b:v": _kbps(spec.bitrate_kbps), "maxrate": _kbps(maxrate), "bufsize": bufsize,
+                         "g": gop, "keyint_min": gop, "bf": spec.bframes,
+                         "sc_threshold": 40 if spec.scene_cut else 0})
+            params = ["open-gop=0" if spec.closed_gop else "open-gop=1"]
+            if spec.rate_control == "cbr":
+                params.append("nal-hrd=cbr")
+            if spec.x264_params:
+                params.append(spec.x264_params)
+            opts["x264-params"] = ":".join(params)
+    if flags:
+        opts["flags"] = "".join(flags)
+    return opts
+
+
+def audio_options(spec: AudioSpec) -> dict[str, Any]:
+    opts: dict[str, Any] = {"c:a": spec.codec, "ar": spec.sample_rate}
+    if spec.bitrate_kbps:
+        opts["b:a"] = _kbps(spec.bitrate_kbps)
+    return opts
+
+
+def container_options(profile: Profile, source: SourceInfo, asset_id: str) -> tuple[dict[str, Any], list[str]]:
+    """Muxer options, and extra options that repeat a flag (ffmpeg-python takes each key once)."""
+    c = profile.container
+    assert c is not None
+    opts: dict[str, Any] = {"f": c.format}
+    extra: list[str] = []
+    if c.faststart:
+        opts["movflags"] = "+faststart"
+    timecode = start_timecode(profile, source)
+    if timecode:
+        opts["timecode"] = timecode
+    if c.bext:
+        opts.update({"write_bext": 1, "rf64": "auto"})
+        extra += ["-metadata", f"description={source.name[:256]}", "-metadata", "originator=onetake",
+                  "-metadata", f"originator_reference={asset_id[:32]}",
+                  "-metadata", f"origination_date={source.modified}", "-metadata", "origination_time=00:00:00"]
+    return opts, extra
+
+
+def start_timecode(profile: Profile, source: SourceInfo) -> str:
+    c = profile.container
+    if c is None:
+        return ""
+    if c.source_timecode and re.fullmatch(r"\d\d:\d\d:\d\d[:;.]\d\d", source.timecode):
+        return source.timecode
+    return c.start_timecode
+
+
+# ---------------------------------------------------------------------------------------------------------
+# the plan
+
+
+@dataclass
+class _Rendition:
+    key: str
+    profile: Profile
+    channels: list[str]
+
+    @property
+    def file_name(self) -> str:
+        if self.profile.kind == "sprite":
+            return "sprite-%03d.jpg"
+        assert self.profile.container is not None
+        return f"{self.profile.name}.{self.profile.container.extension}"
+
+
+def _check_fit(source: SourceInfo, channel: str, profiles: Sequence[Profile]) -> None:
+    for p in profiles:
+        if p.kind in VIDEO_KINDS and not source.video:
+            raise PlanError(f"{source.path}: channel '{channel}' needs video but the source has only audio; "
+                            f"run it with --channels radio")
+        if p.kind == "audio" and not source.audio:
+            raise PlanError(f"{source.path}: channel '{channel}' needs audio but the source has none; "
+                            f"leave '{channel}' out of --channels")
+
+
+def _rungs(source: SourceInfo, profile: Profile, catalog: Catalog) -> list[Profile]:
+    """The rungs of a ladder that fit the source: none above its height, always at least one."""
+    assert profile.hls is not None
+    rungs = sorted((catalog.profile(r) for r in profile.hls.rungs), key=lambda p: -(p.video.height))  # type: ignore
+    height = min(source.video[0].display_size[1], source.video[0].display_size[0] * 9 // 16)
+    height = max(height, source.video[0].display_size[1] if source.video[0].display_aspect < 1 else 0)
+    made = [r for r in rungs if r.video is not None and r.video.height <= height]
+    return made or rungs[-1:]
+
+
+def default_channels(source: SourceInfo, catalog: Catalog) -> tuple[str, ...]:
+    """Every channel the source can feed: all of them for video, the audio-only ones for audio."""
+    if source.video:
+        return tuple(catalog.channels)
+    return tuple(c for c in catalog.channels if all(p.kind == "audio" for p in catalog.channel(c)))
+
+
+def plan_job(source: SourceInfo, channels: Sequence[str] | None, catalog: Catalog,
+             options: PlanOptions) -> JobPlan:
+    """Everything that running ``channels`` for ``source`` takes, as data."""
+    channels = tuple(channels) if channels else default_channels(source, catalog)
+    if not channels:
+        raise PlanError(f"{source.path}: no channel can be made from this source")
+    asset_id = asset_id_for(source)
+    work = options.work_dir.rstrip("/")
+    notes: list[str] = []
+    renditions: dict[str, _Rendition] = {}
+    deliverables: dict[str, list[tuple[str, Profile]]] = {}
+
+    def need(profile: Profile, channel: str) -> str:
+        key = rendition_key(source, profile, options)
+        r = renditions.setdefault(key, _Rendition(key, profile, []))
+        if channel not in r.channels:
+            r.channels.append(channel)
+        return key
+
+    for channel in channels:
+        profiles = catalog.channel(channel)
+        _check_fit(source, channel, profiles)
+        items: list[tuple[str, Profile]] = []
+        for p in profiles:
+            if p.kind == "hls":
+                for rung in _rungs(source, p, catalog):
+                    need(rung, channel)
+                items.append(("hls", p))
+            else:
+                items.append((need(p, channel), p))
+        deliverables[channel] = items
+
+    tasks: list[Task] = []
+    measure_id = None
+    programme = _programme_streams(source)
+    if programme and any(r.profile.loudness for r in renditions.values()):
+        measure_id = f"{asset_id}/measure"
+        tasks.append(Task(measure_id, "measure", {
+            "argv": _measure_argv(source, programme), "source": source.path}))
+    elif not programme and any(r.profile.loudness for r in renditions.values()):
+        notes.append("the source has no audio: loudness is not normalised")
+
+    encode_id = f"{asset_id}/encode"
+    argv, encoded = _encode_argv(source, list(renditions.values()), asset_id, work, options, programme)
+    tasks.append(Task(encode_id, "encode", {
+        "argv": argv, "duration": programme_duration(source), "stall_timeout_s": options.stall_timeout_s,
+        "timeout_factor": options.timeout_factor,
+        "outputs": [{"key": r.key, "profile": r.profile.name, "partial": f"{work}/renditions/{r.key}.partial",
+                     "final": f"{work}/renditions/{r.key}"} for r in encoded]},
+        deps=(measure_id,) if measure_id else (), heavy=True))
+    path_of = {r.key: f"{work}/renditions/{r.key}/{r.file_name}" for r in encoded}
+
+    verify_ids: dict[str, str] = {}
+
+    def verify(key: str, profile: Profile, target: str, expect: dict[str, Any], dep: str) -> str:
+        task_id = f"{asset_id}/verify/{profile.name}"
+        if key not in verify_ids:
+            verify_ids[key] = task_id
+            tasks.append(Task(task_id, "verify", {"profile": profile.to_dict(), "path": target,
+                                                  "expect": expect}, deps=(dep,)))
+        return verify_ids[key]
+
+    delivers: list[Task] = []
+    for channel, items in deliverables.items():
+        files: list[dict[str, Any]] = []
+        checks: list[str] = []
+        for key, p in items:
+            if p.kind == "hls":
+                rungs = _rungs(source, p, catalog)
+                rung_keys = [rendition_key(source, r, options) for r in rungs]
+                pkg_key = hashlib.sha256("|".join([p.content_key(), *rung_keys]).encode()).hexdigest()[:16]
+                pkg_id = f"{asset_id}/package/{p.name}"
+                pkg_dir = f"{work}/packages/{pkg_key}"
+                if not any(t.id == pkg_id for t in tasks):
+                    tasks.append(Task(pkg_id, "package", _hls_params(source, p, rungs, rung_keys, path_of,
+                                                                      pkg_dir), deps=(encode_id,)))
+                for rung, rk in zip(rungs, rung_keys):
+                    checks.append(verify(rk, rung, path_of[rk], _expect(source, rung), encode_id))
+                checks.append(verify(pkg_key, p, pkg_dir, {"rungs": [r.name for r in rungs]}, pkg_id))
+                files.append({"src": pkg_dir, "dest": p.name, "profile": p.name})
+                assert p.hls is not None
+                if p.hls.progressive_mp4:
+                    files.append({"src": path_of[rung_keys[0]], "dest": f"{p.name}.mp4", "profile": rungs[0].name})
+            elif p.kind == "sprite":
+                pkg_id = f"{asset_id}/package/{p.name}"
+                pkg_dir = f"{work}/packages/{key}"
+                sprite = _sprite_params(source, p, f"{work}/renditions/{key}", pkg_dir)
+                if not any(t.id == pkg_id for t in tasks):
+                    tasks.append(Task(pkg_id, "package", sprite, deps=(encode_id,)))
+                checks.append(verify(key, p, pkg_dir, {"sheets": sprite["sheet_count"], "cues": len(sprite["cues"])},
+                                     pkg_id))
+                files.append({"src": pkg_dir, "dest": p.name, "profile": p.name})
+            else:
+                checks.append(verify(key, p, path_of[key], _expect(source, p), encode_id))
+                files.append({"src": path_of[key], "dest": renditions[key].file_name, "profile": p.name})
+        delivers.append(Task(f"{asset_id}/deliver/{channel}", "deliver", {
+            "channel": channel, "asset_id": asset_id, "dest": f"{options.out_dir.rstrip('/')}/{channel}/{asset_id}",
+            "files": files, "checks": checks, "notes": notes,
+            "source": {"path": source.path, "size": source.size, "sha256": source.sha256}},
+            deps=tuple(dict.fromkeys(checks))))
+    tasks.extend(delivers)
+    return JobPlan(asset_id=asset_id, source=source, channels=channels, out_dir=options.out_dir,
+                   work_dir=options.work_dir, tasks=tuple(tasks), notes=tuple(notes))
+
+
+def programme_duration(source: SourceInfo) -> float:
+    """How long every output runs: the picture's duration, or the audio's for audio-only sources."""
+    if source.video and source.video[0].duration > 0:
+        return round(source.video[0].duration, 6)
+    return round(source.duration, 6)
+
+
+def _expect(source: SourceInfo, profile: Profile) -> dict[str, Any]:
+    expect: dict[str, Any] = {"duration": programme_duration(source), "has_audio": bool(source.audio)}
+    if profile.video is not None and source.video:
+        rate = output_rate(source.video[0].rate, profile.video)
+        expect["frame_rate"] = f"{rate.numerator}/{rate.denominator}"
+        expect["gop"] = gop_frames(profile.video, rate)
+    timecode = start_timecode(profile, source)
+    if timecode:
+        expect["timecode"] = timecode
+    return expect
+
+
+def _input(source: SourceInfo) -> Any:
+    return ffmpeg.input("file:" + source.path, f=source.format, protocol_whitelist=PROTOCOL_WHITELIST)
+
+
+GLOBAL_ARGS = ("-nostdin", "-hide_banner", "-nostats", "-loglevel", "warning", "-y")
+
+
+def _programme(inp: Any, source: SourceInfo, programme: list[AudioStreamInfo]) -> tuple[Any, list[Filter]]:
+    """The programme's input stream and the filters that make it stereo 48 kHz on the picture's clock."""
+    video_start = source.video[0].start_time if source.video else programme[0].start_time
+    offset = programme[0].start_time - video_start
+    if len(programme) == 2:
+        stream = ffmpeg.filter([inp[str(programme[0].index)], inp[str(programme[1].index)]], "amerge", inputs=2)
+        return stream, _sync_filters(offset)
+    return inp[str(programme[0].index)], _stereo_filters(programme[0]) + _sync_filters(offset)
+
+
+def _measure_argv(source: SourceInfo, programme: list[AudioStreamInfo]) -> list[str]:
+    inp = _input(source)
+    stream, chain = _programme(inp, source, programme)
+    for name, args, kwargs in chain:
+        stream = stream.filter(name, *args, **dict(kwargs))
+    stream = stream.filter("loudnorm", I=-24, TP=-2, LRA=20, print_format="json")
+    out = ffmpeg.output(stream, "-", f="null")
+    return out.global_args("-nostdin", "-hide_banner", "-nostats").compile(cmd="ffmpeg")
+
+
+def _encode_argv(source: SourceInfo, renditions: list[_Rendition], asset_id: str, work: str,
+                 options: PlanOptions, programme: list[AudioStreamInfo]) -> tuple[list[str], list[_Rendition]]:
+    inp = _input(source)
+    duration = programme_duration(source)
+    video_sinks: dict[str, Any] = {}
+    audio_sinks: dict[str, Any] = {}
+    encoded = [r for r in renditions if r.profile.kind != "hls"]
+    if source.video and any(r.profile.video is not None or r.profile.sprite is not None for r in encoded):
+        tree = _video_tree(source, encoded)
+        _emit(inp[str(source.video[0].index)], tree, video_sinks, audio=False)
+    if any(r.profile.audio is not None for r in encoded):
+        _audio_tree(inp, source, encoded, programme, duration, audio_sinks)
+    outputs = []
+    extras: dict[str, list[str]] = {}
+    for r in encoded:
+        p = r.profile
+        url = f"file:{work}/renditions/{r.key}.partial/{r.file_name}"
+        streams = []
+        opts: dict[str, Any] = {}
+        if p.kind == "sprite":
+            opts.update({"f": "image2", "q:v": 4})
+            streams.append(video_sinks[r.key])
+        elif p.kind == "image":
+            assert p.image is not None
+            opts.update({"f": "image2", "frames:v": 1, "update": 1, "q:v": p.image.quality})
+            streams.append(video_sinks[r.key])
+        else:
+            if p.video is not None:
+                rate = output_rate(source.video[0].rate, p.video)
+                streams.append(video_sinks[r.key])
+                opts.update(video_options(p.video, rate, options.x264_threads))
+            if p.audio is not None:
+                tracks = [audio_sinks[k] for k in sorted(audio_sinks) if k.startswith(r.key + "#")]
+                streams.extend(tracks)
+                if tracks:
+                    opts.update(audio_options(p.audio))
+            opts["t"] = duration
+            muxer, extra = container_options(p, source, asset_id)
+            opts.update(muxer)
+            if extra:
+                extras[url] = extra
+        outputs.append(ffmpeg.output(*streams, url, **opts))
+    argv = ffmpeg.merge_outputs(*outputs).global_args(*GLOBAL_ARGS).compile(cmd="ffmpeg")
+    for url, extra in extras.items():
+        at = argv.index(url)
+        argv[at:at] = extra
+    return argv, encoded
+
+
+def _video_tree(source: SourceInfo, renditions: list[_Rendition]) -> Chain:
+    v: VideoStreamInfo = source.video[0]
+    aspect = v.display_aspect
+    width, height = v.display_size
+    in_matrix = _matrix(v.height, v.color_matrix)
+    root = Chain([flt("setpts", "PTS-STARTPTS")])
+    progressive: Chain | None = None
+
+    def progressive_base() -> Chain:
+        nonlocal progressive
+        if progressive is None:
+            progressive = root.child(flt("bwdif", mode="send_frame", parity="auto")) if v.interlaced else root
+        return progressive
+
+    cascades: dict[tuple[Any, ...], list[_Rendition]] = {}
+    for r in renditions:
+        p = r.profile
+        if p.kind == "sprite":
+            assert p.sprite is not None
+            s = p.sprite
+            node = progressive_base().child(
+                flt("fps", f"1/{s.interval_seconds:g}"),
+                *geometry(aspect, width, height, s.thumb_width, s.thumb_height, "pad", in_matrix, "bt709"),
+                flt("tile", f"{s.columns}x{s.rows}"))
+            node.sinks.append(r.key)
+        elif p.kind == "image":
+            assert p.video is not None and p.image is not None
+            at = round(programme_duration(source) * p.image.at, 3)
+            node = progressive_base().child(
+                flt("select", f"gte(t,{at:g})"),
+                *geometry(aspect, width, height, p.video.width, p.video.height, p.video.framing, in_matrix,
+                          _matrix(p.video.height)),
+                flt("format", "yuvj420p"))
+            node.sinks.append(r.key)
+        elif p.video is not None and p.video.scan != "progressive":
+            _interlaced_branch(root, v, r, in_matrix)
+        elif p.video is not None:
+            spec = p.video
+            rate = output_rate(v.rate, spec)
+            group = (rate, spec.framing, Fraction(spec.width, spec.height), spec.burn_timecode)
+            cascades.setdefault(group, []).append(r)
+    by_rate: dict[Fraction, Chain] = {}
+    for (rate, framing, _, _), members in cascades.items():
+        if rate not in by_rate:
+            by_rate[rate] = progressive_base().child(flt("fps", f"{rate.numerator}/{rate.denominator}"))
+        parent = by_rate[rate]
+        previous: tuple[int, int] | None = None
+        for r in sorted(members, key=lambda m: -(m.profile.video.width * m.profile.video.height)):  # type: ignore
+            spec = r.profile.video
+            assert spec is not None
+            out_matrix = _matrix(spec.height)
+            if previous is None:
+                node = parent.child(*geometry(aspect, width, height, spec.width, spec.height, framing,
+                                              in_matrix, out_matrix))
+            else:  # cascaded: scale the previous rung's picture down, same shape, same padding
+                node = parent.child(flt("scale", spec.width, spec.height))
+            tail = node.child(*_finish(spec, source, r.profile, rate))
+            tail.sinks.append(r.key)
+            parent, previous = node, (spec.width, spec.height)
+    return root
+
+
+def _finish(spec: VideoSpec, source: SourceInfo, profile: Profile, rate: Fraction) -> list[Filter]:
+    chain = []
+    if spec.burn_timecode:
+        timecode = start_timecode(profile, source) or "00:00:00:00"
+        size = max(12, spec.height // 18)
+        chain.append(flt("drawtext", timecode=timecode, rate=f"{rate.numerator}/{rate.denominator}",
+                         fontsize=size, fontcolor="white", box=1, boxcolor="black@0.6", boxborderw=size // 4,
+                         x="(w-tw)/2", y=f"h-th-{spec.height // 20}"))
+    chain.append(flt("format", spec.pix_fmt))
+    return chain
+
+
+def _interlaced_branch(root: Chain, v: VideoStreamInfo, r: _Rendition, in_matrix: str) -> None:
+    """Make a TFF interlaced picture: pass true 25i through, interlace 50p, flag slower rates as PsF."""
+    spec = r.profile.video
+    assert spec is not None
+    rate = output_rate(v.rate, spec)
+    width, height = v.display_size
+    out_matrix = _matrix(spec.height)
+    same_raster = (width, height) == (spec.width, spec.height) and v.display_aspect == Fraction(spec.width, spec.height)
+    if v.interlaced and v.scan == "tff" and v.rate == rate and same_raster and in_matrix == out_matrix:
+        chain = [flt("setfield", "tff")]
+    elif v.interlaced or v.rate >= 2 * rate - Fraction(1, 10):
+        # to fields: deinterlace to double rate (or take 50p/60p as it is), resize, weave back to TFF
+        chain = [flt("bwdif", mode="send_field", parity="auto")] if v.interlaced else []
+        chain += [flt("fps", f"{2 * rate.numerator}/{rate.denominator}"),
+                  *geometry(v.display_aspect, width, height, spec.width, spec.height, spec.framing, in_matrix,
+                            out_matrix),
+                  flt("interlace", scan="tff", lowpass="linear"), flt("setfield", "tff")]
+    else:  # progressive 25p (or slower): segmented frames, flagged TFF
+        chain = [flt("fps", f"{rate.numerator}/{rate.denominator}"),
+                 *geometry(v.display_aspect, width, height, spec.width, spec.height, spec.framing, in_matrix,
+                           out_matrix), flt("setfield", "tff")]
+    node = root.child(*chain, flt("format", spec.pix_fmt))
+    node.sinks.append(r.key)
+
+
+def _audio_tree(inp: Any, source: SourceInfo, renditions: list[_Rendition], programme: list[AudioStreamInfo],
+                duration: float, sinks: dict[str, Any]) -> None:
+    with_audio = [r for r in renditions if r.profile.audio is not None]
+    if programme:
+        stream, chain = _programme(inp, source, programme)
+    else:
+        silent = [r for r in with_audio if r.profile.audio.silence_if_missing]  # type: ignore[union-attr]
+        if not silent:
+            return
+        with_audio = silent
+        stream = ffmpeg.input(f"anullsrc=r={AUDIO_RATE}:cl=stereo", f="lavfi")
+        chain = []
+    root = Chain(chain)
+    by_target: dict[Any, Chain] = {}
+    for r in with_audio:
+        loud = r.profile.loudness if programme else None
+        if loud not in by_target:
+            filters = [loudnorm_filter(loud), flt("aresample", AUDIO_RATE)] if loud else []
+            by_target[loud] = root.child(*filters, flt("apad", whole_dur=duration))
+        assert r.profile.audio is not None
+        for i, track in enumerate(_track_filters(r.profile.audio)):
+            node = by_target[loud].child(*track)
+            node.sinks.append(f"{r.key}#{i}")
+    _emit(stream, root, sinks, audio=True)
+
+
+def _hls_params(source: SourceInfo, profile: Profile, rungs: list[Profile], keys: list[str],
+                path_of: dict[str, str], pkg_dir: str) -> dict[str, Any]:
+    assert profile.hls is not None
+    argv = ["ffmpeg", *GLOBAL_ARGS]
+    for k in keys:
+        argv += ["-protocol_whitelist", PROTOCOL_WHITELIST, "-f", "mp4", "-i", "file:" + path_of[k]]
+    variants = []
+    for i, rung in enumerate(rungs):
+        argv += ["-map", f"{i}:v:0"]
+        if source.audio:
+            argv += ["-map", f"{i}:a:0"]
+        variants.append(f"v:{i},a:{i},name:{rung.name}" if source.audio else f"v:{i},name:{rung.name}")
+    argv += ["-c", "copy", "-f", "hls", "-hls_time", f"{profile.hls.segment_seconds:g}",
+             "-hls_playlist_type", "vod", "-hls_segment_type", "fmp4", "-hls_flags", "independent_segments",
+             "-hls_fmp4_init_filename", "init.mp4",
+             "-hls_segment_filename", f"file:{pkg_dir}.partial/%v/segment_%05d.m4s",
+             "-var_stream_map", " ".join(variants), f"file:{pkg_dir}.partial/%v/index.m3u8"]
+    rate_of = {}
+    for r in rungs:
+        assert r.video is not None
+        rate = output_rate(source.video[0].rate, r.video)
+        rate_of[r.name] = round(float(rate), 3)
+    return {"kind": "hls", "argv": argv, "partial": f"{pkg_dir}.partial", "final": pkg_dir,
+            "variants": [{"name": r.name, "width": r.video.width, "height": r.video.height,  # type: ignore
+                          "frame_rate": rate_of[r.name], "mp4": path_of[k]} for r, k in zip(rungs, keys)]}
+
+
+def _sprite_params(source: SourceInfo, profile: Profile, sheets_dir: str, pkg_dir: str) -> dict[str, Any]:
+    assert profile.sprite is not None
+    s = profile.sprite
+    duration = programme_duration(source)
+    count = max(1, math.ceil(duration / s.interval_seconds - 1e-9))
+    per_sheet = s.columns * s.rows
+    cues = []
+    for i in range(count):
+        sheet, pos = divmod(i, per_sheet)
+        x, y = (pos % s.columns) * s.thumb_width, (pos // s.columns) * s.thumb_height
+        cues.append({"start": round(i * s.interval_seconds, 3),
+                     "end": round(min((i + 1) * s.interval_seconds, duration), 3),
+                     "image": f"sprite-{sheet + 1:03d}.jpg", "xywh": [x, y, s.thumb_width, s.thumb_height]})
+    return {"kind": "sprite", "sheets": sheets_dir, "partial": f"{pkg_dir}.partial", "final": pkg_dir,
+            "sheet_count": math.ceil(count / per_sheet), "cues": cues}

@@ -1,0 +1,258 @@
+"""Read a source into SourceInfo with PyAV, in-process, treating the file as untrusted."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from datetime import datetime, timezone
+from fractions import Fraction
+from pathlib import Path
+
+import av
+import numpy as np
+
+from .errors import SourceError
+from .models import AudioStreamInfo, SourceInfo, VideoStreamInfo
+
+# Only plain local files may be opened: a crafted file cannot make ffmpeg reach the network or other files.
+PROTOCOL_WHITELIST = "file"
+# Demuxers that read other files or the network on a source's behalf; never accepted as sources.
+REFERENCING_FORMATS = {"hls", "applehttp", "dash", "concat", "imf", "sdp", "rtsp", "rtp", "tee", "webm_dash_manifest"}
+IMAGE_CODECS = {"png", "mjpeg", "bmp", "gif", "webp", "tiff", "jpegls", "jpeg2000", "ppm", "pgm", "pam", "qoi",
+                "exr", "dpx", "sgi", "targa", "pcx", "jpegxl", "photocd", "xbm", "xwd", "sunrast", "avif"}
+SNIFF_BYTES = 4096
+# FFmpeg's enum values, as PyAV reports them, by the names ffmpeg's options take.
+PRIMARIES = {1: "bt709", 4: "bt470m", 5: "bt470bg", 6: "smpte170m", 7: "smpte240m", 9: "bt2020", 12: "smpte432"}
+TRANSFERS = {1: "bt709", 4: "gamma22", 5: "gamma28", 6: "smpte170m", 8: "linear", 13: "iec61966-2-1",
+             14: "bt2020-10", 15: "bt2020-12", 16: "smpte2084", 18: "arib-std-b67"}
+MATRICES = {0: "gbr", 1: "bt709", 5: "bt470bg", 6: "smpte170m", 7: "smpte240m", 9: "bt2020nc", 10: "bt2020c"}
+RANGES = {1: "tv", 2: "pc"}
+SAMPLE_FRAMES = 12
+RATE_PACKETS = 240
+HASH_CHUNK = 1 << 20
+
+
+def file_url(path: str) -> str:
+    """The ``file:`` URL for a local path, so that '-i.mp4' or 'concat:a|b' stay plain file names."""
+    return "file:" + os.path.abspath(path)
+
+
+def _sniff(path: str, head: bytes) -> None:
+    text = head.lstrip(b"\xef\xbb\xbf \t\r\n")
+    if text.startswith(b"#EXTM3U") or text.startswith(b"#EXTINF"):
+        raise SourceError(path, "is an HLS playlist that points at other files, not a media file",
+                          "give onetake the media file itself")
+    if text.startswith(b"ffconcat") or b"<MPD" in text[:512] or text.startswith(b"v=0"):
+        raise SourceError(path, "is a playlist or session description that points at other files or the "
+                                "network, not a media file", "give onetake the media file itself")
+    if head and b"\x00" not in head:
+        try:
+            head.decode("utf-8")
+        except UnicodeDecodeError:
+            return
+        raise SourceError(path, "is a text file, not audio or video", "check that the right file was given")
+
+
+def sha256_of(path: str) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        while chunk := f.read(HASH_CHUNK):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def _ratio(value: Fraction | None) -> str:
+    if not value:
+        return "1:1"
+    return f"{value.numerator}:{value.denominator}"
+
+
+def _seconds(value: int | None, time_base: Fraction | None) -> float:
+    if value is None or time_base is None:
+        return 0.0
+    return float(value * time_base)
+
+
+def _nominal_rate(stream: av.video.stream.VideoStream) -> Fraction:
+    for rate in (stream.average_rate, stream.guessed_rate, stream.base_rate):
+        if rate and 1 <= rate <= 300:
+            return Fraction(rate)
+    return Fraction(25)
+
+
+STANDARD_RATES = [Fraction(24000, 1001), Fraction(24), Fraction(25), Fraction(30000, 1001), Fraction(30),
+                  Fraction(50), Fraction(60000, 1001), Fraction(60)]
+
+
+def _snap_rate(rate: Fraction) -> Fraction:
+    """The standard rate within 1.5 % of ``rate``; phones record 29.6 fps that mean 30."""
+    best = min(STANDARD_RATES, key=lambda r: abs(float(r - rate)))
+    return best if abs(float(best - rate)) <= 0.015 * float(best) else rate.limit_denominator(1001)
+
+
+def _combing(gray: np.ndarray) -> float:
+    """How much neighbouring lines differ compared with lines two apart; >1.3 on interlaced motion."""
+    g = gray.astype(np.float32)
+    h = g.shape[0] - g.shape[0] % 4
+    adjacent = np.abs(g[0:h - 2:2] - g[1:h - 1:2]).mean()
+    same_field = np.abs(g[0:h - 2:2] - g[2:h:2]).mean()
+    return float(adjacent / (same_field + 1e-3))
+
+
+def _video_info(container: av.container.InputContainer, stream: av.video.stream.VideoStream,
+                path: str) -> VideoStreamInfo:
+    cc = stream.codec_context
+    stream.thread_type = "AUTO"
+    frames = []
+    try:
+        for frame in container.decode(stream):
+            frames.append(frame)
+            if len(frames) >= SAMPLE_FRAMES:
+                break
+    except av.FFmpegError as exc:
+        if not frames:
+            raise SourceError(path, f"its video stream cannot be decoded ({exc.strerror})",
+                              "re-export or re-wrap the file and try again") from exc
+    if not frames:
+        raise SourceError(path, "its video stream holds no pictures", "re-export the file and try again")
+    first = frames[0]
+    rotation = int(getattr(first, "rotation", 0) or 0) % 360
+    flagged = [f for f in frames if f.interlaced_frame]
+    field_order = str(cc.field_order or "").lower()
+    if flagged or field_order in ("tt", "bb", "tb", "bt", "2", "3", "4", "5"):
+        scan = "bff" if field_order in ("bb", "bt", "3", "5") else "tff"
+        basis = "flag"
+    else:
+        scan, basis = "progressive", "flag"
+        if first.height >= 480 and len(frames) >= 4:
+            combs = [_combing(f.to_ndarray(format="gray")[::2, ::2].repeat(2, axis=0)) for f in frames[1::3]]
+            if np.median(combs) > 1.3:
+                scan, basis = "tff", "sampled"
+    rate = _nominal_rate(stream)
+    container.seek(0)
+    pts = []
+    for packet in container.demux(stream):
+        if packet.pts is not None:
+            pts.append(packet.pts)
+        if len(pts) >= RATE_PACKETS:
+            break
+    variable = False
+    if len(pts) > 3 and stream.time_base:
+        deltas = np.diff(np.sort(np.array(pts, dtype=np.int64))) * float(stream.time_base)
+        deltas = deltas[deltas > 0]
+        if len(deltas):
+            variable = bool(deltas.max() - deltas.min() > 0.25 / float(rate))
+            if variable:
+                rate = Fraction(len(deltas), 1) / Fraction(float(deltas.sum())).limit_denominator(100000)
+    rate = _snap_rate(rate)
+    return VideoStreamInfo(
+        index=stream.index, codec=cc.name, width=cc.width, height=cc.height,
+        sar=_ratio(cc.sample_aspect_ratio or stream.sample_aspect_ratio), rotation=rotation,
+        frame_rate=f"{rate.numerator}/{rate.denominator}", variable_frame_rate=variable, scan=scan,
+        scan_basis=basis, pix_fmt=cc.pix_fmt or "", color_primaries=PRIMARIES.get(int(first.color_primaries or 2), ""),
+        color_transfer=TRANSFERS.get(int(first.color_trc or 2), ""),
+        color_matrix=MATRICES.get(int(first.colorspace or 2), ""), color_range=RANGES.get(int(first.color_range or 0), ""),
+        start_time=_seconds(stream.start_time, stream.time_base),
+        duration=_seconds(stream.duration, stream.time_base), frames=int(stream.frames or 0))
+
+
+def _audio_info(stream: av.audio.stream.AudioStream) -> AudioStreamInfo:
+    cc = stream.codec_context
+    return AudioStreamInfo(
+        index=stream.index, codec=cc.name, channels=cc.channels, layout=cc.layout.name if cc.layout else "",
+        sample_rate=cc.sample_rate, start_time=_seconds(stream.start_time, stream.time_base),
+        duration=_seconds(stream.duration, stream.time_base), language=stream.metadata.get("language", ""),
+        default=bool(stream.disposition & av.stream.Disposition.default))
+
+
+def _check_complete(container: av.container.InputContainer, path: str, size: int, duration: float) -> None:
+    """Refuse a file whose data stops before its declared end (an interrupted copy or upload)."""
+    for stream in container.streams:
+        entries = stream.index_entries
+        if entries:
+            end = max(e.pos + e.size for e in entries)
+            if end > size:
+                raise SourceError(path, f"is truncated: its index points {end - size} bytes past the end of the "
+                                        f"file", "copy the file again from the card or sender")
+    if duration <= 2:
+        return
+    target = container.streams.video[0] if container.streams.video else container.streams.audio[0]
+    container.seek(int((duration - 2) * av.time_base), any_frame=False)
+    last = None
+    try:
+        for packet in container.demux(target):
+            if packet.pts is not None and packet.time_base:
+                last = float(packet.pts * packet.time_base)
+    except av.FFmpegError:
+        last = None
+    start = float(container.start_time or 0) / av.time_base
+    if last is None or last - start < duration * 0.9 - 2:
+        raise SourceError(path, f"is truncated: it declares {duration:.1f} s but its data stops early",
+                          "copy the file again from the card or sender")
+
+
+def probe(path: str | os.PathLike[str], *, compute_hash: bool = True) -> SourceInfo:
+    """Describe ``path``; every way it can be unusable raises SourceError naming the file."""
+    path = os.path.abspath(os.fspath(path))
+    shown = path
+    try:
+        st = os.stat(path)
+    except FileNotFoundError:
+        raise SourceError(shown, "no such file", "check the path") from None
+    except OSError as exc:
+        raise SourceError(shown, f"cannot be read ({exc.strerror})") from exc
+    if not Path(path).is_file():
+        raise SourceError(shown, "is not a regular file", "give onetake a media file")
+    if st.st_size == 0:
+        raise SourceError(shown, "is empty (0 bytes)", "the copy or upload probably failed; send it again")
+    try:
+        with open(path, "rb") as f:
+            head = f.read(SNIFF_BYTES)
+    except OSError as exc:
+        raise SourceError(shown, f"cannot be read ({exc.strerror})", "check its permissions") from exc
+    _sniff(shown, head)
+    try:
+        container = av.open(file_url(path), options={"protocol_whitelist": PROTOCOL_WHITELIST})
+    except av.FFmpegError as exc:
+        raise SourceError(shown, f"is not a media file onetake can read ({exc.strerror})",
+                          "check that it is audio or video and was copied completely") from exc
+    with container:
+        fmt = container.format.name.split(",")[0]
+        if fmt in REFERENCING_FORMATS:
+            raise SourceError(shown, f"is a {fmt} playlist that points at other files, not a media file",
+                              "give onetake the media file itself")
+        vstreams = [s for s in container.streams.video
+                    if not s.disposition & av.stream.Disposition.attached_pic]
+        if vstreams and (fmt == "image2" or fmt.endswith("_pipe") or
+                         (vstreams[0].codec_context.name in IMAGE_CODECS and (vstreams[0].frames or 0) <= 1
+                          and not container.streams.audio)):
+            raise SourceError(shown, f"is a still image ({vstreams[0].codec_context.name}), not video",
+                              "give onetake a video or audio file")
+        if not vstreams and not container.streams.audio:
+            raise SourceError(shown, "has neither video nor audio streams", "give onetake a media file")
+        duration = float(container.duration or 0) / av.time_base
+        try:
+            _check_complete(container, shown, st.st_size, duration)
+            container.seek(0)
+            videos = []
+            for s in vstreams:
+                videos.append(_video_info(container, s, shown))
+                container.seek(0)
+            audios = [_audio_info(s) for s in container.streams.audio if s.codec_context.channels]
+        except av.FFmpegError as exc:
+            raise SourceError(shown, f"cannot be read to the end ({exc.strerror})",
+                              "copy the file again from the card or sender") from exc
+        if duration <= 0:
+            duration = max([v.duration for v in videos] + [a.duration for a in audios] + [0.0])
+        if duration <= 0:
+            raise SourceError(shown, "has no duration", "re-wrap the file (for example into MP4) and try again")
+        timecode = container.metadata.get("timecode", "")
+        for s in container.streams:
+            timecode = timecode or s.metadata.get("timecode", "")
+        format_long = container.format.long_name
+        start_time = float(container.start_time or 0) / av.time_base
+    return SourceInfo(
+        path=path, size=st.st_size, sha256=sha256_of(path) if compute_hash else "",
+        modified=datetime.fromtimestamp(st.st_mtime, timezone.utc).date().isoformat(),
+        format=fmt, format_long=format_long, duration=round(duration, 6), start_time=start_time,
+        timecode=timecode, video=tuple(videos), audio=tuple(audios))

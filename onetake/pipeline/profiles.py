@@ -1,0 +1,273 @@
+"""Rendition profiles and channel sets: TOML files, validated when they are loaded.
+
+A profile is one file ``NAME.toml``; ``channels.toml`` maps each channel to its profiles. The shipped
+files live in the ``onetake.profiles`` package; a user folder adds profiles or overrides them by name.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import tomllib
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from .errors import ProfileError
+from .schema import build, option
+
+KINDS = ("av", "audio", "image", "sprite", "hls")
+X264_PRESETS = ("ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow", "slower", "veryslow")
+CODEC_OPTION = r"[A-Za-z0-9.]*"  # profile/level values go to ffmpeg as they are: no spaces, no dashes
+
+
+@dataclass(frozen=True)
+class ContainerSpec:
+    format: str = option("mp4", choices=("mp4", "mov", "mxf", "mxf_d10", "wav", "mp3", "ipod", "mp2", "image2"))
+    extension: str = option("mp4", pattern=r"[a-z0-9]{1,5}")
+    faststart: bool = option(False, help="move the moov atom before mdat (progressive download)")
+    start_timecode: str = option("", pattern=r"|\d\d:\d\d:\d\d[:;]\d\d", help="HH:MM:SS:FF, or '' for none")
+    source_timecode: bool = option(False, help="start at the source's timecode when it has one")
+    bext: bool = option(False, help="write a Broadcast WAV bext chunk")
+
+
+@dataclass(frozen=True)
+class VideoSpec:
+    codec: str = option("libx264", choices=("libx264", "mpeg2video"))
+    profile: str = option("high", pattern=CODEC_OPTION, help="encoder profile as ffmpeg takes it")
+    level: str = option("", pattern=CODEC_OPTION)
+    width: int = option(1920, min=16, max=7680)
+    height: int = option(1080, min=16, max=4320)
+    pix_fmt: str = option("yuv420p", choices=("yuv420p", "yuv422p", "yuv422p10le"))
+    scan: str = option("progressive", choices=("progressive", "tff"))
+    frame_rate: str = option("source", pattern=r"source|\d{1,3}(/1001)?",
+                             help="'source' keeps the source's rate (halved above max_frame_rate)")
+    max_frame_rate: float = option(30.0, min=1, max=120)
+    framing: str = option("pad", choices=("pad", "center", "fit"),
+                          help="pad: pillar/letterbox; center: crop to fill; fit: over a blurred copy")
+    gop_seconds: float = option(0.0, min=0, max=20, help="keyframe interval in seconds (or use gop_frames)")
+    gop_frames: int = option(0, min=0, max=600)
+    bframes: int = option(2, min=0, max=16)
+    closed_gop: bool = option(True)
+    scene_cut: bool = option(False, help="extra keyframes at scene cuts; off keeps ladders aligned")
+    rate_control: str = option("vbr", choices=("cbr", "vbr"))
+    bitrate_kbps: int = option(3000, min=100, max=400_000)
+    maxrate_kbps: int = option(0, min=0, max=400_000, help="0: same as bitrate_kbps")
+    bufsize_bits: int = option(0, min=0, max=1_000_000_000, help="0: two seconds of maxrate")
+    preset: str = option("medium", choices=X264_PRESETS)
+    x264_params: str = option("", pattern=r"[A-Za-z0-9=:._-]*")
+    burn_timecode: bool = option(False, help="burn the source timecode in, bottom centre")
+
+
+@dataclass(frozen=True)
+class AudioSpec:
+    codec: str = option("aac", choices=("aac", "libmp3lame", "mp2", "pcm_s16le", "pcm_s24le"))
+    sample_rate: int = option(48000, choices=(44100, 48000))
+    channels: int = option(2, min=1, max=8)
+    tracks: str = option("interleaved", choices=("interleaved", "mono"),
+                         help="mono: one mono track per channel, as playout servers want")
+    bitrate_kbps: int = option(0, min=0, max=1024, help="0 for PCM")
+    silence_if_missing: bool = option(False, help="give a source without audio silent tracks")
+
+
+@dataclass(frozen=True)
+class LoudnessSpec:
+    integrated: float = option(-24.0, min=-70, max=-5, help="target integrated loudness, LUFS/LKFS")
+    tolerance: float = option(1.0, min=0.1, max=5, help="allowed distance from the target, LU")
+    true_peak: float = option(-2.0, min=-9, max=0, help="maximum true peak, dBTP")
+    lra: float = option(20.0, min=1, max=50, help="loudness range ceiling for loudnorm, LU")
+
+
+@dataclass(frozen=True)
+class ImageSpec:
+    at: float = option(0.25, min=0, max=1, help="where the still is taken, as a fraction of the duration")
+    quality: int = option(2, min=1, max=31, help="JPEG qscale: 1 best, 31 worst")
+
+
+@dataclass(frozen=True)
+class SpriteSpec:
+    interval_seconds: float = option(5.0, min=0.5, max=600)
+    thumb_width: int = option(160, min=16, max=1920)
+    thumb_height: int = option(90, min=16, max=1080)
+    columns: int = option(10, min=1, max=50)
+    rows: int = option(10, min=1, max=50)
+
+
+@dataclass(frozen=True)
+class HlsSpec:
+    rungs: tuple[str, ...] = option(())
+    segment_seconds: float = option(6.0, min=1, max=30)
+    progressive_mp4: bool = option(True, help="also deliver the top rung as a progressive MP4")
+
+
+@dataclass(frozen=True)
+class CheckSpec:
+    bitrate_tolerance: float = option(0.0, min=0, max=1, help="video bitrate within this fraction; 0 skips")
+    max_segment_seconds: float = option(6.5, min=1, max=60)
+    peak_to_bandwidth: float = option(1.1, min=1, max=3)
+    max_duration_s: float = option(0.0, min=0, max=86400, help="platform limit; 0 for none")
+    max_size_mb: float = option(0.0, min=0, max=1_000_000, help="platform limit; 0 for none")
+
+
+SECTIONS: dict[str, type] = {
+    "container": ContainerSpec, "video": VideoSpec, "audio": AudioSpec, "loudness": LoudnessSpec,
+    "image": ImageSpec, "sprite": SpriteSpec, "hls": HlsSpec, "checks": CheckSpec,
+}
+REQUIRED: dict[str, tuple[str, ...]] = {
+    "av": ("container", "video", "audio"),
+    "audio": ("container", "audio", "loudness"),
+    "image": ("container", "video", "image"),
+    "sprite": ("sprite",),
+    "hls": ("hls",),
+}
+
+
+@dataclass(frozen=True)
+class Profile:
+    name: str
+    kind: str
+    description: str = ""
+    container: ContainerSpec | None = None
+    video: VideoSpec | None = None
+    audio: AudioSpec | None = None
+    loudness: LoudnessSpec | None = None
+    image: ImageSpec | None = None
+    sprite: SpriteSpec | None = None
+    hls: HlsSpec | None = None
+    checks: CheckSpec = CheckSpec()
+
+    def encoding(self) -> dict[str, Any]:
+        """What decides the bytes of the output: everything but the name and description."""
+        data = dataclasses.asdict(self)
+        data.pop("name")
+        data.pop("description")
+        return data
+
+    def content_key(self) -> str:
+        """Same key for profiles that would produce the same file, whatever they are called."""
+        blob = json.dumps(self.encoding(), sort_keys=True).encode()
+        return hashlib.sha256(blob).hexdigest()[:16]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {k: v for k, v in dataclasses.asdict(self).items() if v is not None}
+
+
+def parse_profile(data: dict[str, Any], name: str, where: str) -> Profile:
+    """Build a Profile from a TOML document; ``where`` names the file in messages."""
+    top = {"name", "kind", "description", *SECTIONS}
+    unknown = sorted(set(data) - top)
+    if unknown:
+        raise ProfileError(f"{where}: unknown key '{unknown[0]}'; known keys are {', '.join(sorted(top))}")
+    if data.get("name", name) != name:
+        raise ProfileError(f"{where}: 'name' = {data['name']!r} must match the file name {name!r}")
+    kind = data.get("kind")
+    if kind not in KINDS:
+        raise ProfileError(f"{where}: 'kind' = {kind!r} is not allowed; choose one of {', '.join(KINDS)}")
+    description = data.get("description", "")
+    if not isinstance(description, str):
+        raise ProfileError(f"{where}: 'description' must be a string")
+    missing = [s for s in REQUIRED[kind] if s not in data]
+    if missing:
+        raise ProfileError(f"{where}: a profile of kind '{kind}' needs a [{missing[0]}] section")
+    sections = {s: build(cls, data[s], f"{where} [{s}]", ProfileError) for s, cls in SECTIONS.items() if s in data}
+    profile = Profile(name=name, kind=kind, description=description, **sections)
+    _check_consistency(profile, where)
+    return profile
+
+
+def _check_consistency(p: Profile, where: str) -> None:
+    v = p.video
+    if v is not None and p.kind == "av":
+        if (v.gop_seconds > 0) == (v.gop_frames > 0):
+            raise ProfileError(f"{where} [video]: set exactly one of 'gop_seconds' and 'gop_frames'")
+        if v.width % 2 or v.height % 2:
+            raise ProfileError(f"{where} [video]: width and height must be even for {v.pix_fmt}")
+    if p.audio is not None and p.audio.tracks == "interleaved" and p.audio.channels > 2:
+        raise ProfileError(f"{where} [audio]: interleaved audio has 1 or 2 channels; use tracks = \"mono\" "
+                           f"for {p.audio.channels} tracks")
+    if p.audio is not None and p.audio.codec.startswith("pcm") and p.audio.bitrate_kbps:
+        raise ProfileError(f"{where} [audio]: 'bitrate_kbps' must be 0 for PCM codec {p.audio.codec}")
+    if p.kind == "hls" and p.hls is not None and not p.hls.rungs:
+        raise ProfileError(f"{where} [hls]: 'rungs' must name at least one profile")
+
+
+def load_profile_file(path: Path) -> Profile:
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ProfileError(f"{path}: no such profile file") from None
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise ProfileError(f"{path}: not valid TOML ({exc})") from exc
+    return parse_profile(data, path.stem, str(path))
+
+
+@dataclass(frozen=True)
+class Catalog:
+    """Every known profile and channel set, after user overrides."""
+
+    profiles: dict[str, Profile]
+    channels: dict[str, tuple[str, ...]]
+    origins: dict[str, str]
+
+    def profile(self, name: str) -> Profile:
+        try:
+            return self.profiles[name]
+        except KeyError:
+            raise ProfileError(f"unknown profile '{name}'; `onetake profiles list` shows the known ones") from None
+
+    def channel(self, name: str) -> tuple[Profile, ...]:
+        if name not in self.channels:
+            raise ProfileError(f"unknown channel '{name}'; known channels are {', '.join(self.channels)}")
+        return tuple(self.profile(p) for p in self.channels[name])
+
+
+def _parse_channels(text: str, where: str, catalog_names: set[str]) -> dict[str, tuple[str, ...]]:
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ProfileError(f"{where}: not valid TOML ({exc})") from exc
+    channels: dict[str, tuple[str, ...]] = {}
+    for channel, table in data.items():
+        if not isinstance(table, dict) or set(table) - {"profiles", "description"}:
+            raise ProfileError(f"{where} [{channel}]: only 'profiles' and 'description' are allowed")
+        names = table.get("profiles")
+        if not isinstance(names, list) or not names or not all(isinstance(n, str) for n in names):
+            raise ProfileError(f"{where} [{channel}]: 'profiles' must be a non-empty list of profile names")
+        for n in names:
+            if n not in catalog_names:
+                raise ProfileError(f"{where} [{channel}]: unknown profile '{n}'")
+        channels[channel] = tuple(names)
+    return channels
+
+
+def load_catalog(user_dir: Path | None = None) -> Catalog:
+    """Load the shipped profiles, then the user folder's, which add to or override them by name."""
+    texts: dict[str, tuple[str, str]] = {}
+    shipped = resources.files("onetake.profiles")
+    for entry in sorted(shipped.iterdir(), key=lambda e: e.name):
+        if entry.name.endswith(".toml"):
+            texts[entry.name[:-5]] = (entry.read_text(encoding="utf-8"), f"onetake/profiles/{entry.name}")
+    if user_dir is not None:
+        if not user_dir.is_dir():
+            raise ProfileError(f"{user_dir}: profiles folder does not exist")
+        for path in sorted(user_dir.glob("*.toml")):
+            texts[path.stem] = (path.read_text(encoding="utf-8"), str(path))
+    channels_text = texts.pop("channels", None)
+    profiles: dict[str, Profile] = {}
+    for name, (text, where) in texts.items():
+        try:
+            data = tomllib.loads(text)
+        except tomllib.TOMLDecodeError as exc:
+            raise ProfileError(f"{where}: not valid TOML ({exc})") from exc
+        profiles[name] = parse_profile(data, name, where)
+    for p in profiles.values():
+        if p.hls is not None:
+            for rung in p.hls.rungs:
+                if rung not in profiles or profiles[rung].kind != "av":
+                    raise ProfileError(f"{texts[p.name][1]} [hls]: rung '{rung}' is not a known 'av' profile")
+    if channels_text is None:
+        raise ProfileError("channels.toml is missing from the profiles")
+    channels = _parse_channels(channels_text[0], channels_text[1], set(profiles))
+    return Catalog(profiles=profiles, channels=channels, origins={n: w for n, (_, w) in texts.items()})

@@ -1,0 +1,1 @@
+"""The shipped rendition profiles and channel sets (TOML package data)."""

@@ -1,0 +1,132 @@
+"""Run ffmpeg as a child that cannot outlive its task: own process group, parent-death signal,
+a stall watchdog fed by ``-progress`` and a hard time limit."""
+
+from __future__ import annotations
+
+import ctypes
+import functools
+import os
+import re
+import selectors
+import shutil
+import signal
+import subprocess
+import threading
+import time
+from collections import deque
+from collections.abc import Callable, Sequence
+
+from ..pipeline.errors import EncodeError
+
+PR_SET_PDEATHSIG = 1
+STDERR_KEEP = 400  # lines
+
+
+@functools.cache
+def ffmpeg_binary() -> str:
+    """ONETAKE_FFMPEG, else an ffmpeg on PATH, else the one the imageio-ffmpeg wheel ships."""
+    explicit = os.environ.get("ONETAKE_FFMPEG")
+    if explicit:
+        return explicit
+    found = shutil.which("ffmpeg")
+    if found:
+        return found
+    import imageio_ffmpeg
+
+    return imageio_ffmpeg.get_ffmpeg_exe()
+
+
+@functools.cache
+def ffmpeg_version() -> str:
+    """First line of ``ffmpeg -version``: part of every output key."""
+    try:
+        out = subprocess.run([ffmpeg_binary(), "-hide_banner", "-version"], capture_output=True, text=True,
+                             timeout=30, check=True).stdout
+    except (OSError, subprocess.SubprocessError) as exc:
+        raise EncodeError("ffmpeg cannot be started; set ONETAKE_FFMPEG to a working ffmpeg",
+                          [ffmpeg_binary(), "-version"], None, str(exc)) from exc
+    return out.splitlines()[0].strip() if out else "ffmpeg"
+
+
+def _die_with_parent() -> None:  # runs in the child between fork and exec
+    try:
+        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+    except (OSError, AttributeError):
+        pass
+
+
+def _kill_group(proc: subprocess.Popen[bytes]) -> None:
+    try:
+        os.killpg(proc.pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+    proc.wait()
+
+
+Progress = Callable[[float], None]
+
+
+def run_ffmpeg(argv: Sequence[str], *, duration: float = 0.0, on_progress: Progress | None = None,
+               stall_timeout: float = 120.0, timeout: float | None = None, what: str = "ffmpeg") -> str:
+    """Run a planned ffmpeg argv (``argv[0]`` is a placeholder) and return its stderr.
+
+    ``on_progress`` gets the fraction done (0..1). Raises EncodeError on failure, stall or timeout,
+    with the argv, the exit status and the tail of stderr.
+    """
+    full = [ffmpeg_binary(), "-progress", "pipe:1", *argv[1:]]
+    try:
+        proc = subprocess.Popen(full, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                start_new_session=True, preexec_fn=_die_with_parent)
+    except OSError as exc:
+        raise EncodeError(f"{what} could not start; set ONETAKE_FFMPEG to a working ffmpeg", full, None,
+                          str(exc)) from exc
+    stderr: deque[str] = deque(maxlen=STDERR_KEEP)
+    reader = threading.Thread(target=lambda: stderr.extend(
+        line.decode("utf-8", "replace") for line in proc.stderr), daemon=True)  # type: ignore[union-attr]
+    reader.start()
+    started = last_progress = time.monotonic()
+    done_s = 0.0
+    buffer = b""
+    selector = selectors.DefaultSelector()
+    assert proc.stdout is not None
+    selector.register(proc.stdout, selectors.EVENT_READ)
+    try:
+        while True:
+            events = selector.select(timeout=1.0)
+            now = time.monotonic()
+            if events:
+                chunk = os.read(proc.stdout.fileno(), 65536)
+                if not chunk:
+                    break
+                buffer += chunk
+                *lines, buffer = buffer.split(b"\n")
+                for line in lines:
+                    m = re.match(rb"out_time_us=(\d+)", line)
+                    if m:
+                        seconds = int(m.group(1)) / 1e6
+                        if seconds > done_s:
+                            done_s, last_progress = seconds, now
+                    elif line.startswith(b"progress="):
+                        if on_progress is not None and duration > 0:
+                            on_progress(min(1.0, done_s / duration))
+            if now - last_progress > stall_timeout:
+                _kill_group(proc)
+                raise EncodeError(f"{what} made no progress for {stall_timeout:.0f} s and was stopped", full,
+                                  None, "".join(stderr))
+            if timeout is not None and now - started > timeout:
+                _kill_group(proc)
+                raise EncodeError(f"{what} ran past its limit of {timeout:.0f} s and was stopped", full, None,
+                                  "".join(stderr))
+        proc.wait()
+    except BaseException:
+        _kill_group(proc)
+        raise
+    finally:
+        selector.close()
+        reader.join(timeout=5)
+    tail = "".join(stderr)
+    if proc.returncode != 0:
+        raise EncodeError(f"{what} failed", full, proc.returncode, tail)
+    if on_progress is not None:
+        on_progress(1.0)
+    return tail

@@ -1,0 +1,86 @@
+"""Storage backends: where a channel's verified files end up. The manifest is always written last."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import uuid
+from abc import ABC, abstractmethod
+from pathlib import Path
+from typing import Any
+
+from .. import __version__
+from ..pipeline.errors import StorageError
+from ..pipeline.probe import sha256_of
+from .files import link_or_copy
+
+MANIFEST = "manifest.json"
+
+
+def expand(files: list[dict[str, Any]]) -> list[tuple[Path, str, str]]:
+    """(source file, path inside the delivery, profile) for every file, folders walked in name order."""
+    out = []
+    for item in files:
+        src = Path(item["src"])
+        if src.is_dir():
+            for path in sorted(p for p in src.rglob("*") if p.is_file()):
+                out.append((path, f"{item['dest']}/{path.relative_to(src).as_posix()}", item["profile"]))
+        else:
+            out.append((src, item["dest"], item["profile"]))
+    return out
+
+
+def build_manifest(channel: str, asset_id: str, source: dict[str, Any], files: list[tuple[Path, str, str]],
+                   checks: list[dict[str, Any]], notes: list[str]) -> dict[str, Any]:
+    return {
+        "asset_id": asset_id, "channel": channel, "source": source,
+        "files": [{"path": rel, "size": src.stat().st_size, "sha256": sha256_of(str(src)), "profile": profile}
+                  for src, rel, profile in files],
+        "checks": [{k: c[k] for k in ("name", "passed", "value", "limit", "profile")} for c in checks],
+        "notes": notes, "onetake": __version__,
+    }
+
+
+class StorageBackend(ABC):
+    """One destination kind (local folder, S3, ...)."""
+
+    @abstractmethod
+    def deliver(self, dest: str, files: list[tuple[Path, str, str]], manifest: dict[str, Any]) -> str:
+        """Put every file under ``dest``, then the manifest; return where the manifest is."""
+
+
+class LocalStorage(StorageBackend):
+    """A folder on a local or shared file system; the delivery appears whole, by one rename."""
+
+    def deliver(self, dest: str, files: list[tuple[Path, str, str]], manifest: dict[str, Any]) -> str:
+        final = Path(dest)
+        body = json.dumps(manifest, indent=2, ensure_ascii=False) + "\n"
+        existing = final / MANIFEST
+        if existing.is_file() and existing.read_text(encoding="utf-8") == body:
+            return str(existing)  # already delivered, byte for byte
+        staging = final.parent / f".{final.name}.partial-{uuid.uuid4().hex[:8]}"
+        try:
+            for src, rel, _ in files:
+                target = staging / rel
+                target.parent.mkdir(parents=True, exist_ok=True)
+                link_or_copy(src, target)
+            (staging / MANIFEST).write_text(body, encoding="utf-8")
+            if final.exists():  # an older delivery of the same asset: swap, never write into it
+                old = final.parent / f".{final.name}.replaced-{uuid.uuid4().hex[:8]}"
+                os.rename(final, old)
+                os.rename(staging, final)
+                shutil.rmtree(old, ignore_errors=True)
+            else:
+                os.rename(staging, final)
+        except OSError as exc:
+            shutil.rmtree(staging, ignore_errors=True)
+            raise StorageError(f"{dest}: cannot write the delivery ({exc.strerror or exc})") from exc
+        return str(final / MANIFEST)
+
+
+def backend_for(dest: str) -> StorageBackend:
+    if "://" in dest:
+        scheme = dest.split("://", 1)[0]
+        raise StorageError(f"{dest}: '{scheme}://' destinations are not supported yet; give a local folder")
+    return LocalStorage()

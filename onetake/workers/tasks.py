@@ -1,0 +1,109 @@
+"""The registry from task kind to the function a worker runs, and those functions.
+
+Every function takes the task's params, the results of its dependencies and a progress callback, and
+returns plain data (which Dask moves back to the client).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import re
+import shutil
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+from ..pipeline.errors import EncodeError, VerificationError
+from ..pipeline.plan import MEASURED
+from .ffmpeg import run_ffmpeg
+from .files import publish_dir
+from .package import package
+from .storage import backend_for, build_manifest, expand
+from .verify import verify_output
+
+Report = Callable[[float], None]
+SILENCE_LUFS = -70.0  # below the BS.1770 absolute gate: nothing to normalise
+HARD_LIMIT_FLOOR_S = 300.0
+
+
+def measure(params: dict[str, Any], deps: Sequence[Any], report: Report) -> dict[str, Any]:
+    """Pass 1 of loudness normalisation: loudnorm's measurement of the programme audio."""
+    log = run_ffmpeg(params["argv"], what="loudness measurement")
+    block = log[log.rfind("{"):log.rfind("}") + 1]
+    try:
+        data = json.loads(block)
+        values = {"measured_I": float(data["input_i"]), "measured_TP": float(data["input_tp"]),
+                  "measured_LRA": float(data["input_lra"]), "measured_thresh": float(data["input_thresh"])}
+    except (ValueError, KeyError) as exc:
+        raise EncodeError("loudness measurement gave no result", params["argv"], 0, log) from exc
+    silent = not math.isfinite(values["measured_I"]) or values["measured_I"] < SILENCE_LUFS
+    return {**values, "silent": silent}
+
+
+def fill_measurements(argv: list[str], measured: dict[str, Any] | None) -> list[str]:
+    """Put pass-1 values into loudnorm; a silent programme gets no gain at all."""
+    if "-filter_complex" not in argv:
+        return list(argv)
+    at = argv.index("-filter_complex") + 1
+    graph = argv[at]
+    if measured is None or measured.get("silent"):
+        graph = re.sub(r"loudnorm=[^\[;,]*", "anull", graph)
+    else:
+        for key in MEASURED:
+            graph = graph.replace("{" + key + "}", f"{measured[key]:.2f}")
+    return [*argv[:at], graph, *argv[at + 1:]]
+
+
+def encode(params: dict[str, Any], deps: Sequence[Any], report: Report) -> dict[str, Any]:
+    """One ffmpeg for every rendition of the source; outputs appear only when all of them are done."""
+    outputs = params["outputs"]
+    if all(os.path.isdir(o["final"]) for o in outputs):
+        report(1.0)
+        return {"reused": True, "outputs": [o["final"] for o in outputs]}
+    for o in outputs:
+        shutil.rmtree(o["partial"], ignore_errors=True)
+        os.makedirs(o["partial"])
+    argv = fill_measurements(params["argv"], deps[0] if deps else None)
+    duration = float(params["duration"])
+    try:
+        run_ffmpeg(argv, duration=duration, on_progress=report, stall_timeout=params.get("stall_timeout_s", 120.0),
+                   timeout=HARD_LIMIT_FLOOR_S + duration * params.get("timeout_factor", 20.0), what="encode")
+    except BaseException:
+        for o in outputs:
+            shutil.rmtree(o["partial"], ignore_errors=True)
+        raise
+    return {"reused": False, "outputs": [publish_dir(Path(o["partial"]), Path(o["final"])) for o in outputs]}
+
+
+def package_task(params: dict[str, Any], deps: Sequence[Any], report: Report) -> str:
+    return package(params, report)
+
+
+def verify(params: dict[str, Any], deps: Sequence[Any], report: Report) -> list[dict[str, Any]]:
+    return verify_output(params["profile"], params["path"], params["expect"])
+
+
+def deliver(params: dict[str, Any], deps: Sequence[Any], report: Report) -> dict[str, Any]:
+    """Deliver a channel whose every check passed; otherwise raise with every failed check named."""
+    checks = [c for result in deps for c in result]
+    failed = [c for c in checks if not c["passed"]]
+    if failed:
+        detail = "; ".join(f"{c['profile']} {c['name']}: measured {c['value']}, expected {c['limit']}"
+                           for c in failed)
+        raise VerificationError(f"channel {params['channel']} failed verification: {detail}")
+    files = expand(params["files"])
+    manifest = build_manifest(params["channel"], params["asset_id"], params["source"], files, checks,
+                              params.get("notes", []))
+    path = backend_for(params["dest"]).deliver(params["dest"], files, manifest)
+    return {"channel": params["channel"], "manifest": path, "files": len(files)}
+
+
+REGISTRY: dict[str, Callable[[dict[str, Any], Sequence[Any], Report], Any]] = {
+    "measure": measure, "encode": encode, "package": package_task, "verify": verify, "deliver": deliver,
+}
+
+
+def run_task(kind: str, params: dict[str, Any], deps: Sequence[Any], report: Report | None = None) -> Any:
+    return REGISTRY[kind](params, deps, report or (lambda fraction: None))

@@ -1,0 +1,309 @@
+"""Check an output against its profile (PROFILES.md, "Checks an output must pass").
+
+Each check is recorded with its measured value and its limit, passed or not; nothing raises for a failed
+check, so that the manifest (or the error) can list all of them at once.
+"""
+
+from __future__ import annotations
+
+import io
+import math
+import os
+import re
+from dataclasses import asdict, dataclass
+from fractions import Fraction
+from pathlib import Path
+from typing import Any
+
+import av
+
+from ..pipeline.errors import VerificationError
+from ..pipeline.profiles import Profile, parse_profile
+from .ffmpeg import run_ffmpeg
+
+CODEC_NAMES = {"libx264": "h264", "mpeg2video": "mpeg2video", "libmp3lame": "mp3"}
+PROFILE_NAMES = {("mpeg2video", "0"): "4:2:2", ("libx264", "high"): "High", ("libx264", "main"): "Main",
+                 ("libx264", "baseline"): "Constrained Baseline", ("libx264", "high422"): "High 4:2:2 Intra"}
+FORMAT_NAMES = {"mp4": "mov,mp4,m4a,3gp,3g2,mj2", "ipod": "mov,mp4,m4a,3gp,3g2,mj2", "mov": "mov,mp4,m4a,3gp,3g2,mj2",
+                "mxf": "mxf", "mxf_d10": "mxf", "wav": "wav", "mp3": "mp3", "mp2": "mp3"}
+DECODER_CODECS = {"mp3float": "mp3", "mp2float": "mp2"}  # PyAV names the decoder, not the format
+OP1A_UL = "060e2b34.04010101.0d010201.0101"
+TRUE_PEAK_SLACK = 0.1  # dB: ebur128's 4x oversampled peak reads a little above loudnorm's limiter
+
+
+@dataclass(frozen=True)
+class Check:
+    name: str
+    passed: bool
+    value: Any
+    limit: Any
+    profile: str = ""
+
+    def describe(self) -> str:
+        return f"{self.profile} {self.name}: measured {self.value}, expected {self.limit}"
+
+
+class _Checks:
+    def __init__(self, profile: str) -> None:
+        self.profile = profile
+        self.items: list[Check] = []
+
+    def add(self, name: str, passed: bool, value: Any, limit: Any) -> None:
+        self.items.append(Check(name, bool(passed), value, limit, self.profile))
+
+    def equal(self, name: str, value: Any, expected: Any) -> None:
+        self.add(name, value == expected, value, expected)
+
+
+def measure_loudness(path: str, tracks: int) -> tuple[float, float]:
+    """Integrated loudness (LUFS) and true peak (dBTP) of a file's audio, by ffmpeg's ebur128."""
+    argv = ["ffmpeg", "-nostdin", "-hide_banner", "-nostats", "-protocol_whitelist", "file", "-i", "file:" + path]
+    if tracks > 1:
+        inputs = "".join(f"[0:a:{i}]" for i in range(tracks))
+        argv += ["-filter_complex", f"{inputs}amerge=inputs={tracks},ebur128=peak=true[out]", "-map", "[out]"]
+    else:
+        argv += ["-map", "0:a:0", "-af", "ebur128=peak=true"]
+    argv += ["-f", "null", "-"]
+    log = run_ffmpeg(argv, what="loudness measurement")
+    summary = log[log.rfind("Summary:"):]
+    i = re.search(r"I:\s+(-?[\d.]+|-inf) LUFS", summary)
+    peak = re.search(r"Peak:\s+(-?[\d.]+|-inf) dBFS", summary)
+    if not i or not peak:
+        raise VerificationError(f"{path}: the loudness meter gave no summary")
+    return float(i.group(1)), float(peak.group(1))
+
+
+def _mp4_moov_first(path: str) -> bool:
+    with open(path, "rb") as f:
+        while True:
+            header = f.read(8)
+            if len(header) < 8:
+                return False
+            size = int.from_bytes(header[:4], "big")
+            kind = header[4:8]
+            if kind == b"moov":
+                return True
+            if kind == b"mdat":
+                return False
+            if size == 1:
+                size = int.from_bytes(f.read(8), "big")
+                f.seek(size - 16, os.SEEK_CUR)
+            elif size < 8:
+                return False
+            else:
+                f.seek(size - 8, os.SEEK_CUR)
+
+
+def _keyframe_indices(container: av.container.InputContainer) -> tuple[list[int], int]:
+    stream = container.streams.video[0]
+    packets = [p for p in container.demux(stream) if p.pts is not None]
+    packets.sort(key=lambda p: p.pts)
+    return [n for n, p in enumerate(packets) if p.is_keyframe], len(packets)
+
+
+def _stream_seconds(stream: av.stream.Stream, container: av.container.InputContainer) -> float:
+    if stream.duration and stream.time_base:
+        return float(stream.duration * stream.time_base)
+    return float(container.duration or 0) / av.time_base
+
+
+def verify_av(profile: Profile, path: str, expect: dict[str, Any]) -> list[Check]:
+    checks = _Checks(profile.name)
+    size = os.path.getsize(path)
+    container_spec = profile.container
+    assert container_spec is not None
+    with av.open("file:" + path, options={"protocol_whitelist": "file"}) as c:
+        checks.equal("container", c.format.name, FORMAT_NAMES.get(container_spec.format, container_spec.format))
+        if container_spec.format.startswith("mxf"):
+            pattern = c.metadata.get("operational_pattern_ul", "")
+            checks.add("operational pattern", pattern.startswith(OP1A_UL) or container_spec.format == "mxf_d10",
+                       pattern, "OP1a")
+        if expect.get("timecode"):
+            found = c.metadata.get("timecode") or next(
+                (s.metadata["timecode"] for s in c.streams if "timecode" in s.metadata), "")
+            checks.equal("start timecode", found, expect["timecode"])
+        v = profile.video
+        video_seconds = 0.0
+        if v is not None:
+            if not c.streams.video:
+                checks.add("video stream", False, "none", "one")
+                return checks.items
+            vs = c.streams.video[0]
+            cc = vs.codec_context
+            checks.equal("video codec", cc.name, CODEC_NAMES.get(v.codec, v.codec))
+            want_profile = PROFILE_NAMES.get((v.codec, v.profile))
+            if want_profile:
+                checks.equal("codec profile", vs.profile, want_profile)
+            checks.equal("pixel format", cc.pix_fmt, v.pix_fmt)
+            checks.equal("frame size", f"{cc.width}x{cc.height}", f"{v.width}x{v.height}")
+            sar = Fraction(cc.sample_aspect_ratio or 1) if cc.sample_aspect_ratio else Fraction(1)
+            checks.equal("display aspect", str(Fraction(cc.width, cc.height) * sar), str(Fraction(v.width, v.height)))
+            rate = Fraction(expect["frame_rate"])
+            measured_rate = Fraction(vs.average_rate) if vs.average_rate else Fraction(0)
+            checks.add("frame rate", abs(measured_rate - rate) < Fraction(1, 100), str(measured_rate), str(rate))
+            frames = []
+            for frame in c.decode(vs):
+                frames.append(frame)
+                if len(frames) >= 3:
+                    break
+            if v.scan == "tff":
+                flagged = all(f.interlaced_frame for f in frames)
+                order = str(cc.field_order).lower()
+                scan = "tff" if flagged and order in ("tt", "2") else ("interlaced " + order if flagged else "progressive")
+                checks.equal("scan", scan, "tff")
+            else:
+                interlaced = any(f.interlaced_frame for f in frames)
+                checks.equal("scan", "interlaced" if interlaced else "progressive", "progressive")
+            c.seek(0)
+            keys, count = _keyframe_indices(c)
+            gop = int(expect["gop"])
+            intervals = sorted({b - a for a, b in zip(keys, keys[1:])})
+            regular = bool(keys) and keys[0] == 0 and all(i == gop for i in intervals) and count - keys[-1] <= gop
+            checks.add("gop", regular, intervals or [count], gop)
+            video_seconds = count / float(rate) if rate else _stream_seconds(vs, c)
+            checks.add("duration", abs(video_seconds - expect["duration"]) <= 1 / float(rate) + 0.001,
+                       round(video_seconds, 3), round(expect["duration"], 3))
+            if profile.checks.bitrate_tolerance and video_seconds > 0:
+                c.seek(0)
+                video_bytes = sum(p.size for p in c.demux(vs))
+                kbps = video_bytes * 8 / video_seconds / 1000
+                tol = profile.checks.bitrate_tolerance
+                checks.add("video bitrate", abs(kbps - v.bitrate_kbps) <= tol * v.bitrate_kbps,
+                           round(kbps), f"{v.bitrate_kbps} ±{tol:.0%}")
+        a = profile.audio
+        tracks = list(c.streams.audio)
+        if a is not None and (expect.get("has_audio") or a.silence_if_missing):
+            want_tracks = a.channels if a.tracks == "mono" else 1
+            checks.equal("audio tracks", len(tracks), want_tracks)
+            if tracks:
+                t = tracks[0].codec_context
+                checks.equal("audio codec", DECODER_CODECS.get(t.name, t.name), CODEC_NAMES.get(a.codec, a.codec))
+                checks.equal("sample rate", t.sample_rate, a.sample_rate)
+                checks.equal("channels per track", t.channels, 1 if a.tracks == "mono" else a.channels)
+                audio_seconds = _stream_seconds(tracks[0], c)
+                if video_seconds:
+                    frame = 1 / float(Fraction(expect["frame_rate"]))
+                    checks.add("audio/video sync", abs(audio_seconds - video_seconds) <= frame + 0.025,
+                               round(audio_seconds - video_seconds, 3), f"±{frame + 0.025:.3f} s")
+                else:
+                    checks.add("duration", abs(audio_seconds - expect["duration"]) <= 0.05,
+                               round(audio_seconds, 3), round(expect["duration"], 3))
+    if container_spec.faststart:
+        checks.add("moov before mdat", _mp4_moov_first(path), "yes" if _mp4_moov_first(path) else "no", "yes")
+    if container_spec.bext:
+        with open(path, "rb") as f:
+            head = f.read(1 << 16)
+        checks.add("bext chunk", b"bext" in head, "present" if b"bext" in head else "missing", "present")
+    loud = profile.loudness
+    if loud is not None and expect.get("has_audio") and tracks:
+        integrated, peak = measure_loudness(path, len(tracks))
+        if math.isinf(integrated):
+            checks.add("integrated loudness", True, "silent", f"{loud.integrated} ±{loud.tolerance} LUFS")
+        else:
+            checks.add("integrated loudness", abs(integrated - loud.integrated) <= loud.tolerance,
+                       integrated, f"{loud.integrated} ±{loud.tolerance} LUFS")
+            checks.add("true peak", peak <= loud.true_peak + TRUE_PEAK_SLACK, peak, f"<= {loud.true_peak} dBTP")
+    if profile.checks.max_duration_s:
+        checks.add("platform duration", expect["duration"] <= profile.checks.max_duration_s,
+                   round(expect["duration"], 3), f"<= {profile.checks.max_duration_s:g} s")
+    if profile.checks.max_size_mb:
+        checks.add("platform size", size <= profile.checks.max_size_mb * 1e6, round(size / 1e6, 1),
+                   f"<= {profile.checks.max_size_mb:g} MB")
+    return checks.items
+
+
+def verify_image(profile: Profile, path: str) -> list[Check]:
+    checks = _Checks(profile.name)
+    assert profile.video is not None
+    with av.open("file:" + path, options={"protocol_whitelist": "file"}) as c:
+        frame = next(c.decode(video=0))
+        checks.equal("codec", c.streams.video[0].codec_context.name, "mjpeg")
+        checks.equal("frame size", f"{frame.width}x{frame.height}", f"{profile.video.width}x{profile.video.height}")
+    return checks.items
+
+
+def verify_sprite(profile: Profile, folder: str, expect: dict[str, Any]) -> list[Check]:
+    checks = _Checks(profile.name)
+    s = profile.sprite
+    assert s is not None
+    sheets = sorted(Path(folder).glob("sprite-*.jpg"))
+    checks.equal("sheets", len(sheets), expect["sheets"])
+    for sheet in sheets[:1]:
+        with av.open("file:" + str(sheet), options={"protocol_whitelist": "file"}) as c:
+            frame = next(c.decode(video=0))
+        checks.equal("sheet size", f"{frame.width}x{frame.height}",
+                     f"{s.columns * s.thumb_width}x{s.rows * s.thumb_height}")
+    vtt = Path(folder) / "sprite.vtt"
+    cues = vtt.read_text(encoding="utf-8").count("#xywh=") if vtt.exists() else 0
+    checks.equal("vtt cues", cues, expect["cues"])
+    return checks.items
+
+
+def _playlist(path: Path) -> tuple[list[tuple[float, str]], str]:
+    segments, duration, init = [], None, ""
+    for line in path.read_text(encoding="utf-8").splitlines():
+        if line.startswith("#EXTINF:"):
+            duration = float(line[8:].split(",")[0])
+        elif line.startswith("#EXT-X-MAP:"):
+            init = re.search(r'URI="([^"]+)"', line).group(1)  # type: ignore[union-attr]
+        elif line and not line.startswith("#") and duration is not None:
+            segments.append((duration, line))
+            duration = None
+    return segments, init
+
+
+def verify_hls(profile: Profile, folder: str, expect: dict[str, Any]) -> list[Check]:
+    checks = _Checks(profile.name)
+    root = Path(folder)
+    master = root / "master.m3u8"
+    if not master.exists():
+        checks.add("master playlist", False, "missing", "present")
+        return checks.items
+    text = master.read_text(encoding="utf-8")
+    declared = {m.group(2): int(m.group(1)) for m in
+                re.finditer(r"#EXT-X-STREAM-INF:BANDWIDTH=(\d+)[^\n]*\n([^\n]+)", text)}
+    checks.equal("variants", sorted(u.split("/")[0] for u in declared), sorted(expect["rungs"]))
+    keyframes_by_rung: dict[str, list[float]] = {}
+    limit = profile.checks.max_segment_seconds
+    for uri, bandwidth in declared.items():
+        rung = uri.split("/")[0]
+        segments, init = _playlist(root / uri)
+        longest = max((d for d, _ in segments), default=0.0)
+        checks.add(f"{rung} longest segment", longest <= limit, round(longest, 3), f"<= {limit:g} s")
+        init_bytes = (root / rung / init).read_bytes()
+        peak = 0.0
+        starts_on_key = True
+        times: list[float] = []
+        for duration, name in segments:
+            data = (root / rung / name).read_bytes()
+            peak = max(peak, len(data) * 8 / duration if duration else 0.0)
+            with av.open(io.BytesIO(init_bytes + data), format="mp4") as c:
+                packets = [p for p in c.demux(c.streams.video[0]) if p.pts is not None]
+            packets.sort(key=lambda p: p.pts)
+            if not packets or not packets[0].is_keyframe:
+                starts_on_key = False
+            times += [round(float(p.pts * p.time_base), 3) for p in packets if p.is_keyframe]
+        checks.add(f"{rung} segments start on keyframes", starts_on_key, starts_on_key, True)
+        ratio = peak / bandwidth if bandwidth else math.inf
+        checks.add(f"{rung} peak segment bitrate", ratio <= profile.checks.peak_to_bandwidth, round(peak),
+                   f"<= {profile.checks.peak_to_bandwidth:g} x {bandwidth}")
+        keyframes_by_rung[rung] = times
+    distinct = {tuple(t) for t in keyframes_by_rung.values()}
+    checks.add("keyframes aligned across rungs", len(distinct) <= 1, len(distinct), 1)
+    return checks.items
+
+
+def verify_output(profile_data: dict[str, Any], path: str, expect: dict[str, Any]) -> list[dict[str, Any]]:
+    profile = parse_profile(profile_data, profile_data["name"], f"profile {profile_data['name']}")
+    try:
+        if profile.kind == "hls":
+            items = verify_hls(profile, path, expect)
+        elif profile.kind == "sprite":
+            items = verify_sprite(profile, path, expect)
+        elif profile.kind == "image":
+            items = verify_image(profile, path)
+        else:
+            items = verify_av(profile, path, expect)
+    except (av.FFmpegError, OSError, StopIteration) as exc:
+        raise VerificationError(f"{path}: cannot be read back for verification ({exc})") from exc
+    return [asdict(c) for c in items]
