@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import json
 from dataclasses import dataclass, field
 from fractions import Fraction
 from typing import Any
@@ -106,6 +107,10 @@ class Task:
     deps: tuple[str, ...] = ()
     heavy: bool = False        # holds an encode slot while it runs
 
+    def __post_init__(self) -> None:
+        # params are kept exactly as JSON gives them back, so a plan survives a round trip unchanged
+        object.__setattr__(self, "params", json.loads(json.dumps(self.params)))
+
     def to_dict(self) -> dict[str, Any]:
         return {"id": self.id, "kind": self.kind, "deps": list(self.deps), "heavy": self.heavy,
                 "params": self.params}
@@ -130,6 +135,14 @@ class JobPlan:
         raise KeyError(task_id)
 
     def to_dict(self) -> dict[str, Any]:
-        return {"asset_id": self.asset_id, "source": self.source.to_dict(), "channels": list(self.channels),
-                "out_dir": self.out_dir, "work_dir": self.work_dir, "notes": list(self.notes),
-                "tasks": [t.to_dict() for t in self.tasks]}
+        return {"asset_id": self.asset_id, "source": json.loads(json.dumps(self.source.to_dict())),
+                "channels": list(self.channels), "out_dir": self.out_dir, "work_dir": self.work_dir,
+                "notes": list(self.notes), "tasks": [t.to_dict() for t in self.tasks]}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> JobPlan:
+        return cls(asset_id=data["asset_id"], source=SourceInfo.from_dict(data["source"]),
+                   channels=tuple(data["channels"]), out_dir=data["out_dir"], work_dir=data["work_dir"],
+                   notes=tuple(data["notes"]),
+                   tasks=tuple(Task(t["id"], t["kind"], t["params"], tuple(t["deps"]), t["heavy"])
+                               for t in data["tasks"]))

@@ -77,7 +77,7 @@ def gop_frames(spec: VideoSpec, rate: Fraction) -> int:
 
 
 def _even(x: float) -> int:
-    return max(2, int(round(x / 2)) * 2)
+    return max(2, int(x / 2 + Fraction(1, 2)) * 2)  # half up, not to even
 
 
 MATRIX_FOR_SCALE = {"bt709": "bt709", "bt470bg": "bt601", "smpte170m": "bt601", "smpte240m": "smpte240m",
@@ -552,7 +552,7 @@ def _video_tree(source: SourceInfo, renditions: list[_Rendition]) -> Chain:
             assert p.sprite is not None
             s = p.sprite
             node = progressive_base().child(
-                flt("fps", f"1/{s.interval_seconds:g}"),
+                flt("fps", f"1/{s.interval_seconds:g}", round="up"),  # a thumbnail for every started interval
                 *geometry(aspect, width, height, s.thumb_width, s.thumb_height, "pad", in_matrix, "bt709"),
                 flt("tile", f"{s.columns}x{s.rows}"))
             node.sinks.append(r.key)

@@ -82,6 +82,6 @@ def run_plans(plans: Sequence[JobPlan], executor: Executor, on_event: Event | No
             else:
                 outcome.manifest = result["manifest"]
             outcomes[plan.asset_id].channels.append(outcome)
-    for outcome in outcomes.values():
-        outcome.channels.sort(key=lambda c: c.channel)
+    for plan in plans:
+        outcomes[plan.asset_id].channels.sort(key=lambda c: plan.channels.index(c.channel))
     return [outcomes[p.asset_id] for p in plans]

@@ -124,6 +124,8 @@ def run_ffmpeg(argv: Sequence[str], *, duration: float = 0.0, on_progress: Progr
     finally:
         selector.close()
         reader.join(timeout=5)
+        proc.stdout.close()
+        proc.stderr.close()  # type: ignore[union-attr]
     tail = "".join(stderr)
     if proc.returncode != 0:
         raise EncodeError(f"{what} failed", full, proc.returncode, tail)

@@ -1,0 +1,69 @@
+"""The ffmpeg runner with real child processes: errors carry argv/status/stderr; no child outlives a task."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+
+import psutil
+import pytest
+
+from onetake.pipeline.errors import EncodeError
+from onetake.workers.ffmpeg import ffmpeg_binary, run_ffmpeg
+
+
+def test_failure_carries_argv_status_and_stderr_tail(tmp_path):
+    argv = ["ffmpeg", "-nostdin", "-hide_banner", "-i", "file:" + str(tmp_path / "missing.mp4"), "-f", "null", "-"]
+    with pytest.raises(EncodeError) as err:
+        run_ffmpeg(argv, what="encode")
+    e = err.value
+    assert e.returncode not in (0, None)
+    assert e.argv[0] == ffmpeg_binary() and e.argv[-3:] == ["-f", "null", "-"]
+    assert "No such file or directory" in e.stderr_tail
+    assert str(e).startswith(f"encode failed (exit status {e.returncode}): ")
+
+
+def test_progress_reaches_one(tmp_path):
+    seen = []
+    run_ffmpeg(["ffmpeg", "-nostdin", "-f", "lavfi", "-i", "testsrc2=size=160x120:rate=25:duration=2",
+                "-f", "null", "-"], duration=2.0, on_progress=seen.append)
+    assert seen and seen[-1] == 1.0 and seen == sorted(seen)
+
+
+def test_a_stalled_ffmpeg_is_killed(tmp_path):
+    fifo = tmp_path / "never-written"
+    os.mkfifo(fifo)
+    started = time.monotonic()
+    with pytest.raises(EncodeError, match="made no progress for 2 s and was stopped"):
+        # reading a FIFO nobody writes to blocks forever: a real hang
+        run_ffmpeg(["ffmpeg", "-nostdin", "-f", "s16le", "-i", "file:" + str(fifo), "-f", "null", "-"],
+                   stall_timeout=2)
+    assert time.monotonic() - started < 30
+
+
+def test_a_killed_parent_takes_its_ffmpeg_with_it(tmp_path):
+    """SIGKILL the process that runs ffmpeg (as a dying Dask worker would be): the child must go too."""
+    script = textwrap.dedent(f"""
+        from onetake.workers.ffmpeg import run_ffmpeg
+        run_ffmpeg(["ffmpeg", "-nostdin", "-re", "-f", "lavfi", "-i", "testsrc2=size=160x120:rate=25",
+                    "-f", "null", "-"], stall_timeout=600)
+    """)
+    parent = subprocess.Popen([sys.executable, "-c", script])
+    try:
+        deadline = time.monotonic() + 30
+        children = []
+        while time.monotonic() < deadline and not children:
+            children = [c for c in psutil.Process(parent.pid).children(recursive=True) if "ffmpeg" in c.name()]
+            time.sleep(0.2)
+        assert children, "ffmpeg did not start"
+        os.kill(parent.pid, signal.SIGKILL)
+        parent.wait()
+        gone, alive = psutil.wait_procs(children, timeout=10)
+        assert not alive, "ffmpeg outlived its parent"
+    finally:
+        if parent.poll() is None:
+            parent.kill()

@@ -1,0 +1,253 @@
+"""Pure planning: SourceInfo x channels x profiles -> JobPlan, compared with ==, no subprocess."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import replace
+from fractions import Fraction
+
+import pytest
+
+from onetake.pipeline.errors import PlanError
+from onetake.pipeline.models import AudioStreamInfo, JobPlan, SourceInfo, VideoStreamInfo
+from onetake.pipeline.plan import PlanOptions, asset_id_for, geometry, output_rate, plan_job
+
+OPTIONS = PlanOptions(out_dir="/srv/out", work_dir="/srv/out/.onetake", encoder_version="ffmpeg 9.0.2")
+
+
+def video(**kw) -> VideoStreamInfo:
+    base = dict(index=0, codec="h264", width=1920, height=1080, sar="1:1", rotation=0, frame_rate="25/1",
+                variable_frame_rate=False, scan="progressive", scan_basis="flag", pix_fmt="yuv420p",
+                color_primaries="bt709", color_transfer="bt709", color_matrix="bt709", color_range="tv",
+                start_time=0.0, duration=10.0, frames=250)
+    return VideoStreamInfo(**{**base, **kw})
+
+
+def audio(**kw) -> AudioStreamInfo:
+    base = dict(index=1, codec="aac", channels=2, layout="stereo", sample_rate=48000, start_time=0.0,
+                duration=10.0, language="und", default=True)
+    return AudioStreamInfo(**{**base, **kw})
+
+
+def source(name="news.mp4", videos=(video(),), audios=(audio(),), **kw) -> SourceInfo:
+    base = dict(path=f"/media/in/{name}", size=1000, sha256="ab" * 32, modified="2026-11-26", format="mov",
+                format_long="QuickTime / MOV", duration=10.0, start_time=0.0, timecode="", video=tuple(videos),
+                audio=tuple(audios))
+    return SourceInfo(**{**base, **kw})
+
+
+def encode_graph(plan: JobPlan) -> str:
+    argv = plan.task(f"{plan.asset_id}/encode").params["argv"]
+    return argv[argv.index("-filter_complex") + 1]
+
+
+def encode_outputs(plan: JobPlan) -> list[str]:
+    return [o["profile"] for o in plan.task(f"{plan.asset_id}/encode").params["outputs"]]
+
+
+def test_same_inputs_same_plan(catalog):
+    a = plan_job(source(), None, catalog, OPTIONS)
+    b = plan_job(source(), None, catalog, OPTIONS)
+    assert a == b
+    assert JobPlan.from_dict(json.loads(json.dumps(a.to_dict()))) == a
+
+
+def test_plan_changes_with_encoder_version_and_source(catalog):
+    a = plan_job(source(), ["tv"], catalog, OPTIONS)
+    b = plan_job(source(), ["tv"], catalog, replace(OPTIONS, encoder_version="ffmpeg 10"))
+    c = plan_job(source(sha256="cd" * 32), ["tv"], catalog, OPTIONS)
+    assert a.task(f"{a.asset_id}/encode").params["outputs"] != b.task(f"{b.asset_id}/encode").params["outputs"]
+    assert a.asset_id != c.asset_id
+
+
+def test_decode_once_encode_many(catalog):
+    plan = plan_job(source(), ["tv", "radio", "web", "app", "short", "edit"], catalog, OPTIONS)
+    encodes = [t for t in plan.tasks if t.kind == "encode"]
+    assert len(encodes) == 1
+    argv = encodes[0].params["argv"]
+    assert argv.count("-i") == 1, "the source is decoded once"
+    # web and app share the 720/540/360 rungs and the poster: each is encoded once
+    assert sorted(encode_outputs(plan)) == sorted([
+        "tv-hd-xdcam422", "radio-bwf", "podcast-mp3", "podcast-aac", "hls-1080", "hls-720", "hls-540", "hls-360",
+        "web-poster", "web-sprite", "short-vertical", "short-cover", "edit-proxy"])
+    web = plan.task(f"{plan.asset_id}/deliver/web").params["files"]
+    app = plan.task(f"{plan.asset_id}/deliver/app").params["files"]
+    poster_web = next(f["src"] for f in web if f["profile"] == "web-poster")
+    poster_app = next(f["src"] for f in app if f["profile"] == "web-poster")
+    assert poster_web == poster_app
+
+
+def test_ladder_is_cascaded_and_shares_one_fps(catalog):
+    graph = encode_graph(plan_job(source(), ["web"], catalog, OPTIONS))
+    assert graph.count("fps=25/1") == 1
+    assert "scale=1280:720[" in graph and "scale=960:540[" in graph and "scale=640:360[" in graph
+
+
+def test_rungs_above_the_source_are_not_made(catalog):
+    sd = source(videos=[video(width=960, height=540)])
+    plan = plan_job(sd, ["web", "app"], catalog, OPTIONS)
+    assert sorted(o for o in encode_outputs(plan) if o.startswith("hls")) == ["hls-360", "hls-540"]
+    tiny = plan_job(source(videos=[video(width=320, height=240)]), ["web"], catalog, OPTIONS)
+    assert [o for o in encode_outputs(tiny) if o.startswith("hls")] == ["hls-360"]
+
+
+def test_every_argv_reads_the_source_as_a_plain_file(catalog):
+    for name in ["-i.mp4", "concat:a.mp4|b.mp4", "中文 新闻 01.mov"]:
+        plan = plan_job(source(name=name), ["edit", "radio"], catalog, OPTIONS)
+        for task in plan.tasks:
+            argv = task.params.get("argv")
+            if argv:
+                at = argv.index("-i")
+                assert argv[at + 1] == f"file:/media/in/{name}"
+                assert argv[argv.index("-protocol_whitelist") + 1] == "file"
+                assert argv[argv.index("-f") + 1] == "mov", "the demuxer is fixed, not guessed again"
+
+
+@pytest.mark.parametrize("name, expected", [
+    ("中文 新闻 01.mov", "中文-新闻-01-abababab"),
+    ("../../etc/passwd", "passwd-abababab"),
+    ("-i.mp4", "i-abababab"),
+    ("...", "asset-abababab"),
+    ("a" * 300 + ".mp4", "a" * 64 + "-abababab"),
+])
+def test_asset_ids_are_safe_and_readable(name, expected):
+    assert asset_id_for(source(name=name.rsplit("/", 1)[-1])) == expected
+
+
+def test_audio_only_source(catalog):
+    radio_only = source(videos=[])
+    plan = plan_job(radio_only, None, catalog, OPTIONS)
+    assert plan.channels == ("radio",)
+    with pytest.raises(PlanError, match="channel 'tv' needs video but the source has only audio; run it with "
+                                        "--channels radio"):
+        plan_job(radio_only, ["tv"], catalog, OPTIONS)
+
+
+def test_no_audio_gives_tv_silent_tracks_and_skips_loudness(catalog):
+    plan = plan_job(source(audios=[]), ["tv", "edit"], catalog, OPTIONS)
+    argv = plan.task(f"{plan.asset_id}/encode").params["argv"]
+    assert "anullsrc=r=48000:cl=stereo" in argv
+    assert not any(t.kind == "measure" for t in plan.tasks)
+    assert "loudnorm" not in encode_graph(plan)
+    with pytest.raises(PlanError, match="channel 'radio' needs audio"):
+        plan_job(source(audios=[]), ["radio"], catalog, OPTIONS)
+
+
+def test_loudness_is_two_pass_per_target(catalog):
+    plan = plan_job(source(), ["tv", "radio", "web"], catalog, OPTIONS)
+    measure = plan.task(f"{plan.asset_id}/measure")
+    assert "print_format=json" in " ".join(measure.params["argv"])
+    graph = encode_graph(plan)
+    for target in ("I=-24.0", "I=-16.0", "I=-15.0"):
+        assert graph.count(f"loudnorm={target}") == 1
+    assert "measured_I={measured_I}" in graph and "linear=true" in graph
+    assert plan.task(f"{plan.asset_id}/encode").deps == (measure.id,)
+
+
+@pytest.mark.parametrize("src, box, framing, expected", [
+    # anamorphic PAL 16:9 fills a 16:9 box: scaled, no bars
+    ((Fraction(16, 9), 720, 576), (1920, 1080), "pad", "scale 1920x1080"),
+    # 4:3 into 16:9: pillarbox bars of 240 px each side
+    ((Fraction(4, 3), 720, 576), (1920, 1080), "pad", "scale 1440x1080 pad 240,0"),
+    # vertical phone video into 16:9: pillarbox
+    ((Fraction(9, 16), 1080, 1920), (1280, 720), "pad", "scale 406x720 pad 437,0"),
+    # 16:9 into 9:16 by centre crop: crop first, in source pixels, then scale
+    ((Fraction(16, 9), 1920, 1080), (1080, 1920), "center", "crop 608x1080+656 scale 1080x1920"),
+    # anamorphic 16:9 PAL into 9:16: the crop is narrower in stored pixels than in display pixels
+    ((Fraction(16, 9), 720, 576), (1080, 1920), "center", "crop 228x576+246 scale 1080x1920"),
+])
+def test_geometry_never_stretches(src, box, framing, expected):
+    chain = geometry(*src, *box, framing, "bt709", "bt709")
+    words = []
+    for name, args, kwargs in chain:
+        if name == "scale":
+            words.append(f"scale {args[0]}x{args[1]}")
+        elif name == "pad":
+            words.append(f"pad {args[2]},{args[3]}")
+        elif name == "crop":
+            words.append(f"crop {args[0]}x{args[1]}+{args[2]}")
+    assert " ".join(words) == expected
+
+
+def test_rotation_uses_the_displayed_shape(catalog):
+    phone = source(videos=[video(width=1920, height=1080, rotation=90)])
+    graph = encode_graph(plan_job(phone, ["edit"], catalog, OPTIONS))
+    assert "scale=304:540" in graph and "pad=960:540:328:0" in graph
+
+
+def test_frame_rates(catalog):
+    hls = catalog.profile("hls-720").video
+    assert output_rate(Fraction(60), hls) == 30
+    assert output_rate(Fraction(60000, 1001), hls) == Fraction(30000, 1001)
+    assert output_rate(Fraction(50), hls) == 25
+    assert output_rate(Fraction(24), hls) == 24
+    assert output_rate(Fraction(30000, 1001), catalog.profile("tv-hd-xdcam422").video) == 25
+    graph = encode_graph(plan_job(source(videos=[video(frame_rate="30000/1001")]), ["tv"], catalog, OPTIONS))
+    assert "fps=25/1" in graph and "setfield=tff" in graph and "interlace" not in graph
+
+
+def test_fifty_p_is_woven_into_true_interlace_for_tv(catalog):
+    graph = encode_graph(plan_job(source(videos=[video(frame_rate="50/1")]), ["tv"], catalog, OPTIONS))
+    assert "fps=50/1" in graph and "interlace=lowpass=linear:scan=tff" in graph
+
+
+def test_interlaced_source(catalog):
+    i50 = source(videos=[video(scan="tff")])
+    graph = encode_graph(plan_job(i50, ["tv", "edit"], catalog, OPTIONS))
+    # 1080i25 TFF passes straight through to tv; progressive channels get a deinterlacer
+    assert "setfield=tff[" in graph and "bwdif=mode=send_frame" in graph
+    sd = source(videos=[video(width=720, height=576, sar="64:45", scan="tff", color_matrix="")])
+    graph = encode_graph(plan_job(sd, ["tv"], catalog, OPTIONS))
+    assert "bwdif=mode=send_field" in graph and "in_color_matrix=bt601:out_color_matrix=bt709" in graph
+
+
+def test_variable_frame_rate_is_made_constant(catalog):
+    vfr = source(videos=[video(frame_rate="30/1", variable_frame_rate=True)])
+    graph = encode_graph(plan_job(vfr, ["edit", "short"], catalog, OPTIONS))
+    assert "fps=25/1" in graph and "fps=30/1" in graph
+
+
+@pytest.mark.parametrize("streams, expected", [
+    ([audio(channels=1, layout="mono")], "channelmap=channel_layout=stereo:map=0|0"),
+    ([audio(channels=6, layout="5.1")], "aformat=channel_layouts=stereo"),
+    ([audio(index=1, channels=1, layout="mono", default=True), audio(index=2, channels=1, layout="mono")],
+     "[0:1][0:2]amerge=inputs=2"),
+    ([audio(index=1), audio(index=2, default=False, language="eng")], "[0:1]"),
+])
+def test_programme_audio_mapping(catalog, streams, expected):
+    graph = encode_graph(plan_job(source(audios=streams), ["radio"], catalog, OPTIONS))
+    assert expected in graph
+    assert "[0:2]" not in graph or "amerge" in expected
+
+
+def test_audio_offsets_are_kept_in_sync(catalog):
+    late = encode_graph(plan_job(source(audios=[audio(start_time=0.5)]), ["edit"], catalog, OPTIONS))
+    assert "adelay=500:all=1" in late
+    early = encode_graph(plan_job(source(audios=[audio(start_time=0.0)], videos=[video(start_time=0.2)]),
+                                  ["edit"], catalog, OPTIONS))
+    assert "atrim=start=0.2" in early
+
+
+def test_tv_audio_is_two_mono_tracks_and_timecode(catalog):
+    plan = plan_job(source(timecode="09:59:50:00"), ["tv"], catalog, OPTIONS)
+    argv = plan.task(f"{plan.asset_id}/encode").params["argv"]
+    assert argv.count("-map") == 3
+    assert argv[argv.index("-timecode") + 1] == "09:59:50:00"
+    assert "-mpv_flags" in argv and argv[argv.index("-flags") + 1] == "+ildct+ilme+cgop"
+    no_tc = plan_job(source(), ["tv"], catalog, OPTIONS)
+    argv = no_tc.task(f"{no_tc.asset_id}/encode").params["argv"]
+    assert argv[argv.index("-timecode") + 1] == "10:00:00:00"
+
+
+def test_deliveries_and_checks_are_planned_per_channel(catalog):
+    plan = plan_job(source(), ["web"], catalog, OPTIONS)
+    deliver = plan.task(f"{plan.asset_id}/deliver/web")
+    assert deliver.params["dest"] == f"/srv/out/web/{plan.asset_id}"
+    assert [f["dest"] for f in deliver.params["files"]] == ["web-hls", "web-hls.mp4", "web-poster.jpg",
+                                                            "web-sprite"]
+    assert set(deliver.deps) == {f"{plan.asset_id}/verify/{p}" for p in
+                                 ("hls-1080", "hls-720", "hls-540", "hls-360", "web-hls", "web-poster",
+                                  "web-sprite")}
+    sprite = plan.task(f"{plan.asset_id}/package/web-sprite").params
+    assert sprite["sheet_count"] == 1 and len(sprite["cues"]) == 2
+    assert sprite["cues"][1] == {"start": 5.0, "end": 10.0, "image": "sprite-001.jpg", "xywh": [160, 0, 160, 90]}

@@ -1,0 +1,195 @@
+"""`onetake run` end to end: real ffmpeg, real PyAV, real Dask scheduler and worker processes."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from conftest import make_clip, sha256
+from onetake.cli import cli
+
+CHANNELS = ["tv", "radio", "web", "app", "short", "edit"]
+
+
+def run(*args: str) -> tuple[int, str, dict | None]:
+    result = CliRunner().invoke(cli, ["run", *args])
+    summary = json.loads(result.stdout) if "--json" in args and result.stdout.strip() else None
+    return result.exit_code, result.output, summary
+
+
+@pytest.fixture(scope="module")
+def delivered(tmp_path_factory):
+    """Every channel of a 2 s 640x360 25p clip with stereo tone, run once for the module."""
+    folder = tmp_path_factory.mktemp("full")
+    src = make_clip(folder / "in" / "news.mp4", seconds=2, size="640x360")
+    out = folder / "out"
+    code, output, summary = run(str(src), "--out", str(out), "--json")
+    assert code == 0, output
+    return src, out, summary
+
+
+def test_every_channel_is_delivered_with_a_manifest(delivered):
+    src, out, summary = delivered
+    assert summary["ok"] is True
+    assert len(summary["manifests"]) == len(CHANNELS)
+    for channel in CHANNELS:
+        [manifest_path] = [Path(m) for m in summary["manifests"] if Path(m).parts[-3] == channel]
+        manifest = json.loads(manifest_path.read_text())
+        assert manifest["channel"] == channel and manifest_path.parent.name == manifest["asset_id"]
+        assert manifest["source"] == {"path": str(src), "size": src.stat().st_size, "sha256": sha256(src)}
+        on_disk = sorted(p.relative_to(manifest_path.parent).as_posix()
+                         for p in manifest_path.parent.rglob("*") if p.is_file() and p.name != "manifest.json")
+        assert sorted(f["path"] for f in manifest["files"]) == on_disk
+        for f in manifest["files"]:
+            path = manifest_path.parent / f["path"]
+            assert f["size"] == path.stat().st_size and f["sha256"] == sha256(path)
+        assert manifest["checks"] and all(c["passed"] for c in manifest["checks"])
+        assert all(set(c) >= {"name", "passed", "value", "limit"} for c in manifest["checks"])
+
+
+def test_loudness_reaches_every_channel_target(delivered):
+    _, out, summary = delivered
+    targets = {"tv-hd-xdcam422": -24.0, "radio-bwf": -24.0, "podcast-mp3": -16.0, "podcast-aac": -16.0,
+               "hls-360": -15.0, "short-vertical": -15.0}
+    seen = {}
+    for m in summary["manifests"]:
+        for c in json.loads(Path(m).read_text())["checks"]:
+            if c["name"] == "integrated loudness":
+                seen[c["profile"]] = c["value"]
+    assert set(seen) == set(targets)
+    for profile, target in targets.items():
+        assert abs(seen[profile] - target) <= 1.0, (profile, seen[profile])
+
+
+def test_the_tv_file_is_xdcam_hd422(delivered):
+    import av
+
+    _, out, _ = delivered
+    [mxf] = list((out / "tv").rglob("*.mxf"))
+    with av.open(str(mxf)) as c:
+        v = c.streams.video[0]
+        assert (v.codec_context.name, v.profile, v.codec_context.pix_fmt) == ("mpeg2video", "4:2:2", "yuv422p")
+        assert (v.codec_context.width, v.codec_context.height, v.average_rate) == (1920, 1080, 25)
+        assert [a.codec_context.channels for a in c.streams.audio] == [1, 1]
+        assert c.metadata["timecode"] == "10:00:00:00"
+        frame = next(c.decode(v))
+        assert frame.interlaced_frame
+
+
+def test_a_rerun_encodes_nothing_and_yields_the_same_manifests(delivered):
+    src, out, summary = delivered
+    renditions = out / ".onetake" / "renditions"
+    before = {p: p.stat().st_mtime_ns for p in renditions.rglob("*") if p.is_file()}
+    manifests = {m: Path(m).read_bytes() for m in summary["manifests"]}
+    code, output, again = run(str(src), "--out", str(out), "--json")
+    assert code == 0, output
+    assert {p: p.stat().st_mtime_ns for p in renditions.rglob("*") if p.is_file()} == before
+    assert {m: Path(m).read_bytes() for m in again["manifests"]} == manifests
+
+
+def test_verify_command(delivered):
+    _, out, _ = delivered
+    [proxy] = list((out / "edit").rglob("edit-proxy.mp4"))
+    ok = CliRunner().invoke(cli, ["verify", str(proxy), "--profile", "edit-proxy"])
+    assert ok.exit_code == 0, ok.output
+    assert "pass  gop" in ok.output
+    wrong = CliRunner().invoke(cli, ["verify", str(proxy), "--profile", "tv-hd-xdcam422"])
+    assert wrong.exit_code == 1
+    assert "FAIL  video codec" in wrong.output and "FAIL  frame size" in wrong.output
+    [hls] = list((out / "web").rglob("web-hls"))
+    assert CliRunner().invoke(cli, ["verify", str(hls), "--profile", "web-hls"]).exit_code == 0
+
+
+def test_a_failed_check_blocks_the_channel(tmp_path, clip):
+    profiles = tmp_path / "profiles"
+    profiles.mkdir()
+    shipped = (Path(__file__).parents[1] / "onetake/profiles/edit-proxy.toml").read_text()
+    (profiles / "edit-proxy.toml").write_text(shipped + "\n[checks]\nmax_size_mb = 0.001\n")
+    out = tmp_path / "out"
+    code, output, summary = run(str(clip), "--out", str(out), "--channels", "edit,radio", "--profiles",
+                                str(profiles), "--json")
+    assert code == 1
+    [outcome] = summary["sources"]
+    edit = next(c for c in outcome["channels"] if c["channel"] == "edit")
+    assert edit["manifest"] is None
+    assert "edit-proxy platform size: measured" in edit["error"] and "expected <= 0.001 MB" in edit["error"]
+    assert not (out / "edit").exists() or not list((out / "edit").rglob("manifest.json"))
+    assert list((out / "radio").rglob("manifest.json"))
+
+
+def test_plan_command_matches_what_run_does(tmp_path, clip):
+    result = CliRunner().invoke(cli, ["plan", str(clip), "--channels", "tv,edit", "--out", str(tmp_path / "o"),
+                                      "--json"])
+    assert result.exit_code == 0, result.output
+    plan = json.loads(result.output)
+    assert plan["channels"] == ["tv", "edit"]
+    assert [t["kind"] for t in plan["tasks"]].count("encode") == 1
+    text = CliRunner().invoke(cli, ["plan", str(clip), "--channels", "tv,edit", "--out", str(tmp_path / "o")])
+    assert "[encode]" in text.output and "-filter_complex" in text.output
+    assert not (tmp_path / "o").exists(), "plan must not run anything"
+
+
+def test_no_progress_output_without_a_terminal(tmp_path, clip):
+    code, output, _ = run(str(clip), "--out", str(tmp_path / "o"), "--channels", "radio")
+    assert code == 0
+    assert "━" not in output and "%" not in output
+    assert output.splitlines()[-1] == "1 of 1 source(s) delivered and verified"
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_runs_on_an_existing_dask_cluster(tmp_path, clip):
+    """`--scheduler` with a `dask scheduler` and a `dask worker --resources encode=1`, both real processes."""
+    port = _free_port()
+    address = f"tcp://127.0.0.1:{port}"
+    env = {**os.environ, "DASK_DISTRIBUTED__WORKER__DAEMON": "False"}
+    scheduler = subprocess.Popen([shutil.which("dask") or "dask", "scheduler", "--host", "127.0.0.1", "--port",
+                                  str(port), "--no-dashboard"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                                 env=env)
+    worker = subprocess.Popen([shutil.which("dask") or "dask", "worker", address, "--nthreads", "2",
+                               "--resources", "encode=1", "--no-dashboard"], stdout=subprocess.DEVNULL,
+                              stderr=subprocess.DEVNULL, env=env)
+    try:
+        deadline = time.monotonic() + 60
+        from distributed import Client
+
+        while True:
+            try:
+                with Client(address, timeout="5s") as c:
+                    if c.scheduler_info()["workers"]:
+                        break
+            except OSError:
+                pass
+            assert time.monotonic() < deadline, "the Dask cluster did not come up"
+            time.sleep(0.5)
+        code, output, summary = run(str(clip), "--out", str(tmp_path / "o"), "--channels", "edit,radio",
+                                    "--scheduler", address, "--json")
+        assert code == 0, output
+        assert len(summary["manifests"]) == 2
+    finally:
+        for p in (worker, scheduler):
+            p.terminate()
+            try:
+                p.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                p.kill()
+
+
+def test_an_unreachable_scheduler_is_one_line(tmp_path, clip):
+    code, output, _ = run(str(clip), "--out", str(tmp_path / "o"), "--scheduler", f"tcp://127.0.0.1:{_free_port()}")
+    assert code == 2
+    lines = output.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("onetake: cannot reach the Dask scheduler at tcp://127.0.0.1:")

@@ -1,0 +1,56 @@
+"""Scheduling without ffmpeg: run_plans against a fake executor."""
+
+from __future__ import annotations
+
+from onetake.pipeline.errors import EncodeError
+from onetake.pipeline.plan import plan_job
+from onetake.pipeline.schedule import run_plans
+from test_plan import OPTIONS, source
+
+
+class FakeExecutor:
+    """Runs nothing: records submissions, succeeds or fails tasks by id, propagates failures like Dask."""
+
+    def __init__(self, fail: dict[str, Exception] | None = None) -> None:
+        self.fail = fail or {}
+        self.submitted: list[tuple[str, list[str]]] = []
+
+    def submit(self, task, deps):
+        self.submitted.append((task.id, [d["id"] for d in deps]))
+        error = next((d["error"] for d in deps if d["error"]), None) or self.fail.get(task.id)
+        result = {"channel": task.params.get("channel"), "manifest": f"/m/{task.id}.json"} \
+            if task.kind == "deliver" else [{"passed": True}]
+        return {"id": task.id, "error": error, "result": None if error else result}
+
+    def completed(self, handles):
+        for h in reversed(handles):  # any completion order must do
+            yield h, h["result"], h["error"]
+
+
+def test_every_task_is_submitted_after_its_dependencies(catalog):
+    plans = [plan_job(source(name="a.mp4", sha256="aa" * 32), None, catalog, OPTIONS),
+             plan_job(source(name="b.mp4", sha256="bb" * 32), ["tv"], catalog, OPTIONS)]
+    executor = FakeExecutor()
+    outcomes = run_plans(plans, executor)
+    seen = set()
+    for task_id, deps in executor.submitted:
+        assert set(deps) <= seen
+        seen.add(task_id)
+    assert seen == {t.id for p in plans for t in p.tasks}
+    assert [o.ok for o in outcomes] == [True, True]
+    assert [c.channel for c in outcomes[0].channels] == list(plans[0].channels)
+
+
+def test_a_failure_is_reported_per_channel_and_the_batch_goes_on(catalog):
+    a = plan_job(source(name="a.mp4", sha256="aa" * 32), ["tv", "edit"], catalog, OPTIONS)
+    b = plan_job(source(name="b.mp4", sha256="bb" * 32), ["tv"], catalog, OPTIONS)
+    crash = EncodeError("encode failed", ["ffmpeg"], 1, "Conversion failed!")
+    events = []
+    outcomes = run_plans([a, b], FakeExecutor({f"{a.asset_id}/verify/tv-hd-xdcam422": crash}),
+                         on_event=lambda plan, task, state, detail: events.append((task.id, state)))
+    assert not outcomes[0].ok and outcomes[1].ok
+    tv, edit = outcomes[0].channels
+    assert (tv.channel, tv.manifest, tv.error) == ("tv", None, "encode failed (exit status 1): Conversion failed!")
+    assert edit.error is None and edit.manifest
+    assert outcomes[0].failure_line() == "tv: encode failed (exit status 1): Conversion failed!"
+    assert (f"{a.asset_id}/deliver/tv", "failed") in events
