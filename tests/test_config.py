@@ -56,3 +56,14 @@ def test_bad_config_is_one_line_exit_2(tmp_path, clip):
     assert result.exit_code == 2
     assert result.output.strip().splitlines() == [
         f"onetake: {path} [farm]: 'workers' = -1 is out of range; it must be within [0, 512]"]
+
+
+def test_example_configs_load():
+    from pathlib import Path
+
+    from onetake.pipeline.profiles import load_catalog
+
+    configs = Path(__file__).parents[1] / "configs"
+    for path in sorted(configs.glob("*.toml")):
+        load_config(path)
+    assert load_catalog(configs / "profiles").profile("radio-bwf").loudness.integrated == -23.0
