@@ -235,8 +235,7 @@ class ProgressView:
                     self.verify_row[f"{plan.asset_id}/verify/{task.id.rsplit('/', 1)[-1]}"] = row
 
     def on_progress(self, task_id: str, fraction: float) -> None:
-        base = task_id.rsplit("-", 1)[0] if task_id not in self.rows else task_id
-        for row in self.rows.get(base, []):
+        for row in self.rows.get(task_id, []):
             self.progress.update(row, completed=90 * fraction)
 
     def on_event(self, plan: JobPlan, task: Task, state: str, detail: Any) -> None:

@@ -251,3 +251,15 @@ def test_deliveries_and_checks_are_planned_per_channel(catalog):
     sprite = plan.task(f"{plan.asset_id}/package/web-sprite").params
     assert sprite["sheet_count"] == 1 and len(sprite["cues"]) == 2
     assert sprite["cues"][1] == {"start": 5.0, "end": 10.0, "image": "sprite-001.jpg", "xywh": [160, 0, 160, 90]}
+
+
+def test_fit_puts_the_whole_picture_over_a_blurred_fill():
+    from onetake.pipeline.plan import OVERLAY
+
+    [(name, (background, foreground), kwargs)] = geometry(Fraction(16, 9), 1920, 1080, 1080, 1920, "fit",
+                                                          "bt709", "bt709")
+    assert name == OVERLAY and dict(kwargs) == {"x": 0, "y": 656}
+    assert [f[0] for f in foreground] == ["scale", "setsar"] and foreground[0][1] == (1080, 608)
+    assert [f[0] for f in background] == ["crop", "scale", "setsar", "boxblur", "scale"]
+    same_shape = geometry(Fraction(9, 16), 1080, 1920, 1080, 1920, "fit", "bt709", "bt709")
+    assert [f[0] for f in same_shape] == ["setsar"]

@@ -99,6 +99,17 @@ def geometry(aspect: Fraction, width: int, height: int, box_w: int, box_h: int, 
              in_matrix: str, out_matrix: str) -> list[Filter]:
     """Filters that put a picture of display ``aspect`` into a box without stretching it."""
     box_aspect = Fraction(box_w, box_h)
+    if framing == "fit":  # the whole picture, centred over a blurred copy that fills the box
+        background = geometry(aspect, width, height, box_w // 4 * 2, box_h // 4 * 2, "center", in_matrix,
+                              out_matrix)
+        background += [flt("boxblur", luma_radius=min(box_w, box_h) // 40, luma_power=2),
+                       flt("scale", box_w, box_h)]
+        foreground = geometry(aspect, width, height, box_w, box_h, "pad", in_matrix, out_matrix)
+        pad = next((f for f in foreground if f[0] == "pad"), None)
+        if pad is None:  # same shape as the box: nothing to fill
+            return foreground
+        foreground.remove(pad)
+        return [flt(OVERLAY, background, foreground, x=pad[1][2], y=pad[1][3])]
     chain = []
     if framing == "pad":
         w, h = (box_w, _even(box_w / aspect)) if aspect > box_aspect else (_even(box_h * aspect), box_h)
@@ -137,9 +148,22 @@ class Chain:
         return node
 
 
+OVERLAY = "overlay-of-branches"  # a pseudo-filter: split, filter each branch, overlay the second on the first
+
+
+def _apply(stream: Any, filters: list[Filter]) -> Any:
+    for name, args, kwargs in filters:
+        if name == OVERLAY:
+            split = stream.filter_multi_output("split", 2)
+            below, above = _apply(split[0], args[0]), _apply(split[1], args[1])
+            stream = ffmpeg.overlay(below, above, **dict(kwargs))
+        else:
+            stream = stream.filter(name, *args, **dict(kwargs))
+    return stream
+
+
 def _emit(stream: Any, chain: Chain, sinks: dict[str, Any], audio: bool) -> None:
-    for name, args, kwargs in chain.filters:
-        stream = stream.filter(name, *args, **dict(kwargs))
+    stream = _apply(stream, chain.filters)
     fan = len(chain.children) + len(chain.sinks)
     outs = [stream] if fan == 1 else [stream.filter_multi_output("asplit" if audio else "split", fan)[i]
                                       for i in range(fan)]
