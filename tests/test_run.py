@@ -192,3 +192,37 @@ def test_an_unreachable_scheduler_is_one_line(tmp_path, clip):
     assert code == 2
     lines = output.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("onetake: cannot reach the Dask scheduler at tcp://127.0.0.1:")
+
+
+def _ladder_checks(out: Path) -> tuple[dict, str]:
+    [manifest_path] = list((out / "web").rglob("manifest.json"))
+    manifest = json.loads(manifest_path.read_text())
+    master = (manifest_path.parent / "web-hls" / "master.m3u8").read_text()
+    return {(c["profile"], c["name"]): c for c in manifest["checks"]}, master
+
+
+def test_a_ladder_has_aligned_keyframes_and_measured_bandwidth(tmp_path):
+    """7 s of 960x540 25p: rungs 540 and 360 (none above the source), two 6 s-target segments each."""
+    src = make_clip(tmp_path / "ladder.mp4", seconds=7, size="960x540")
+    code, output, _ = run(str(src), "--out", str(tmp_path / "out"), "--channels", "web", "--json")
+    assert code == 0, output
+    checks, master = _ladder_checks(tmp_path / "out")
+    assert checks[("web-hls", "variants")]["value"] == ["hls-360", "hls-540"]
+    assert checks[("web-hls", "keyframes aligned across rungs")]["passed"]
+    assert checks[("web-hls", "hls-540 longest segment")]["value"] == 6.0
+    assert checks[("hls-540", "gop")]["value"] == [50]
+    assert master.count("#EXT-X-STREAM-INF:") == 2
+    assert 'RESOLUTION=960x540,CODECS="avc1.64' in master and "FRAME-RATE=25.000" in master
+
+
+@pytest.mark.heavy
+def test_full_size_1080i50_source_every_channel(tmp_path):
+    """10 s of 1920x1080 interlaced 25i TFF with stereo tone: the full ladder, XDCAM, 9:16 at full size."""
+    src = make_clip(tmp_path / "i50.mp4", seconds=10, size="1920x1080", rate="50",
+                    output_args=("-vf", "interlace=scan=tff", "-flags", "+ildct+ilme", "-x264-params", "tff=1"))
+    code, output, summary = run(str(src), "--out", str(tmp_path / "out"), "--json")
+    assert code == 0, output
+    assert len(summary["manifests"]) == 6
+    checks, master = _ladder_checks(tmp_path / "out")
+    assert checks[("web-hls", "variants")]["value"] == ["hls-1080", "hls-360", "hls-540", "hls-720"]
+    assert checks[("web-hls", "keyframes aligned across rungs")]["passed"]
