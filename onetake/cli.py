@@ -207,6 +207,9 @@ def open_cluster(settings: FarmConfig) -> Iterator[Any]:
     workers = settings.workers or max(1, (os.cpu_count() or 1) // 4)
     with distributed.LocalCluster(n_workers=workers, threads_per_worker=2, processes=True,
                                   resources={"encode": 1}, dashboard_address=None,
+                                  # no dashboard; its HTTP server (health, metrics) on a free port, so a second
+                                  # run on the same machine does not warn that 8787 is taken
+                                  scheduler_kwargs={"dashboard_address": ":0"},
                                   silence_logs=logging.CRITICAL) as cluster, distributed.Client(cluster) as client:
         yield client
 
@@ -314,7 +317,7 @@ def run_command(sources: tuple[str, ...], channels: str | None, out: str | None,
 @click.option("--json", "as_json", is_flag=True)
 def verify_command(path: str, profile_name: str, source: str | None, profiles_dir: str | None, as_json: bool) -> None:
     """Check an output file (or HLS/sprite folder) against a profile."""
-    from .pipeline.plan import _expect
+    from .pipeline.plan import expectations
     from .workers.verify import verify_output
 
     catalog = load_catalog(Path(profiles_dir) if profiles_dir else None)
@@ -328,7 +331,7 @@ def verify_command(path: str, profile_name: str, source: str | None, profiles_di
         expect = {"sheets": sheets, "cues": vtt.read_text().count("#xywh=") if vtt.exists() else 0}
     else:
         basis = probe(source if source else path, compute_hash=False)
-        expect = _expect(basis, profile)
+        expect = expectations(basis, profile)
     checks = verify_output(profile.to_dict(), os.path.abspath(path), expect)
     ok = all(c["passed"] for c in checks)
     if as_json:

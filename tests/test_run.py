@@ -226,3 +226,10 @@ def test_full_size_1080i50_source_every_channel(tmp_path):
     checks, master = _ladder_checks(tmp_path / "out")
     assert checks[("web-hls", "variants")]["value"] == ["hls-1080", "hls-360", "hls-540", "hls-720"]
     assert checks[("web-hls", "keyframes aligned across rungs")]["passed"]
+
+
+def test_demo_delivers_every_channel(tmp_path):
+    result = CliRunner().invoke(cli, ["demo", "--out", str(tmp_path / "out"), "--seconds", "1"])
+    assert result.exit_code == 0, result.output
+    assert len(list((tmp_path / "out").glob("*/*/manifest.json"))) == len(CHANNELS)
+    assert "1 of 1 source(s) delivered and verified" in result.output

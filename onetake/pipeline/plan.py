@@ -432,7 +432,7 @@ def plan_job(source: SourceInfo, channels: Sequence[str] | None, catalog: Catalo
                     tasks.append(Task(pkg_id, "package", _hls_params(source, p, rungs, rung_keys, path_of,
                                                                       pkg_dir), deps=(encode_id,)))
                 for rung, rk in zip(rungs, rung_keys):
-                    checks.append(verify(rk, rung, path_of[rk], _expect(source, rung), encode_id))
+                    checks.append(verify(rk, rung, path_of[rk], expectations(source, rung), encode_id))
                 checks.append(verify(pkg_key, p, pkg_dir, {"rungs": [r.name for r in rungs]}, pkg_id))
                 files.append({"src": pkg_dir, "dest": p.name, "profile": p.name})
                 assert p.hls is not None
@@ -448,7 +448,7 @@ def plan_job(source: SourceInfo, channels: Sequence[str] | None, catalog: Catalo
                                      pkg_id))
                 files.append({"src": pkg_dir, "dest": p.name, "profile": p.name})
             else:
-                checks.append(verify(key, p, path_of[key], _expect(source, p), encode_id))
+                checks.append(verify(key, p, path_of[key], expectations(source, p), encode_id))
                 files.append({"src": path_of[key], "dest": renditions[key].file_name, "profile": p.name})
         delivers.append(Task(f"{asset_id}/deliver/{channel}", "deliver", {
             "channel": channel, "asset_id": asset_id, "dest": f"{options.out_dir.rstrip('/')}/{channel}/{asset_id}",
@@ -467,7 +467,7 @@ def programme_duration(source: SourceInfo) -> float:
     return round(source.duration, 6)
 
 
-def _expect(source: SourceInfo, profile: Profile) -> dict[str, Any]:
+def expectations(source: SourceInfo, profile: Profile) -> dict[str, Any]:
     expect: dict[str, Any] = {"duration": programme_duration(source), "has_audio": bool(source.audio)}
     if profile.video is not None and source.video:
         rate = output_rate(source.video[0].rate, profile.video)

@@ -14,18 +14,16 @@ import av
 from .ffmpeg import run_ffmpeg
 from .files import link_or_copy, publish_dir
 
-H264_PROFILES = {66: "Baseline", 77: "Main", 100: "High"}
 
 
-def codecs_of(mp4: str) -> tuple[str, bool]:
-    """The RFC 6381 CODECS string of an MP4 (avc1.PPCCLL + mp4a.40.2) and whether it has audio."""
+def codecs_of(mp4: str) -> str:
+    """The RFC 6381 CODECS string of an MP4: avc1.PPCCLL from its avcC record, plus mp4a.40.2 (AAC-LC)."""
     with av.open("file:" + mp4, options={"protocol_whitelist": "file"}) as c:
-        extradata = c.streams.video[0].codec_context.extradata or b"\x01\x64\x00\x28"
-        codecs = [f"avc1.{extradata[1]:02x}{extradata[2]:02x}{extradata[3]:02x}"]
-        has_audio = bool(c.streams.audio)
-        if has_audio:
+        avcc = c.streams.video[0].codec_context.extradata
+        codecs = [f"avc1.{avcc[1]:02x}{avcc[2]:02x}{avcc[3]:02x}"]
+        if c.streams.audio:
             codecs.append("mp4a.40.2")
-    return ",".join(codecs), has_audio
+    return ",".join(codecs)
 
 
 def _segments(playlist: Path) -> list[tuple[float, Path]]:
@@ -48,7 +46,7 @@ def master_playlist(folder: Path, variants: list[dict[str, Any]]) -> str:
         total_bits = sum(p.stat().st_size for _, p in segments) * 8
         total_s = sum(d for d, _ in segments) or 1.0
         peak = max((p.stat().st_size * 8 / d for d, p in segments if d > 0), default=0.0)
-        codecs, _ = codecs_of(v["mp4"])
+        codecs = codecs_of(v["mp4"])
         lines.append(f"#EXT-X-STREAM-INF:BANDWIDTH={int(peak) + 1},AVERAGE-BANDWIDTH={int(total_bits / total_s) + 1},"
                      f"RESOLUTION={v['width']}x{v['height']},CODECS=\"{codecs}\",FRAME-RATE={v['frame_rate']:.3f}")
         lines.append(f"{v['name']}/index.m3u8")
