@@ -256,19 +256,24 @@ def execute(sources: Sequence[str], settings: FarmConfig, show_progress: bool) -
     catalog = _catalog(settings)
     _check_channels(settings.channels, catalog)
     plans, failures = _make_plans(sources, settings, catalog, settings.channels or None, _encoder_version())
+    unique = list({p.asset_id: p for p in reversed(plans)}.values())[::-1]  # the same file given twice
     outcomes: list[SourceOutcome] = []
-    if plans:
+    if unique:
         from .workers.executor import DaskExecutor
 
-        view = ProgressView(plans) if show_progress else None
+        view = ProgressView(unique) if show_progress else None
         with open_cluster(settings) as client:
             executor = DaskExecutor(client, on_progress=view.on_progress if view else None)
             if view is not None:
                 with view.progress:
-                    outcomes = run_plans(plans, executor, on_event=view.on_event)
+                    outcomes = run_plans(unique, executor, on_event=view.on_event)
             else:
-                outcomes = run_plans(plans, executor)
-    by_path = {o.source: o for o in outcomes + failures}
+                outcomes = run_plans(unique, executor)
+    by_asset = {o.asset_id: o for o in outcomes}
+    by_path = {o.source: o for o in failures}
+    for plan in plans:
+        done = by_asset[plan.asset_id]
+        by_path[plan.source.path] = SourceOutcome(plan.source.path, plan.asset_id, done.channels, done.error)
     return [by_path[os.path.abspath(s)] for s in dict.fromkeys(sources)]
 
 

@@ -233,3 +233,15 @@ def test_demo_delivers_every_channel(tmp_path):
     assert result.exit_code == 0, result.output
     assert len(list((tmp_path / "out").glob("*/*/manifest.json"))) == len(CHANNELS)
     assert "1 of 1 source(s) delivered and verified" in result.output
+
+
+def test_the_same_content_twice_in_a_batch_is_encoded_once(tmp_path, clip):
+    copy = tmp_path / "copy of clip.mp4"
+    copy.write_bytes(clip.read_bytes())
+    out = tmp_path / "out"
+    code, output, summary = run(str(clip), str(copy), str(clip), "--out", str(out), "--channels", "edit", "--json")
+    assert code == 0, output
+    assert [s["ok"] for s in summary["sources"]] == [True, True]
+    assert sorted(p.parent.name for p in out.glob("edit/*/manifest.json")) == [
+        "clip-" + summary["sources"][0]["asset_id"][-8:], "copy-of-clip-" + summary["sources"][0]["asset_id"][-8:]]
+    assert len([p for p in (out / ".onetake" / "renditions").iterdir() if p.is_dir()]) == 1

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import os
 import shutil
+from collections.abc import Iterator
 from pathlib import Path
 
 def link_or_copy(src: Path, dest: Path) -> None:
@@ -23,3 +26,21 @@ def publish_dir(partial: Path, final: Path) -> str:
             raise
         shutil.rmtree(partial, ignore_errors=True)
     return str(final)
+
+
+@contextlib.contextmanager
+def exclusive(paths: list[str]) -> Iterator[None]:
+    """Hold an advisory lock per output (``PATH.lock``) while making it: a second run that needs the same
+    rendition waits here, then finds it made. Locks are taken in sorted order, so two runs never deadlock."""
+    handles = []
+    try:
+        for path in sorted(set(paths)):
+            Path(path).parent.mkdir(parents=True, exist_ok=True)
+            handle = open(f"{path}.lock", "a+b")
+            handles.append(handle)
+            fcntl.flock(handle, fcntl.LOCK_EX)
+        yield
+    finally:
+        for handle in reversed(handles):
+            fcntl.flock(handle, fcntl.LOCK_UN)
+            handle.close()

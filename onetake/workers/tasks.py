@@ -18,7 +18,7 @@ from typing import Any
 from ..pipeline.errors import EncodeError, VerificationError
 from ..pipeline.plan import MEASURED
 from .ffmpeg import run_ffmpeg
-from .files import publish_dir
+from .files import exclusive, publish_dir
 from .package import package
 from .storage import backend_for, build_manifest, expand
 from .verify import verify_output
@@ -59,6 +59,12 @@ def fill_measurements(argv: list[str], measured: dict[str, Any] | None) -> list[
 def encode(params: dict[str, Any], deps: Sequence[Any], report: Report) -> dict[str, Any]:
     """One ffmpeg for every rendition of the source; outputs appear only when all of them are done."""
     outputs = params["outputs"]
+    with exclusive([o["final"] for o in outputs]):
+        return _encode(params, outputs, deps, report)
+
+
+def _encode(params: dict[str, Any], outputs: list[dict[str, Any]], deps: Sequence[Any],
+            report: Report) -> dict[str, Any]:
     if all(os.path.isdir(o["final"]) for o in outputs):
         report(1.0)
         return {"reused": True, "outputs": [o["final"] for o in outputs]}
@@ -78,7 +84,8 @@ def encode(params: dict[str, Any], deps: Sequence[Any], report: Report) -> dict[
 
 
 def package_task(params: dict[str, Any], deps: Sequence[Any], report: Report) -> str:
-    return package(params, report)
+    with exclusive([params["final"]]):
+        return package(params, report)
 
 
 def verify(params: dict[str, Any], deps: Sequence[Any], report: Report) -> list[dict[str, Any]]:
