@@ -263,3 +263,18 @@ def test_fit_puts_the_whole_picture_over_a_blurred_fill():
     assert [f[0] for f in background] == ["crop", "scale", "setsar", "boxblur", "scale"]
     same_shape = geometry(Fraction(9, 16), 1080, 1920, 1080, 1920, "fit", "bt709", "bt709")
     assert [f[0] for f in same_shape] == ["setsar"]
+
+
+@pytest.mark.parametrize("stream, rungs", [
+    (video(width=1920, height=1080), ["hls-1080", "hls-720", "hls-540", "hls-360"]),
+    (video(width=640, height=480), ["hls-360"]),                       # 4:3: limited by its height
+    (video(width=1920, height=800), ["hls-1080", "hls-720", "hls-540", "hls-360"]),  # 2.4:1: by its width
+    (video(width=1280, height=534), ["hls-720", "hls-540", "hls-360"]),
+    (video(width=720, height=576, sar="64:45"), ["hls-540", "hls-360"]),  # anamorphic PAL 16:9
+    (video(width=1920, height=1080, rotation=90), ["hls-1080", "hls-720", "hls-540", "hls-360"]),
+    (video(width=160, height=120), ["hls-360"]),                       # always at least the lowest
+])
+def test_ladder_rungs_never_upscale(catalog, stream, rungs):
+    plan = plan_job(source(videos=[stream]), ["web"], catalog, OPTIONS)
+    made = plan.task(f"{plan.asset_id}/package/web-hls").params["variants"]
+    assert [v["name"] for v in made] == rungs

@@ -339,13 +339,20 @@ def _check_fit(source: SourceInfo, channel: str, profiles: Sequence[Profile]) ->
 
 
 def _rungs(source: SourceInfo, profile: Profile, catalog: Catalog) -> list[Profile]:
-    """The rungs of a ladder that fit the source: none above its height, always at least one."""
+    """The rungs of a ladder that fit the source: none that would upscale it, always at least one."""
     assert profile.hls is not None
-    rungs = sorted((catalog.profile(r) for r in profile.hls.rungs), key=lambda p: -(p.video.height))  # type: ignore
-    height = min(source.video[0].display_size[1], source.video[0].display_size[0] * 9 // 16)
-    height = max(height, source.video[0].display_size[1] if source.video[0].display_aspect < 1 else 0)
-    made = [r for r in rungs if r.video is not None and r.video.height <= height]
-    return made or rungs[-1:]
+    v = source.video[0]
+    height = v.display_size[1]
+
+    def fits(rung: Profile) -> bool:
+        assert rung.video is not None
+        box = Fraction(rung.video.width, rung.video.height)
+        # a picture wider than the box is limited by its width, a narrower one by its height
+        limit = height * v.display_aspect / box if v.display_aspect > box else height
+        return rung.video.height <= limit
+
+    rungs = sorted((catalog.profile(r) for r in profile.hls.rungs), key=lambda p: -p.video.height)  # type: ignore
+    return [r for r in rungs if fits(r)] or rungs[-1:]
 
 
 def default_channels(source: SourceInfo, catalog: Catalog) -> tuple[str, ...]:
