@@ -318,7 +318,6 @@ def start_timecode(profile: Profile, source: SourceInfo) -> str:
 class _Rendition:
     key: str
     profile: Profile
-    channels: list[str]
 
     @property
     def file_name(self) -> str:
@@ -374,11 +373,9 @@ def plan_job(source: SourceInfo, channels: Sequence[str] | None, catalog: Catalo
     renditions: dict[str, _Rendition] = {}
     deliverables: dict[str, list[tuple[str, Profile]]] = {}
 
-    def need(profile: Profile, channel: str) -> str:
+    def need(profile: Profile) -> str:
         key = rendition_key(source, profile, options)
-        r = renditions.setdefault(key, _Rendition(key, profile, []))
-        if channel not in r.channels:
-            r.channels.append(channel)
+        renditions.setdefault(key, _Rendition(key, profile))
         return key
 
     for channel in channels:
@@ -388,10 +385,10 @@ def plan_job(source: SourceInfo, channels: Sequence[str] | None, catalog: Catalo
         for p in profiles:
             if p.kind == "hls":
                 for rung in _rungs(source, p, catalog):
-                    need(rung, channel)
+                    need(rung)
                 items.append(("hls", p))
             else:
-                items.append((need(p, channel), p))
+                items.append((need(p), p))
         deliverables[channel] = items
 
     tasks: list[Task] = []
@@ -456,10 +453,11 @@ def plan_job(source: SourceInfo, channels: Sequence[str] | None, catalog: Catalo
                 files.append({"src": pkg_dir, "dest": p.name, "profile": p.name})
             else:
                 checks.append(verify(key, p, path_of[key], expectations(source, p), encode_id))
-                files.append({"src": path_of[key], "dest": renditions[key].file_name, "profile": p.name})
+                assert p.container is not None
+                files.append({"src": path_of[key], "dest": f"{p.name}.{p.container.extension}", "profile": p.name})
         delivers.append(Task(f"{asset_id}/deliver/{channel}", "deliver", {
             "channel": channel, "asset_id": asset_id, "dest": f"{options.out_dir.rstrip('/')}/{channel}/{asset_id}",
-            "files": files, "checks": checks, "notes": notes,
+            "files": files, "notes": notes,
             "source": {"path": source.path, "size": source.size, "sha256": source.sha256}},
             deps=tuple(dict.fromkeys(checks))))
     tasks.extend(delivers)
