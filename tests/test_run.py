@@ -245,3 +245,18 @@ def test_the_same_content_twice_in_a_batch_is_encoded_once(tmp_path, clip):
     assert sorted(p.parent.name for p in out.glob("edit/*/manifest.json")) == [
         "clip-" + summary["sources"][0]["asset_id"][-8:], "copy-of-clip-" + summary["sources"][0]["asset_id"][-8:]]
     assert len([p for p in (out / ".onetake" / "renditions").iterdir() if p.is_dir()]) == 1
+
+
+def test_very_short_and_silent_sources_are_delivered(tmp_path):
+    """0.3 s (under one 400 ms loudness block) and 2 s with a silent stereo track."""
+    short = make_clip(tmp_path / "blink.mp4", seconds=0.3)
+    silent = make_clip(tmp_path / "mic-off.mp4", seconds=2, audio="anullsrc=r=48000:cl=stereo:d=2")
+    code, output, summary = run(str(short), str(silent), "--out", str(tmp_path / "out"), "--channels", "tv,radio",
+                                "--json")
+    assert code == 0, output
+    for m in summary["manifests"]:
+        checks = {(c["profile"], c["name"]): c for c in json.loads(Path(m).read_text())["checks"]}
+        loudness = [c for (_, name), c in checks.items() if name == "integrated loudness"]
+        assert loudness and all(c["value"] == "silent, or too short to measure" for c in loudness)
+        durations = [c for (_, name), c in checks.items() if name in ("duration", "audio/video sync")]
+        assert durations and all(c["passed"] for c in durations)

@@ -21,10 +21,9 @@ from .ffmpeg import run_ffmpeg
 from .files import exclusive, publish_dir
 from .package import package
 from .storage import backend_for, build_manifest, expand
-from .verify import verify_output
+from .verify import SILENCE_LUFS, verify_output
 
 Report = Callable[[float], None]
-SILENCE_LUFS = -70.0  # below the BS.1770 absolute gate: nothing to normalise
 HARD_LIMIT_FLOOR_S = 300.0
 
 

@@ -28,6 +28,7 @@ FORMAT_NAMES = {"mp4": "mov,mp4,m4a,3gp,3g2,mj2", "ipod": "mov,mp4,m4a,3gp,3g2,m
                 "mxf": "mxf", "mxf_d10": "mxf", "wav": "wav", "mp3": "mp3", "mp2": "mp3"}
 DECODER_CODECS = {"mp3float": "mp3", "mp2float": "mp2"}  # PyAV names the decoder, not the format
 OP1A_UL = "060e2b34.04010101.0d010201.0101"
+SILENCE_LUFS = -70.0
 TRUE_PEAK_SLACK = 0.1  # dB: ebur128's 4x oversampled peak reads a little above loudnorm's limiter
 
 
@@ -197,8 +198,9 @@ def verify_av(profile: Profile, path: str, expect: dict[str, Any]) -> list[Check
     loud = profile.loudness
     if loud is not None and expect.get("has_audio") and tracks:
         integrated, peak = measure_loudness(path, len(tracks))
-        if math.isinf(integrated):
-            checks.add("integrated loudness", True, "silent", f"{loud.integrated} ±{loud.tolerance} LUFS")
+        if math.isinf(integrated) or integrated <= SILENCE_LUFS:  # nothing above the BS.1770 absolute gate
+            checks.add("integrated loudness", True, "silent, or too short to measure",
+                       f"{loud.integrated} ±{loud.tolerance} LUFS")
         else:
             checks.add("integrated loudness", abs(integrated - loud.integrated) <= loud.tolerance,
                        integrated, f"{loud.integrated} ±{loud.tolerance} LUFS")
