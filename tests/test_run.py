@@ -82,6 +82,7 @@ def test_the_tv_file_is_xdcam_hd422(delivered):
         assert c.metadata["timecode"] == "10:00:00:00"
         frame = next(c.decode(v))
         assert frame.interlaced_frame
+        assert (int(frame.color_primaries), int(frame.color_trc), int(frame.colorspace)) == (1, 1, 1)  # BT.709
 
 
 def test_a_rerun_encodes_nothing_and_yields_the_same_manifests(delivered):

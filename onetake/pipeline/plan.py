@@ -84,8 +84,17 @@ MATRIX_FOR_SCALE = {"bt709": "bt709", "bt470bg": "bt601", "smpte170m": "bt601", 
                     "bt2020nc": "bt2020", "bt2020c": "bt2020"}
 
 
-def _matrix(height: int, probed: str = "") -> str:
-    return MATRIX_FOR_SCALE.get(probed) or ("bt709" if height >= 720 else "bt601")
+def _source_matrix(v: VideoStreamInfo) -> str:
+    """The source's YUV matrix as scale names it; untagged sources are guessed by their line count."""
+    return MATRIX_FOR_SCALE.get(v.color_matrix) or ("bt709" if v.height >= 720 else "bt601")
+
+
+SD_RASTERS = {(720, 576), (704, 576), (720, 608), (720, 480), (720, 486), (704, 480)}
+
+
+def _output_matrix(spec: VideoSpec) -> str:
+    """BT.601 for broadcast SD rasters only; every other output (web rungs and proxies included) is BT.709."""
+    return "bt601" if (spec.width, spec.height) in SD_RASTERS else "bt709"
 
 
 Filter = tuple[str, tuple[Any, ...], tuple[tuple[str, Any], ...]]
@@ -238,11 +247,7 @@ def video_options(spec: VideoSpec, rate: Fraction, threads: int) -> dict[str, An
     gop = gop_frames(spec, rate)
     maxrate = spec.maxrate_kbps or spec.bitrate_kbps
     bufsize = spec.bufsize_bits or maxrate * 2000
-    opts: dict[str, Any] = {"c:v": spec.codec, "pix_fmt": spec.pix_fmt, "profile:v": spec.profile,
-                            "color_primaries": "bt709", "color_trc": "bt709", "colorspace": "bt709",
-                            "color_range": "tv"}
-    if spec.height < 720:
-        opts.update(color_primaries="bt470bg", color_trc="bt709", colorspace="bt470bg")
+    opts: dict[str, Any] = {"c:v": spec.codec, "pix_fmt": spec.pix_fmt, "profile:v": spec.profile}
     if spec.level:
         opts["level:v"] = spec.level
     flags = ["+ildct+ilme"] if spec.scan != "progressive" else []
@@ -564,7 +569,7 @@ def _video_tree(source: SourceInfo, renditions: list[_Rendition]) -> Chain:
     v: VideoStreamInfo = source.video[0]
     aspect = v.display_aspect
     width, height = v.display_size
-    in_matrix = _matrix(v.height, v.color_matrix)
+    in_matrix = _source_matrix(v)
     root = Chain([flt("setpts", "PTS-STARTPTS")])
     progressive: Chain | None = None
 
@@ -591,7 +596,7 @@ def _video_tree(source: SourceInfo, renditions: list[_Rendition]) -> Chain:
             node = progressive_base().child(
                 flt("select", f"gte(t,{at:g})"),
                 *geometry(aspect, width, height, p.video.width, p.video.height, p.video.framing, in_matrix,
-                          _matrix(p.video.height)),
+                          _output_matrix(p.video)),
                 flt("format", "yuvj420p"))
             node.sinks.append(r.key)
         elif p.video is not None and p.video.scan != "progressive":
@@ -610,7 +615,7 @@ def _video_tree(source: SourceInfo, renditions: list[_Rendition]) -> Chain:
         for r in sorted(members, key=lambda m: -(m.profile.video.width * m.profile.video.height)):  # type: ignore
             spec = r.profile.video
             assert spec is not None
-            out_matrix = _matrix(spec.height)
+            out_matrix = _output_matrix(spec)
             if previous is None:
                 node = parent.child(*geometry(aspect, width, height, spec.width, spec.height, framing,
                                               in_matrix, out_matrix))
@@ -630,8 +635,20 @@ def _finish(spec: VideoSpec, source: SourceInfo, profile: Profile, rate: Fractio
         chain.append(flt("drawtext", timecode=timecode, rate=f"{rate.numerator}/{rate.denominator}",
                          fontsize=size, fontcolor="white", box=1, boxcolor="black@0.6", boxborderw=size // 4,
                          x="(w-tw)/2", y=f"h-th-{spec.height // 20}"))
-    chain.append(flt("format", spec.pix_fmt))
+    chain += output_format(spec)
     return chain
+
+
+def colour_tags(spec: VideoSpec) -> dict[str, str]:
+    """What an output is tagged as, matching the matrix it was converted to; limited range."""
+    if _output_matrix(spec) == "bt709":
+        return {"color_primaries": "bt709", "color_trc": "bt709", "colorspace": "bt709", "range": "tv"}
+    return {"color_primaries": "bt470bg", "color_trc": "smpte170m", "colorspace": "bt470bg", "range": "tv"}
+
+
+def output_format(spec: VideoSpec) -> list[Filter]:
+    # setparams, not -color_* options: ffmpeg's encoders take colour from the frames they are given
+    return [flt("setparams", **colour_tags(spec)), flt("format", spec.pix_fmt)]
 
 
 def _interlaced_branch(root: Chain, v: VideoStreamInfo, r: _Rendition, in_matrix: str) -> None:
@@ -640,7 +657,7 @@ def _interlaced_branch(root: Chain, v: VideoStreamInfo, r: _Rendition, in_matrix
     assert spec is not None
     rate = output_rate(v.rate, spec)
     width, height = v.display_size
-    out_matrix = _matrix(spec.height)
+    out_matrix = _output_matrix(spec)
     same_raster = (width, height) == (spec.width, spec.height) and v.display_aspect == Fraction(spec.width, spec.height)
     if v.interlaced and v.scan == "tff" and v.rate == rate and same_raster and in_matrix == out_matrix:
         chain = [flt("setfield", "tff")]
@@ -655,7 +672,7 @@ def _interlaced_branch(root: Chain, v: VideoStreamInfo, r: _Rendition, in_matrix
         chain = [flt("fps", f"{rate.numerator}/{rate.denominator}"),
                  *geometry(v.display_aspect, width, height, spec.width, spec.height, spec.framing, in_matrix,
                            out_matrix), flt("setfield", "tff")]
-    node = root.child(*chain, flt("format", spec.pix_fmt))
+    node = root.child(*chain, *output_format(spec))
     node.sinks.append(r.key)
 
 

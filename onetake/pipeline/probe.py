@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import os
 from datetime import datetime, timezone
@@ -30,6 +31,13 @@ RANGES = {1: "tv", 2: "pc"}
 SAMPLE_FRAMES = 12
 RATE_PACKETS = 240
 HASH_CHUNK = 1 << 20
+
+
+@functools.cache
+def _safe_demuxers() -> str:
+    """Every demuxer PyAV has but those that open other files or the network, so that even a playlist
+    that slipped past the content check cannot be opened as one."""
+    return ",".join(sorted(set(av.formats_available) - REFERENCING_FORMATS))
 
 
 def file_url(path: str) -> str:
@@ -165,6 +173,37 @@ def _audio_info(stream: av.audio.stream.AudioStream) -> AudioStreamInfo:
         default=bool(stream.disposition & av.stream.Disposition.default))
 
 
+ISO_TOP_BOXES = {b"ftyp", b"styp", b"moov", b"mdat", b"free", b"skip", b"wide", b"uuid", b"pdin", b"meta",
+                 b"moof", b"mfra", b"sidx"}
+
+
+def _iso_truncation(local: str, size: int) -> str | None:
+    """Why an MP4/MOV that FFmpeg cannot open is cut short: a box that runs past the end of the file,
+    or no index (moov, written last by most recorders) at all; None when it does not look cut short."""
+    boxes, pos = [], 0
+    with open(local, "rb") as f:
+        while pos + 8 <= size:
+            f.seek(pos)
+            header = f.read(16)
+            box_size, kind = int.from_bytes(header[:4], "big"), header[4:8]
+            if kind not in ISO_TOP_BOXES:
+                break
+            if box_size == 1 and len(header) == 16:
+                box_size = int.from_bytes(header[8:16], "big")
+            elif box_size == 0:  # runs to the end of the file: a recording that was never finalised
+                box_size = size - pos
+            if box_size < 8:
+                break
+            boxes.append(kind)
+            if pos + box_size > size:
+                return (f"is truncated: its '{kind.decode()}' box runs {pos + box_size - size} bytes past the end "
+                        f"of the file")
+            pos += box_size
+    if boxes and boxes[0] == b"ftyp" and b"moov" not in boxes and b"moof" not in boxes:
+        return "is truncated: it has no 'moov' index (the recording or copy was cut short)"
+    return None
+
+
 def _check_complete(container: av.container.InputContainer, path: str, size: int, duration: float) -> None:
     """Refuse a file whose data stops before its declared end (an interrupted copy or upload)."""
     for stream in container.streams:
@@ -212,8 +251,12 @@ def probe(path: str | os.PathLike[str], *, compute_hash: bool = True) -> SourceI
         raise SourceError(shown, f"cannot be read ({exc.strerror})", "check its permissions") from exc
     _sniff(shown, head)
     try:
-        container = av.open(file_url(path), options={"protocol_whitelist": PROTOCOL_WHITELIST})
+        container = av.open(file_url(path), options={"protocol_whitelist": PROTOCOL_WHITELIST,
+                                                      "format_whitelist": _safe_demuxers()})
     except av.FFmpegError as exc:
+        truncated = _iso_truncation(path, st.st_size)
+        if truncated:
+            raise SourceError(shown, truncated, "copy the file again from the card or sender") from exc
         raise SourceError(shown, f"is not a media file onetake can read ({exc.strerror})",
                           "check that it is audio or video and was copied completely") from exc
     with container:

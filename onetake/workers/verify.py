@@ -18,6 +18,8 @@ from typing import Any
 import av
 
 from ..pipeline.errors import VerificationError
+from ..pipeline.plan import colour_tags
+from ..pipeline.probe import MATRICES, PRIMARIES, TRANSFERS
 from ..pipeline.profiles import Profile, parse_profile
 from .ffmpeg import run_ffmpeg
 
@@ -144,6 +146,12 @@ def verify_av(profile: Profile, path: str, expect: dict[str, Any]) -> list[Check
             checks.add("frame rate", abs(measured_rate - rate) < Fraction(1, 100), str(measured_rate), str(rate))
             frames = []
             for frame in c.decode(vs):
+                if not frames:
+                    tags = colour_tags(v)
+                    measured = (f"{PRIMARIES.get(int(frame.color_primaries), '?')}/"
+                                f"{TRANSFERS.get(int(frame.color_trc), '?')}/{MATRICES.get(int(frame.colorspace), '?')}")
+                    checks.equal("colour", measured,
+                                 f"{tags['color_primaries']}/{tags['color_trc']}/{tags['colorspace']}")
                 frames.append(frame)
                 if len(frames) >= 3:
                     break
