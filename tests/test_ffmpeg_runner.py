@@ -47,7 +47,7 @@ def test_a_stalled_ffmpeg_is_killed(tmp_path):
 
 def test_a_killed_parent_takes_its_ffmpeg_with_it(tmp_path):
     """SIGKILL the process that runs ffmpeg (as a dying Dask worker would be): the child must go too."""
-    script = textwrap.dedent(f"""
+    script = textwrap.dedent("""
         from onetake.workers.ffmpeg import run_ffmpeg
         run_ffmpeg(["ffmpeg", "-nostdin", "-re", "-f", "lavfi", "-i", "testsrc2=size=160x120:rate=25",
                     "-f", "null", "-"], stall_timeout=600)

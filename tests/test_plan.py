@@ -159,7 +159,7 @@ def test_loudness_is_two_pass_per_target(catalog):
 def test_geometry_never_stretches(src, box, framing, expected):
     chain = geometry(*src, *box, framing, "bt709", "bt709")
     words = []
-    for name, args, kwargs in chain:
+    for name, args, _kwargs in chain:
         if name == "scale":
             words.append(f"scale {args[0]}x{args[1]}")
         elif name == "pad":

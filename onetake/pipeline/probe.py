@@ -159,7 +159,8 @@ def _video_info(container: av.container.InputContainer, stream: av.video.stream.
         frame_rate=f"{rate.numerator}/{rate.denominator}", variable_frame_rate=variable, scan=scan,
         scan_basis=basis, pix_fmt=cc.pix_fmt or "", color_primaries=PRIMARIES.get(int(first.color_primaries or 2), ""),
         color_transfer=TRANSFERS.get(int(first.color_trc or 2), ""),
-        color_matrix=MATRICES.get(int(first.colorspace or 2), ""), color_range=RANGES.get(int(first.color_range or 0), ""),
+        color_matrix=MATRICES.get(int(first.colorspace or 2), ""),
+        color_range=RANGES.get(int(first.color_range or 0), ""),
         start_time=_seconds(stream.start_time, stream.time_base),
         duration=_seconds(stream.duration, stream.time_base), frames=int(stream.frames or 0))
 

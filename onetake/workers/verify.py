@@ -148,8 +148,9 @@ def verify_av(profile: Profile, path: str, expect: dict[str, Any]) -> list[Check
             for frame in c.decode(vs):
                 if not frames:
                     tags = colour_tags(v)
-                    measured = (f"{PRIMARIES.get(int(frame.color_primaries), '?')}/"
-                                f"{TRANSFERS.get(int(frame.color_trc), '?')}/{MATRICES.get(int(frame.colorspace), '?')}")
+                    measured = "/".join([PRIMARIES.get(int(frame.color_primaries), "?"),
+                                         TRANSFERS.get(int(frame.color_trc), "?"),
+                                         MATRICES.get(int(frame.colorspace), "?")])
                     checks.equal("colour", measured,
                                  f"{tags['color_primaries']}/{tags['color_trc']}/{tags['colorspace']}")
                 frames.append(frame)
@@ -158,7 +159,10 @@ def verify_av(profile: Profile, path: str, expect: dict[str, Any]) -> list[Check
             if v.scan == "tff":
                 flagged = all(f.interlaced_frame for f in frames)
                 order = str(cc.field_order).lower()
-                scan = "tff" if flagged and order in ("tt", "2") else ("interlaced " + order if flagged else "progressive")
+                if flagged:
+                    scan = "tff" if order in ("tt", "2") else f"interlaced, field order {order}"
+                else:
+                    scan = "progressive"
                 checks.equal("scan", scan, "tff")
             else:
                 interlaced = any(f.interlaced_frame for f in frames)
