@@ -63,9 +63,9 @@ def measure_loudness(path: str, tracks: int) -> tuple[float, float]:
     argv = ["ffmpeg", "-nostdin", "-hide_banner", "-nostats", "-protocol_whitelist", "file", "-i", "file:" + path]
     if tracks > 1:
         inputs = "".join(f"[0:a:{i}]" for i in range(tracks))
-        argv += ["-filter_complex", f"{inputs}amerge=inputs={tracks},ebur128=peak=true[out]", "-map", "[out]"]
+        argv += ["-filter_complex", f"{inputs}amerge=inputs={tracks},ebur128=peak=true:framelog=quiet[out]", "-map", "[out]"]
     else:
-        argv += ["-map", "0:a:0", "-af", "ebur128=peak=true"]
+        argv += ["-map", "0:a:0", "-af", "ebur128=peak=true:framelog=quiet"]
     argv += ["-f", "null", "-"]
     log = run_ffmpeg(argv, what="loudness measurement")
     summary = log[log.rfind("Summary:"):]
@@ -98,10 +98,10 @@ def _mp4_moov_first(path: str) -> bool:
 
 
 def _keyframe_indices(container: av.container.InputContainer) -> tuple[list[int], int]:
+    """Frame numbers of the keyframes, in presentation order, and the frame count; memory O(frames)."""
     stream = container.streams.video[0]
-    packets = [p for p in container.demux(stream) if p.pts is not None]
-    packets.sort(key=lambda p: p.pts)
-    return [n for n, p in enumerate(packets) if p.is_keyframe], len(packets)
+    frames = sorted((p.pts, p.is_keyframe) for p in container.demux(stream) if p.pts is not None)
+    return [n for n, (_, key) in enumerate(frames) if key], len(frames)
 
 
 def _stream_seconds(stream: av.stream.Stream, container: av.container.InputContainer) -> float:
