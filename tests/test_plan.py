@@ -278,3 +278,20 @@ def test_ladder_rungs_never_upscale(catalog, stream, rungs):
     plan = plan_job(source(videos=[stream]), ["web"], catalog, OPTIONS)
     made = plan.task(f"{plan.asset_id}/package/web-hls").params["variants"]
     assert [v["name"] for v in made] == rungs
+
+
+@pytest.mark.parametrize("timecode, rate, expected", [
+    ("09:59:50:00", "25/1", "09:59:50:00"),
+    ("01:02:03:29", "30/1", "01:02:03:24"),          # 29/30 s is 24.17 frames at 25
+    ("01:02:03;04", "30000/1001", "01:02:03:03"),     # drop-frame: 111,582 frames at 29.97 = 3723.12 s
+    ("00:10:00;00", "30000/1001", "00:10:00:00"),     # DF labels track the clock at every tenth minute
+    ("10:00:00:48", "50/1", "10:00:00:24"),
+    ("10:00:00:50", "50/1", None),                    # frame 50 does not exist at 50 fps
+    ("25:00:00:00", "25/1", None),                    # nor hour 25
+])
+def test_source_timecode_is_recounted_at_the_output_rate(catalog, timecode, rate, expected):
+    plan = plan_job(source(timecode=timecode, videos=[video(frame_rate=rate)]), ["tv", "edit"], catalog, OPTIONS)
+    argv = plan.task(f"{plan.asset_id}/encode").params["argv"]
+    tv, edit = [argv[i + 1] for i, a in enumerate(argv) if a == "-timecode"]
+    assert (tv, edit) == ((expected, expected) if expected else ("10:00:00:00", "00:00:00:00"))
+    assert f"timecode={edit.replace(':', chr(92) * 2 + ':')}" in encode_graph(plan)

@@ -306,12 +306,41 @@ def container_options(profile: Profile, source: SourceInfo, asset_id: str) -> tu
     return opts, extra
 
 
+def timecode_seconds(timecode: str, rate: Fraction) -> float | None:
+    """Seconds since midnight of an SMPTE timecode counted at ``rate`` (';' marks drop-frame); None if invalid."""
+    m = re.fullmatch(r"(\d\d):(\d\d):(\d\d)([:;.,])(\d\d)", timecode)
+    if not m or rate <= 0:
+        return None
+    hh, mm, ss, ff = (int(m.group(i)) for i in (1, 2, 3, 5))
+    nominal = round(rate)
+    if hh > 23 or mm > 59 or ss > 59 or ff >= nominal:
+        return None
+    frames = (hh * 3600 + mm * 60 + ss) * nominal + ff
+    if m.group(4) in ";," and rate.denominator == 1001:  # drop-frame: labels 0 and 1 (0-3 at 59.94) skipped
+        drop = 2 * nominal // 30
+        minutes = hh * 60 + mm
+        frames -= drop * (minutes - minutes // 10)
+    return frames / float(rate)
+
+
+def format_timecode(seconds: float, rate: Fraction) -> str:
+    """Non-drop-frame SMPTE timecode at ``rate`` for a time of day (wrapping at 24 h)."""
+    nominal = round(rate)
+    frames = round(seconds * float(rate)) % (24 * 3600 * nominal)
+    ss, ff = divmod(frames, nominal)
+    return f"{ss // 3600:02d}:{ss // 60 % 60:02d}:{ss % 60:02d}:{ff:02d}"
+
+
 def start_timecode(profile: Profile, source: SourceInfo) -> str:
+    """The output's start timecode: the source's, re-counted at the output's frame rate, or the profile's."""
     c = profile.container
     if c is None:
         return ""
-    if c.source_timecode and re.fullmatch(r"\d\d:\d\d:\d\d[:;.]\d\d", source.timecode):
-        return source.timecode
+    if c.source_timecode and source.timecode and source.video and profile.video is not None:
+        source_rate = source.video[0].rate
+        seconds = timecode_seconds(source.timecode, source_rate)
+        if seconds is not None:
+            return format_timecode(seconds, output_rate(source_rate, profile.video))
     return c.start_timecode
 
 
