@@ -133,7 +133,7 @@ def _make_plans(sources: Sequence[str], settings: FarmConfig, catalog: Catalog, 
     for source in sources:
         try:
             plans.append(plan_job(probe(source), channels, catalog, options))
-        except OnetakeError as exc:
+        except Exception as exc:  # one bad source is one line; the batch goes on
             failures.append(SourceOutcome(os.path.abspath(source), error=describe_error(exc)))
     return plans, failures
 
@@ -290,7 +290,8 @@ def _report(outcomes: Sequence[SourceOutcome], as_json: bool) -> int:
                     click.echo(f"delivered {c.channel:<6} {Path(c.manifest).parent}")
         for o in outcomes:
             if not o.ok:
-                click.echo(f"FAILED {o.source}: {o.failure_line()}", err=True)
+                line = o.failure_line()
+                click.echo(f"FAILED {line}" if line.startswith(o.source) else f"FAILED {o.source}: {line}", err=True)
         delivered = sum(o.ok for o in outcomes)
         click.echo(f"{delivered} of {len(outcomes)} source(s) delivered and verified", err=not ok)
     return 0 if ok else 1

@@ -295,3 +295,21 @@ def test_source_timecode_is_recounted_at_the_output_rate(catalog, timecode, rate
     tv, edit = [argv[i + 1] for i, a in enumerate(argv) if a == "-timecode"]
     assert (tv, edit) == ((expected, expected) if expected else ("10:00:00:00", "00:00:00:00"))
     assert f"timecode={edit.replace(':', chr(92) * 2 + ':')}" in encode_graph(plan)
+
+
+def test_a_silent_video_gets_every_channel_but_radio(catalog):
+    assert plan_job(source(audios=[]), None, catalog, OPTIONS).channels == ("tv", "web", "app", "short", "edit")
+
+
+def test_encode_errors_name_the_cause_not_the_aftermath():
+    from onetake.pipeline.errors import EncodeError
+
+    stderr = ("[mxf @ 0x1] Drop frame is only allowed with multiples of 30000/1001 FPS\n"
+              "[out#0/mxf @ 0x2] Could not write header (incorrect codec parameters ?): Invalid argument\n"
+              "[vost#0:0 @ 0x3] Task finished with error code: -22 (Invalid argument)\n"
+              "[out#1/mp4 @ 0x4] Nothing was written into output file, because at least one of its streams "
+              "received no packets.\nConversion failed!\n")
+    error = EncodeError("encode failed", ["ffmpeg"], 234, stderr)
+    assert str(error) == ("encode failed (exit status 234): [mxf @ 0x1] Drop frame is only allowed with multiples "
+                          "of 30000/1001 FPS")
+    assert str(EncodeError("x", [], 1, "")) == "x (exit status 1): no output"

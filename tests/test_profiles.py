@@ -132,3 +132,13 @@ def test_profiles_cli(tmp_path):
     assert f"invalid  {bad} [container]: unknown key 'colour'" in result.output
     missing = runner.invoke(cli, ["profiles", "show", "nope"])
     assert missing.exit_code == 2 and "unknown profile 'nope'" in missing.output
+
+
+def test_unreadable_user_profiles_are_one_line(tmp_path):
+    (tmp_path / "latin1.toml").write_bytes('description = "Überblick"\n'.encode("latin-1"))
+    with pytest.raises(ProfileError, match=r"latin1.toml: cannot be read as a UTF-8 TOML file"):
+        load_catalog(tmp_path)
+    (tmp_path / "latin1.toml").unlink()
+    (tmp_path / "folder.toml").mkdir()
+    with pytest.raises(ProfileError, match=r"folder.toml: cannot be read as a UTF-8 TOML file"):
+        load_catalog(tmp_path)

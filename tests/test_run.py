@@ -202,9 +202,11 @@ def _ladder_checks(out: Path) -> tuple[dict, str]:
     return {(c["profile"], c["name"]): c for c in manifest["checks"]}, master
 
 
-def test_a_ladder_has_aligned_keyframes_and_measured_bandwidth(tmp_path):
+def test_a_ladder_has_aligned_keyframes_and_measured_bandwidth(tmp_path, monkeypatch):
     """7 s of 960x540 25p: rungs 540 and 360 (none above the source), two 6 s-target segments each."""
     src = make_clip(tmp_path / "ladder.mp4", seconds=7, size="960x540")
+    (tmp_path / "cwd").mkdir()
+    monkeypatch.chdir(tmp_path / "cwd")  # the embedded cluster's workers start here
     code, output, _ = run(str(src), "--out", str(tmp_path / "out"), "--channels", "web", "--json")
     assert code == 0, output
     checks, master = _ladder_checks(tmp_path / "out")
@@ -214,6 +216,7 @@ def test_a_ladder_has_aligned_keyframes_and_measured_bandwidth(tmp_path):
     assert checks[("hls-540", "gop")]["value"] == [50]
     assert master.count("#EXT-X-STREAM-INF:") == 2
     assert 'RESOLUTION=960x540,CODECS="avc1.64' in master and "FRAME-RATE=25.000" in master
+    assert not list((tmp_path / "cwd").iterdir()), "the HLS muxer made folders from a 'file:' name"
 
 
 @pytest.mark.heavy
@@ -261,3 +264,16 @@ def test_very_short_and_silent_sources_are_delivered(tmp_path):
         assert loudness and all(c["value"] == "silent, or too short to measure" for c in loudness)
         durations = [c for (_, name), c in checks.items() if name in ("duration", "audio/video sync")]
         assert durations and all(c["passed"] for c in durations)
+
+
+def test_an_unwritable_work_folder_is_one_line_per_channel(tmp_path, clip):
+    blocker = tmp_path / "not-a-folder"
+    blocker.write_text("a file where the work folder should be")
+    config = tmp_path / "farm.toml"
+    config.write_text(f'[farm]\nwork_dir = "{blocker}"\n')
+    code, output, summary = run(str(clip), "--out", str(tmp_path / "out"), "--channels", "edit", "--config",
+                                str(config), "--json")
+    assert code == 1
+    [edit] = summary["sources"][0]["channels"]
+    assert edit["error"].startswith(f"{blocker}/renditions: Not a directory during the encode step")
+    assert "internal error" not in output

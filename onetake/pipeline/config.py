@@ -45,8 +45,8 @@ def load_config(path: str | Path | None) -> FarmConfig:
         data = tomllib.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
         raise ConfigError(f"{path}: no such config file") from None
-    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"{path}: not valid TOML ({exc})") from exc
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError, OSError) as exc:
+        raise ConfigError(f"{path}: not a readable TOML file ({exc})") from exc
     unknown = sorted(set(data) - {"farm"})
     if unknown:
         raise ConfigError(f"{path}: unknown section [{unknown[0]}]; the farm config has a [farm] section")

@@ -15,6 +15,7 @@ Third-party exceptions (PyAV, subprocess, OS errors) are translated where they a
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 
 
@@ -55,9 +56,22 @@ class EncodeError(OnetakeError):
         self.argv = list(argv)
         self.returncode = returncode
         self.stderr_tail = stderr_tail
-        last_line = stderr_tail.strip().splitlines()[-1] if stderr_tail.strip() else "no output"
         status = "no exit status" if returncode is None else f"exit status {returncode}"
-        super().__init__(f"{reason} ({status}): {last_line}")
+        super().__init__(f"{reason} ({status}): {cause_line(stderr_tail)}")
+
+
+# ffmpeg's closing lines say that it failed, not why
+_AFTERMATH = re.compile(r"Task finished with error|Terminating thread|Nothing was written|Conversion failed|"
+                        r"^Error : |Error while filtering|Error opening output files|Could not open encoder before EOF")
+_CAUSE = re.compile(r"error|invalid|not allowed|only|no such|unknown|unable|cannot|could not|failed|not supported",
+                    re.IGNORECASE)
+
+
+def cause_line(stderr: str) -> str:
+    """The stderr line most likely to say why ffmpeg failed: the first that names a problem, not the aftermath."""
+    lines = [line.strip() for line in stderr.splitlines() if line.strip()]
+    useful = [line for line in lines if not _AFTERMATH.search(line)]
+    return next((line for line in useful if _CAUSE.search(line)), (useful or lines or ["no output"])[-1])
 
 
 class StorageError(OnetakeError):

@@ -389,10 +389,12 @@ def _rungs(source: SourceInfo, profile: Profile, catalog: Catalog) -> list[Profi
 
 
 def default_channels(source: SourceInfo, catalog: Catalog) -> tuple[str, ...]:
-    """Every channel the source can feed: all of them for video, the audio-only ones for audio."""
-    if source.video:
-        return tuple(catalog.channels)
-    return tuple(c for c in catalog.channels if all(p.kind == "audio" for p in catalog.channel(c)))
+    """Every channel the source can feed: no picture channels without video, no radio without audio."""
+    def feeds(channel: str) -> bool:
+        kinds = {p.kind for p in catalog.channel(channel)}
+        return (bool(source.video) or not kinds & set(VIDEO_KINDS)) and (bool(source.audio) or "audio" not in kinds)
+
+    return tuple(c for c in catalog.channels if feeds(c))
 
 
 def plan_job(source: SourceInfo, channels: Sequence[str] | None, catalog: Catalog,
@@ -746,8 +748,9 @@ def _hls_params(source: SourceInfo, profile: Profile, rungs: list[Profile], keys
     argv += ["-c", "copy", "-f", "hls", "-hls_time", f"{profile.hls.segment_seconds:g}",
              "-hls_playlist_type", "vod", "-hls_segment_type", "fmp4", "-hls_flags", "independent_segments",
              "-hls_fmp4_init_filename", "init.mp4",
-             "-hls_segment_filename", f"file:{pkg_dir}.partial/%v/segment_%05d.m4s",
-             "-var_stream_map", " ".join(variants), f"file:{pkg_dir}.partial/%v/index.m3u8"]
+             # plain absolute paths: the hls muxer makes the %v folders from the name as given, 'file:' and all
+             "-hls_segment_filename", f"{pkg_dir}.partial/%v/segment_%05d.m4s",
+             "-var_stream_map", " ".join(variants), f"{pkg_dir}.partial/%v/index.m3u8"]
     rate_of = {}
     for r in rungs:
         assert r.video is not None

@@ -45,6 +45,13 @@ def file_url(path: str) -> str:
     return "file:" + os.path.abspath(path)
 
 
+def open_media(path: str) -> av.container.InputContainer:
+    """Open a local file for reading, and nothing else: no network, no other files, no playlists; metadata
+    that is not UTF-8 (a GBK title from an old edit suite) is read with replacement characters."""
+    return av.open(file_url(path), options={"protocol_whitelist": PROTOCOL_WHITELIST,
+                                            "format_whitelist": _safe_demuxers()}, metadata_errors="replace")
+
+
 def _sniff(path: str, head: bytes) -> None:
     text = head.lstrip(b"\xef\xbb\xbf \t\r\n")
     if text.startswith(b"#EXTM3U") or text.startswith(b"#EXTINF"):
@@ -99,7 +106,8 @@ def _snap_rate(rate: Fraction) -> Fraction:
 
 
 def _combing(gray: np.ndarray) -> float:
-    """How much neighbouring lines differ compared with lines two apart; >1.3 on interlaced motion."""
+    """How much neighbouring lines differ compared with lines two apart: about 0.5 on progressive pictures,
+    above 1 where the two fields of a frame were taken at different moments (interlaced motion)."""
     g = gray.astype(np.float32)
     h = g.shape[0] - g.shape[0] % 4
     adjacent = np.abs(g[0:h - 2:2] - g[1:h - 1:2]).mean()
@@ -133,8 +141,8 @@ def _video_info(container: av.container.InputContainer, stream: av.video.stream.
     else:
         scan, basis = "progressive", "flag"
         if first.height >= 480 and len(frames) >= 4:
-            combs = [_combing(f.to_ndarray(format="gray")[::2, ::2].repeat(2, axis=0)) for f in frames[1::3]]
-            if np.median(combs) > 1.3:
+            combs = [_combing(f.to_ndarray(format="gray")[:, ::2]) for f in frames[1::3]]
+            if np.median(combs) > 1.0:
                 scan, basis = "tff", "sampled"
     rate = _nominal_rate(stream)
     container.seek(0)
@@ -205,7 +213,22 @@ def _iso_truncation(local: str, size: int) -> str | None:
     return None
 
 
-def _check_complete(container: av.container.InputContainer, path: str, size: int, duration: float) -> None:
+def _picture_count(container: av.container.InputContainer, stream: av.stream.Stream, enough: int = 2) -> int:
+    """Pictures in the stream, counted up to ``enough``: one means a still image, whatever the codec."""
+    count = 0
+    try:
+        for packet in container.demux(stream):
+            count += packet.size > 0
+            if count >= enough:
+                break
+    except av.FFmpegError:
+        pass
+    container.seek(0)
+    return count
+
+
+def _check_complete(container: av.container.InputContainer, target: av.stream.Stream, path: str, size: int,
+                    duration: float) -> None:
     """Refuse a file whose data stops before its declared end (an interrupted copy or upload)."""
     for stream in container.streams:
         entries = stream.index_entries
@@ -216,7 +239,6 @@ def _check_complete(container: av.container.InputContainer, path: str, size: int
                                         f"file", "copy the file again from the card or sender")
     if duration <= 2:
         return
-    target = container.streams.video[0] if container.streams.video else container.streams.audio[0]
     container.seek(int((duration - 2) * av.time_base), any_frame=False)
     last = None
     try:
@@ -252,8 +274,7 @@ def probe(path: str | os.PathLike[str], *, compute_hash: bool = True) -> SourceI
         raise SourceError(shown, f"cannot be read ({exc.strerror})", "check its permissions") from exc
     _sniff(shown, head)
     try:
-        container = av.open(file_url(path), options={"protocol_whitelist": PROTOCOL_WHITELIST,
-                                                      "format_whitelist": _safe_demuxers()})
+        container = open_media(path)
     except av.FFmpegError as exc:
         truncated = _iso_truncation(path, st.st_size)
         if truncated:
@@ -268,15 +289,16 @@ def probe(path: str | os.PathLike[str], *, compute_hash: bool = True) -> SourceI
         vstreams = [s for s in container.streams.video
                     if not s.disposition & av.stream.Disposition.attached_pic]
         if vstreams and (fmt == "image2" or fmt.endswith("_pipe") or
-                         (vstreams[0].codec_context.name in IMAGE_CODECS and (vstreams[0].frames or 0) <= 1
-                          and not container.streams.audio)):
+                         (vstreams[0].codec_context.name in IMAGE_CODECS and not container.streams.audio
+                          and _picture_count(container, vstreams[0]) < 2)):
             raise SourceError(shown, f"is a still image ({vstreams[0].codec_context.name}), not video",
                               "give onetake a video or audio file")
         if not vstreams and not container.streams.audio:
             raise SourceError(shown, "has neither video nor audio streams", "give onetake a media file")
         duration = float(container.duration or 0) / av.time_base
         try:
-            _check_complete(container, shown, st.st_size, duration)
+            _check_complete(container, vstreams[0] if vstreams else container.streams.audio[0], shown, st.st_size,
+                            duration)
             container.seek(0)
             videos = []
             for s in vstreams:

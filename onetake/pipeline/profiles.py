@@ -198,8 +198,8 @@ def load_profile_file(path: Path) -> Profile:
         data = tomllib.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
         raise ProfileError(f"{path}: no such profile file") from None
-    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
-        raise ProfileError(f"{path}: not valid TOML ({exc})") from exc
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError, OSError) as exc:
+        raise ProfileError(f"{path}: not a readable TOML file ({exc})") from exc
     return parse_profile(data, path.stem, str(path))
 
 
@@ -253,7 +253,10 @@ def load_catalog(user_dir: Path | None = None) -> Catalog:
         if not user_dir.is_dir():
             raise ProfileError(f"{user_dir}: profiles folder does not exist")
         for path in sorted(user_dir.glob("*.toml")):
-            texts[path.stem] = (path.read_text(encoding="utf-8"), str(path))
+            try:
+                texts[path.stem] = (path.read_text(encoding="utf-8"), str(path))
+            except (OSError, UnicodeDecodeError) as exc:
+                raise ProfileError(f"{path}: cannot be read as a UTF-8 TOML file ({exc})") from exc
     channels_text = texts.pop("channels", None)
     profiles: dict[str, Profile] = {}
     for name, (text, where) in texts.items():

@@ -3,22 +3,19 @@ the WebVTT index of thumbnail sprites."""
 
 from __future__ import annotations
 
-
 import re
 import shutil
 from pathlib import Path
 from typing import Any
 
-import av
-
+from ..pipeline.probe import open_media
 from .ffmpeg import run_ffmpeg
 from .files import link_or_copy, publish_dir
 
 
-
 def codecs_of(mp4: str) -> str:
     """The RFC 6381 CODECS string of an MP4: avc1.PPCCLL from its avcC record, plus mp4a.40.2 (AAC-LC)."""
-    with av.open("file:" + mp4, options={"protocol_whitelist": "file"}) as c:
+    with open_media(mp4) as c:
         avcc = c.streams.video[0].codec_context.extradata
         codecs = [f"avc1.{avcc[1]:02x}{avcc[2]:02x}{avcc[3]:02x}"]
         if c.streams.audio:

@@ -15,7 +15,9 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from ..pipeline.errors import EncodeError, VerificationError
+import av
+
+from ..pipeline.errors import EncodeError, StorageError, VerificationError
 from ..pipeline.plan import MEASURED
 from .ffmpeg import run_ffmpeg
 from .files import exclusive, publish_dir
@@ -112,4 +114,13 @@ REGISTRY: dict[str, Callable[[dict[str, Any], Sequence[Any], Report], Any]] = {
 
 
 def run_task(kind: str, params: dict[str, Any], deps: Sequence[Any], report: Report | None = None) -> Any:
-    return REGISTRY[kind](params, deps, report or (lambda fraction: None))
+    """Run one task; file-system and PyAV errors leave here as onetake's own, saying what to check."""
+    try:
+        return REGISTRY[kind](params, deps, report or (lambda fraction: None))
+    except OSError as exc:
+        where = f"{exc.filename}: " if exc.filename else ""
+        raise StorageError(f"{where}{exc.strerror or exc} during the {kind} step; check that the output and work "
+                           f"folders exist, are writable and have space") from exc
+    except av.FFmpegError as exc:
+        raise VerificationError(f"{exc.filename or 'an output'}: cannot be read back during the {kind} step "
+                                f"({exc.strerror})") from exc

@@ -19,7 +19,7 @@ import av
 
 from ..pipeline.errors import VerificationError
 from ..pipeline.plan import colour_tags
-from ..pipeline.probe import MATRICES, PRIMARIES, TRANSFERS
+from ..pipeline.probe import MATRICES, PRIMARIES, TRANSFERS, open_media
 from ..pipeline.profiles import Profile, parse_profile
 from .ffmpeg import run_ffmpeg
 
@@ -115,7 +115,7 @@ def verify_av(profile: Profile, path: str, expect: dict[str, Any]) -> list[Check
     size = os.path.getsize(path)
     container_spec = profile.container
     assert container_spec is not None
-    with av.open("file:" + path, options={"protocol_whitelist": "file"}) as c:
+    with open_media(path) as c:
         checks.equal("container", c.format.name, FORMAT_NAMES.get(container_spec.format, container_spec.format))
         if container_spec.format.startswith("mxf"):
             pattern = c.metadata.get("operational_pattern_ul", "")
@@ -229,7 +229,7 @@ def verify_av(profile: Profile, path: str, expect: dict[str, Any]) -> list[Check
 def verify_image(profile: Profile, path: str) -> list[Check]:
     checks = _Checks(profile.name)
     assert profile.video is not None
-    with av.open("file:" + path, options={"protocol_whitelist": "file"}) as c:
+    with open_media(path) as c:
         frame = next(c.decode(video=0))
         checks.equal("codec", c.streams.video[0].codec_context.name, "mjpeg")
         checks.equal("frame size", f"{frame.width}x{frame.height}", f"{profile.video.width}x{profile.video.height}")
@@ -243,7 +243,7 @@ def verify_sprite(profile: Profile, folder: str, expect: dict[str, Any]) -> list
     sheets = sorted(Path(folder).glob("sprite-*.jpg"))
     checks.equal("sheets", len(sheets), expect["sheets"])
     for sheet in sheets[:1]:
-        with av.open("file:" + str(sheet), options={"protocol_whitelist": "file"}) as c:
+        with open_media(str(sheet)) as c:
             frame = next(c.decode(video=0))
         checks.equal("sheet size", f"{frame.width}x{frame.height}",
                      f"{s.columns * s.thumb_width}x{s.rows * s.thumb_height}")
