@@ -318,27 +318,26 @@ def run_command(sources: tuple[str, ...], channels: str | None, out: str | None,
 @cli.command("verify")
 @click.argument("path", type=click.Path(exists=True))
 @click.option("--profile", "profile_name", required=True, help="the profile PATH must meet")
-@click.option("--source", type=click.Path(dir_okay=False), help="the source it was made from (checks duration)")
+@click.option("--source", type=click.Path(dir_okay=False),
+              help="the source it was made from: checks duration, timecode, loudness against it")
 @click.option("--profiles", "profiles_dir", type=click.Path(file_okay=False), help=field_help("profiles_dir"))
 @click.option("--json", "as_json", is_flag=True)
 def verify_command(path: str, profile_name: str, source: str | None, profiles_dir: str | None, as_json: bool) -> None:
     """Check an output file (or HLS/sprite folder) against a profile."""
-    from .pipeline.plan import expectations
+    from .pipeline.plan import expectations, measure_argv, programme_streams
+    from .workers.tasks import measure
     from .workers.verify import verify_output
 
     catalog = load_catalog(Path(profiles_dir) if profiles_dir else None)
     profile = catalog.profile(profile_name)
-    if profile.kind == "hls":
-        expect: dict[str, Any] = {"rungs": [p.name for p in (catalog.profile(r) for r in profile.hls.rungs)  # type: ignore
-                                            if (Path(path) / p.name).is_dir()]}
-    elif profile.kind == "sprite":
-        sheets = len(list(Path(path).glob("sprite-*.jpg")))
-        vtt = Path(path) / "sprite.vtt"
-        expect = {"sheets": sheets, "cues": vtt.read_text().count("#xywh=") if vtt.exists() else 0}
-    else:
-        basis = probe(source if source else path, compute_hash=False)
-        expect = expectations(basis, profile)
-    checks = verify_output(profile.to_dict(), os.path.abspath(path), expect)
+    if source is None and profile.kind in ("hls", "sprite"):
+        raise ConfigError(f"verifying {profile.kind} output needs --source, the file it was made from, to know "
+                          f"what should be there")
+    basis = probe(source or path, compute_hash=False)
+    measured = None
+    if source and profile.loudness and basis.audio:
+        measured = measure({"argv": measure_argv(basis, programme_streams(basis))}, [], lambda fraction: None)
+    checks = verify_output(profile.to_dict(), os.path.abspath(path), expectations(basis, profile, catalog), measured)
     ok = all(c["passed"] for c in checks)
     if as_json:
         click.echo(json.dumps({"ok": ok, "checks": checks}, indent=2, ensure_ascii=False))

@@ -97,7 +97,7 @@ def test_a_rerun_encodes_nothing_and_yields_the_same_manifests(delivered):
 
 
 def test_verify_command(delivered):
-    _, out, _ = delivered
+    src, out, _ = delivered
     [proxy] = list((out / "edit").rglob("edit-proxy.mp4"))
     ok = CliRunner().invoke(cli, ["verify", str(proxy), "--profile", "edit-proxy"])
     assert ok.exit_code == 0, ok.output
@@ -106,7 +106,9 @@ def test_verify_command(delivered):
     assert wrong.exit_code == 1
     assert "FAIL  video codec" in wrong.output and "FAIL  frame size" in wrong.output
     [hls] = list((out / "web").rglob("web-hls"))
-    assert CliRunner().invoke(cli, ["verify", str(hls), "--profile", "web-hls"]).exit_code == 0
+    assert CliRunner().invoke(cli, ["verify", str(hls), "--profile", "web-hls", "--source", str(src)]).exit_code == 0
+    no_source = CliRunner().invoke(cli, ["verify", str(hls), "--profile", "web-hls"])
+    assert no_source.exit_code == 2 and "needs --source" in no_source.output
 
 
 def test_a_failed_check_blocks_the_channel(tmp_path, clip):
@@ -277,3 +279,28 @@ def test_an_unwritable_work_folder_is_one_line_per_channel(tmp_path, clip):
     [edit] = summary["sources"][0]["channels"]
     assert edit["error"].startswith(f"{blocker}/renditions: Not a directory during the encode step")
     assert "internal error" not in output
+
+
+def test_a_silent_output_of_a_loud_source_fails_verification(delivered, tmp_path):
+    from conftest import ffmpeg
+
+    src, out, _ = delivered
+    silent = tmp_path / "silent.wav"
+    ffmpeg("-f", "lavfi", "-i", "anullsrc=r=48000:cl=stereo:d=2", "-c:a", "pcm_s24le", "-write_bext", "1",
+           "file:" + str(silent))
+    result = CliRunner().invoke(cli, ["verify", str(silent), "--profile", "radio-bwf", "--source", str(src)])
+    assert result.exit_code == 1
+    assert "FAIL  integrated loudness" in result.output
+
+
+def test_audio_shifted_against_the_picture_fails_verification(delivered, tmp_path):
+    from conftest import ffmpeg
+
+    src, out, _ = delivered
+    [proxy] = list((out / "edit").rglob("edit-proxy.mp4"))
+    shifted = tmp_path / "shifted.mp4"
+    ffmpeg("-i", "file:" + str(proxy), "-itsoffset", "0.4", "-i", "file:" + str(proxy), "-map", "0:v", "-map", "1:a",
+           "-c", "copy", "-shortest", "-movflags", "+faststart", "file:" + str(shifted))
+    result = CliRunner().invoke(cli, ["verify", str(shifted), "--profile", "edit-proxy", "--source", str(src)])
+    assert result.exit_code == 1
+    assert "FAIL  audio/video start" in result.output

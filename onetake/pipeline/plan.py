@@ -186,7 +186,7 @@ def _emit(stream: Any, chain: Chain, sinks: dict[str, Any], audio: bool) -> None
 # the programme audio
 
 
-def _programme_streams(source: SourceInfo) -> list[AudioStreamInfo]:
+def programme_streams(source: SourceInfo) -> list[AudioStreamInfo]:
     """The audio that makes the stereo programme: the default stream, or two mono tracks as L/R."""
     audio = sorted(source.audio, key=lambda a: (not a.default, a.index))
     if not audio:
@@ -371,7 +371,7 @@ def _check_fit(source: SourceInfo, channel: str, profiles: Sequence[Profile]) ->
                             f"leave '{channel}' out of --channels")
 
 
-def _rungs(source: SourceInfo, profile: Profile, catalog: Catalog) -> list[Profile]:
+def ladder_rungs(source: SourceInfo, profile: Profile, catalog: Catalog) -> list[Profile]:
     """The rungs of a ladder that fit the source: none that would upscale it, always at least one."""
     assert profile.hls is not None
     v = source.video[0]
@@ -420,7 +420,7 @@ def plan_job(source: SourceInfo, channels: Sequence[str] | None, catalog: Catalo
         items: list[tuple[str, Profile]] = []
         for p in profiles:
             if p.kind == "hls":
-                for rung in _rungs(source, p, catalog):
+                for rung in ladder_rungs(source, p, catalog):
                     need(rung)
                 items.append(("hls", p))
             else:
@@ -429,11 +429,11 @@ def plan_job(source: SourceInfo, channels: Sequence[str] | None, catalog: Catalo
 
     tasks: list[Task] = []
     measure_id = None
-    programme = _programme_streams(source)
+    programme = programme_streams(source)
     if programme and any(r.profile.loudness for r in renditions.values()):
         measure_id = f"{asset_id}/measure"
         tasks.append(Task(measure_id, "measure", {
-            "argv": _measure_argv(source, programme), "source": source.path}))
+            "argv": measure_argv(source, programme), "source": source.path}))
     elif not programme and any(r.profile.loudness for r in renditions.values()):
         notes.append("the source has no audio: loudness is not normalised")
 
@@ -453,8 +453,10 @@ def plan_job(source: SourceInfo, channels: Sequence[str] | None, catalog: Catalo
         task_id = f"{asset_id}/verify/{profile.name}"
         if key not in verify_ids:
             verify_ids[key] = task_id
+            # a loudness check needs the source's measurement: a silent output is right only for a silent source
+            deps = (dep, measure_id) if measure_id and profile.loudness else (dep,)
             tasks.append(Task(task_id, "verify", {"profile": profile.to_dict(), "path": target,
-                                                  "expect": expect}, deps=(dep,)))
+                                                  "expect": expect}, deps=deps))
         return verify_ids[key]
 
     delivers: list[Task] = []
@@ -463,7 +465,7 @@ def plan_job(source: SourceInfo, channels: Sequence[str] | None, catalog: Catalo
         checks: list[str] = []
         for key, p in items:
             if p.kind == "hls":
-                rungs = _rungs(source, p, catalog)
+                rungs = ladder_rungs(source, p, catalog)
                 rung_keys = [rendition_key(source, r, options) for r in rungs]
                 pkg_key = hashlib.sha256("|".join([p.content_key(), *rung_keys]).encode()).hexdigest()[:16]
                 pkg_id = f"{asset_id}/package/{p.name}"
@@ -472,8 +474,8 @@ def plan_job(source: SourceInfo, channels: Sequence[str] | None, catalog: Catalo
                     tasks.append(Task(pkg_id, "package", _hls_params(source, p, rungs, rung_keys, path_of,
                                                                       pkg_dir), deps=(encode_id,)))
                 for rung, rk in zip(rungs, rung_keys):
-                    checks.append(verify(rk, rung, path_of[rk], expectations(source, rung), encode_id))
-                checks.append(verify(pkg_key, p, pkg_dir, {"rungs": [r.name for r in rungs]}, pkg_id))
+                    checks.append(verify(rk, rung, path_of[rk], expectations(source, rung, catalog), encode_id))
+                checks.append(verify(pkg_key, p, pkg_dir, expectations(source, p, catalog), pkg_id))
                 files.append({"src": pkg_dir, "dest": p.name, "profile": p.name})
                 assert p.hls is not None
                 if p.hls.progressive_mp4:
@@ -481,14 +483,13 @@ def plan_job(source: SourceInfo, channels: Sequence[str] | None, catalog: Catalo
             elif p.kind == "sprite":
                 pkg_id = f"{asset_id}/package/{p.name}"
                 pkg_dir = f"{work}/packages/{key}"
-                sprite = _sprite_params(source, p, f"{work}/renditions/{key}", pkg_dir)
+                sprite = sprite_params(source, p, f"{work}/renditions/{key}", pkg_dir)
                 if not any(t.id == pkg_id for t in tasks):
                     tasks.append(Task(pkg_id, "package", sprite, deps=(encode_id,)))
-                checks.append(verify(key, p, pkg_dir, {"sheets": sprite["sheet_count"], "cues": len(sprite["cues"])},
-                                     pkg_id))
+                checks.append(verify(key, p, pkg_dir, expectations(source, p, catalog), pkg_id))
                 files.append({"src": pkg_dir, "dest": p.name, "profile": p.name})
             else:
-                checks.append(verify(key, p, path_of[key], expectations(source, p), encode_id))
+                checks.append(verify(key, p, path_of[key], expectations(source, p, catalog), encode_id))
                 assert p.container is not None
                 files.append({"src": path_of[key], "dest": f"{p.name}.{p.container.extension}", "profile": p.name})
         delivers.append(Task(f"{asset_id}/deliver/{channel}", "deliver", {
@@ -508,7 +509,13 @@ def programme_duration(source: SourceInfo) -> float:
     return round(source.duration, 6)
 
 
-def expectations(source: SourceInfo, profile: Profile) -> dict[str, Any]:
+def expectations(source: SourceInfo, profile: Profile, catalog: Catalog) -> dict[str, Any]:
+    """What verification expects of ``profile``'s output made from ``source``."""
+    if profile.kind == "hls":
+        return {"rungs": [r.name for r in ladder_rungs(source, profile, catalog)]}
+    if profile.kind == "sprite":
+        layout = sprite_params(source, profile, "", "")
+        return {"sheets": layout["sheet_count"], "cues": len(layout["cues"])}
     expect: dict[str, Any] = {"duration": programme_duration(source), "has_audio": bool(source.audio)}
     if profile.video is not None and source.video:
         rate = output_rate(source.video[0].rate, profile.video)
@@ -537,14 +544,12 @@ def _programme(inp: Any, source: SourceInfo, programme: list[AudioStreamInfo]) -
     return inp[str(programme[0].index)], _stereo_filters(programme[0]) + _sync_filters(offset)
 
 
-def _measure_argv(source: SourceInfo, programme: list[AudioStreamInfo]) -> list[str]:
-    inp = _input(source)
-    stream, chain = _programme(inp, source, programme)
-    for name, args, kwargs in chain:
-        stream = stream.filter(name, *args, **dict(kwargs))
-    stream = stream.filter("loudnorm", I=-24, TP=-2, LRA=20, print_format="json")
-    out = ffmpeg.output(stream, "-", f="null")
-    return out.global_args("-nostdin", "-hide_banner", "-nostats").compile(cmd="ffmpeg")
+def measure_argv(source: SourceInfo, programme: list[AudioStreamInfo]) -> list[str]:
+    """Pass 1 of loudness normalisation: loudnorm reads the programme and prints what it measured. Its targets
+    only shape the offset it suggests, which pass 2 does not use."""
+    stream, chain = _programme(_input(source), source, programme)
+    stream = _apply(stream, [*chain, flt("loudnorm", print_format="json")])
+    return ffmpeg.output(stream, "-", f="null").global_args("-nostdin", "-hide_banner", "-nostats").compile(cmd="ffmpeg")
 
 
 def _encode_argv(source: SourceInfo, renditions: list[_Rendition], asset_id: str, work: str,
@@ -761,7 +766,7 @@ def _hls_params(source: SourceInfo, profile: Profile, rungs: list[Profile], keys
                           "frame_rate": rate_of[r.name], "mp4": path_of[k]} for r, k in zip(rungs, keys)]}
 
 
-def _sprite_params(source: SourceInfo, profile: Profile, sheets_dir: str, pkg_dir: str) -> dict[str, Any]:
+def sprite_params(source: SourceInfo, profile: Profile, sheets_dir: str, pkg_dir: str) -> dict[str, Any]:
     assert profile.sprite is not None
     s = profile.sprite
     duration = programme_duration(source)

@@ -90,7 +90,8 @@ def package_task(params: dict[str, Any], deps: Sequence[Any], report: Report) ->
 
 
 def verify(params: dict[str, Any], deps: Sequence[Any], report: Report) -> list[dict[str, Any]]:
-    return verify_output(params["profile"], params["path"], params["expect"])
+    measured = next((d for d in deps if isinstance(d, dict) and "measured_I" in d), None)
+    return verify_output(params["profile"], params["path"], params["expect"], measured)
 
 
 def deliver(params: dict[str, Any], deps: Sequence[Any], report: Report) -> dict[str, Any]:

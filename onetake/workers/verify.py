@@ -104,13 +104,18 @@ def _keyframe_indices(container: av.container.InputContainer) -> tuple[list[int]
     return [n for n, (_, key) in enumerate(frames) if key], len(frames)
 
 
+def _start_seconds(stream: av.stream.Stream) -> float:
+    return float(stream.start_time * stream.time_base) if stream.start_time is not None else 0.0
+
+
 def _stream_seconds(stream: av.stream.Stream, container: av.container.InputContainer) -> float:
     if stream.duration and stream.time_base:
         return float(stream.duration * stream.time_base)
     return float(container.duration or 0) / av.time_base
 
 
-def verify_av(profile: Profile, path: str, expect: dict[str, Any]) -> list[Check]:
+def verify_av(profile: Profile, path: str, expect: dict[str, Any],
+              source_loudness: dict[str, Any] | None = None) -> list[Check]:
     checks = _Checks(profile.name)
     size = os.path.getsize(path)
     container_spec = profile.container
@@ -196,13 +201,16 @@ def verify_av(profile: Profile, path: str, expect: dict[str, Any]) -> list[Check
                 audio_seconds = _stream_seconds(tracks[0], c)
                 if video_seconds:
                     frame = 1 / float(Fraction(expect["frame_rate"]))
+                    offset = _start_seconds(tracks[0]) - _start_seconds(vs)
+                    checks.add("audio/video start", abs(offset) <= frame, round(offset, 3), f"±{frame:.3f} s")
                     checks.add("audio/video sync", abs(audio_seconds - video_seconds) <= frame + 0.025,
                                round(audio_seconds - video_seconds, 3), f"±{frame + 0.025:.3f} s")
                 else:
                     checks.add("duration", abs(audio_seconds - expect["duration"]) <= 0.05,
                                round(audio_seconds, 3), round(expect["duration"], 3))
     if container_spec.faststart:
-        checks.add("moov before mdat", _mp4_moov_first(path), "yes" if _mp4_moov_first(path) else "no", "yes")
+        moov_first = _mp4_moov_first(path)
+        checks.add("moov before mdat", moov_first, "yes" if moov_first else "no", "yes")
     if container_spec.bext:
         with open(path, "rb") as f:
             head = f.read(1 << 16)
@@ -211,8 +219,10 @@ def verify_av(profile: Profile, path: str, expect: dict[str, Any]) -> list[Check
     if loud is not None and expect.get("has_audio") and tracks:
         integrated, peak = measure_loudness(path, len(tracks))
         if math.isinf(integrated) or integrated <= SILENCE_LUFS:  # nothing above the BS.1770 absolute gate
-            checks.add("integrated loudness", True, "silent, or too short to measure",
-                       f"{loud.integrated} ±{loud.tolerance} LUFS")
+            # fine only when the source's programme was silent (or too short) too
+            source_silent = bool(source_loudness and source_loudness.get("silent"))
+            checks.add("integrated loudness", source_silent, "silent, or too short to measure",
+                       f"{loud.integrated} ±{loud.tolerance} LUFS" if not source_silent else "a silent source")
         else:
             checks.add("integrated loudness", abs(integrated - loud.integrated) <= loud.tolerance,
                        integrated, f"{loud.integrated} ±{loud.tolerance} LUFS")
@@ -276,6 +286,8 @@ def verify_hls(profile: Profile, folder: str, expect: dict[str, Any]) -> list[Ch
     text = master.read_text(encoding="utf-8")
     declared = {m.group(2): int(m.group(1)) for m in
                 re.finditer(r"#EXT-X-STREAM-INF:BANDWIDTH=(\d+)[^\n]*\n([^\n]+)", text)}
+    averages = {m.group(2): int(m.group(1)) for m in
+                re.finditer(r"#EXT-X-STREAM-INF:[^\n]*AVERAGE-BANDWIDTH=(\d+)[^\n]*\n([^\n]+)", text)}
     checks.equal("variants", sorted(u.split("/")[0] for u in declared), sorted(expect["rungs"]))
     keyframes_by_rung: dict[str, list[float]] = {}
     limit = profile.checks.max_segment_seconds
@@ -301,13 +313,22 @@ def verify_hls(profile: Profile, folder: str, expect: dict[str, Any]) -> list[Ch
         ratio = peak / bandwidth if bandwidth else math.inf
         checks.add(f"{rung} peak segment bitrate", ratio <= profile.checks.peak_to_bandwidth, round(peak),
                    f"<= {profile.checks.peak_to_bandwidth:g} x {bandwidth}")
+        seconds = sum(d for d, _ in segments)
+        average = sum((root / rung / name).stat().st_size for _, name in segments) * 8 / seconds if seconds else 0.0
+        declared = averages.get(uri, 0)
+        checks.add(f"{rung} average bitrate", declared > 0 and abs(average - declared) <= 0.1 * declared,
+                   round(average), f"{declared} ±10%")
+        checks.add(f"{rung} peak to average", peak <= 2 * average, round(peak / average, 2) if average else None,
+                   "<= 2")
         keyframes_by_rung[rung] = times
     distinct = {tuple(t) for t in keyframes_by_rung.values()}
     checks.add("keyframes aligned across rungs", len(distinct) <= 1, len(distinct), 1)
     return checks.items
 
 
-def verify_output(profile_data: dict[str, Any], path: str, expect: dict[str, Any]) -> list[dict[str, Any]]:
+def verify_output(profile_data: dict[str, Any], path: str, expect: dict[str, Any],
+                  source_loudness: dict[str, Any] | None = None) -> list[dict[str, Any]]:
+    """Every check of the profile on ``path``; ``source_loudness`` is the measure pass's result, if any."""
     profile = parse_profile(profile_data, profile_data["name"], f"profile {profile_data['name']}")
     try:
         if profile.kind == "hls":
@@ -317,7 +338,7 @@ def verify_output(profile_data: dict[str, Any], path: str, expect: dict[str, Any
         elif profile.kind == "image":
             items = verify_image(profile, path)
         else:
-            items = verify_av(profile, path, expect)
+            items = verify_av(profile, path, expect, source_loudness)
     except (av.FFmpegError, OSError, StopIteration) as exc:
         raise VerificationError(f"{path}: cannot be read back for verification ({exc})") from exc
     return [asdict(c) for c in items]
