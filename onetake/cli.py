@@ -56,8 +56,7 @@ def _catalog(settings: FarmConfig) -> Catalog:
 
 def _plan_options(settings: FarmConfig, encoder_version: str) -> PlanOptions:
     return PlanOptions(out_dir=os.path.abspath(settings.out), work_dir=os.path.abspath(settings.work_path()),
-                       encoder_version=encoder_version, x264_threads=settings.x264_threads,
-                       stall_timeout_s=settings.stall_timeout_s, timeout_factor=settings.timeout_factor)
+                       encoder_version=encoder_version, x264_threads=settings.x264_threads, farm=settings)
 
 
 def _check_channels(channels: Sequence[str] | None, catalog: Catalog) -> None:
@@ -335,9 +334,12 @@ def verify_command(path: str, profile_name: str, source: str | None, profiles_di
                           f"what should be there")
     basis = probe(source or path, compute_hash=False)
     measured = None
+    limits = FarmConfig().limits(basis.duration)
     if source and profile.loudness and basis.audio:
-        measured = measure({"argv": measure_argv(basis, programme_streams(basis))}, [], lambda fraction: None)
-    checks = verify_output(profile.to_dict(), os.path.abspath(path), expectations(basis, profile, catalog), measured)
+        measured = measure({"argv": measure_argv(basis, programme_streams(basis)), "limits": limits}, [],
+                           lambda fraction: None)
+    checks = verify_output(profile.to_dict(), os.path.abspath(path), expectations(basis, profile, catalog), limits,
+                           measured)
     ok = all(c["passed"] for c in checks)
     if as_json:
         click.echo(json.dumps({"ok": ok, "checks": checks}, indent=2, ensure_ascii=False))
@@ -408,7 +410,7 @@ def profiles_validate(files: tuple[str, ...]) -> None:
 
 
 @cli.command("demo")
-@click.option("--out", default="out", show_default=True, type=click.Path(file_okay=False))
+@click.option("--out", default=FarmConfig.out, show_default=True, type=click.Path(file_okay=False))
 @click.option("--seconds", default=6.0, show_default=True, type=click.FloatRange(1, 120),
               help="length of the generated clip")
 def demo_command(out: str, seconds: float) -> None:

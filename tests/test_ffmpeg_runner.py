@@ -13,13 +13,16 @@ import psutil
 import pytest
 
 from onetake.pipeline.errors import EncodeError
+from onetake.pipeline.config import FarmConfig
 from onetake.workers.ffmpeg import ffmpeg_binary, run_ffmpeg
+
+LIMITS = FarmConfig().limits(10)
 
 
 def test_failure_carries_argv_status_and_stderr_tail(tmp_path):
     argv = ["ffmpeg", "-nostdin", "-hide_banner", "-i", "file:" + str(tmp_path / "missing.mp4"), "-f", "null", "-"]
     with pytest.raises(EncodeError) as err:
-        run_ffmpeg(argv, what="encode")
+        run_ffmpeg(argv, LIMITS, what="encode")
     e = err.value
     assert e.returncode not in (0, None)
     assert e.argv[0] == ffmpeg_binary() and e.argv[-3:] == ["-f", "null", "-"]
@@ -30,7 +33,7 @@ def test_failure_carries_argv_status_and_stderr_tail(tmp_path):
 def test_progress_reaches_one(tmp_path):
     seen = []
     run_ffmpeg(["ffmpeg", "-nostdin", "-f", "lavfi", "-i", "testsrc2=size=160x120:rate=25:duration=2",
-                "-f", "null", "-"], duration=2.0, on_progress=seen.append)
+                "-f", "null", "-"], LIMITS, duration=2.0, on_progress=seen.append)
     assert seen and seen[-1] == 1.0 and seen == sorted(seen)
 
 
@@ -41,8 +44,16 @@ def test_a_stalled_ffmpeg_is_killed(tmp_path):
     with pytest.raises(EncodeError, match="made no progress for 2 s and was stopped"):
         # reading a FIFO nobody writes to blocks forever: a real hang
         run_ffmpeg(["ffmpeg", "-nostdin", "-f", "s16le", "-i", "file:" + str(fifo), "-f", "null", "-"],
-                   stall_timeout=2)
+                   {"stall_timeout_s": 2, "timeout_s": 60})
     assert time.monotonic() - started < 30
+
+
+def test_an_ffmpeg_past_its_hard_limit_is_killed():
+    started = time.monotonic()
+    with pytest.raises(EncodeError, match="ran past its limit of 2 s and was stopped"):
+        run_ffmpeg(["ffmpeg", "-nostdin", "-re", "-f", "lavfi", "-i", "testsrc2=size=160x120:rate=25", "-f", "null",
+                    "-"], {"stall_timeout_s": 60, "timeout_s": 2})
+    assert time.monotonic() - started < 15
 
 
 def test_a_killed_parent_takes_its_ffmpeg_with_it(tmp_path):
@@ -50,7 +61,7 @@ def test_a_killed_parent_takes_its_ffmpeg_with_it(tmp_path):
     script = textwrap.dedent("""
         from onetake.workers.ffmpeg import run_ffmpeg
         run_ffmpeg(["ffmpeg", "-nostdin", "-re", "-f", "lavfi", "-i", "testsrc2=size=160x120:rate=25",
-                    "-f", "null", "-"], stall_timeout=600)
+                    "-f", "null", "-"], {"stall_timeout_s": 600})
     """)
     parent = subprocess.Popen([sys.executable, "-c", script])
     try:

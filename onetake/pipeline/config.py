@@ -15,6 +15,9 @@ from .errors import ConfigError
 from .schema import build, option
 
 
+TIME_FLOOR_S = 300.0  # every ffmpeg may take this long, however short its source
+
+
 @dataclass(frozen=True)
 class FarmConfig:
     out: str = option("out", help="where deliveries land: OUT/<channel>/<asset_id>/")
@@ -26,7 +29,12 @@ class FarmConfig:
     x264_threads: int = option(0, min=0, max=128, help="threads per x264 encoder; 0: x264 decides")
     stall_timeout_s: float = option(120.0, min=5, max=3600, help="stop an ffmpeg that makes no progress this long")
     timeout_factor: float = option(20.0, min=1, max=1000,
-                                   help="stop an encode after 5 min + this x the source duration")
+                                   help=f"stop an ffmpeg after {TIME_FLOOR_S / 60:g} min + this x the source duration")
+
+    def limits(self, duration: float) -> dict[str, float]:
+        """The time limits of every ffmpeg run for a source of ``duration`` seconds."""
+        return {"stall_timeout_s": self.stall_timeout_s,
+                "timeout_s": round(TIME_FLOOR_S + duration * self.timeout_factor, 1)}
 
     def work_path(self) -> str:
         return self.work_dir or str(Path(self.out) / ".onetake")

@@ -20,6 +20,7 @@ from typing import Any
 import ffmpeg
 
 from .. import __version__
+from .config import FarmConfig
 from .errors import PlanError
 from .models import AudioStreamInfo, JobPlan, SourceInfo, Task, VideoStreamInfo
 from .probe import PROTOCOL_WHITELIST
@@ -36,9 +37,8 @@ class PlanOptions:
     out_dir: str
     work_dir: str
     encoder_version: str = "ffmpeg"   # part of every output key: a new encoder makes new outputs
-    x264_threads: int = 0             # 0: let each encoder choose
-    stall_timeout_s: float = 120.0    # an encode that makes no progress this long is stopped
-    timeout_factor: float = 20.0      # and none runs longer than 5 min + this x the source's duration
+    x264_threads: int = FarmConfig.x264_threads
+    farm: FarmConfig = FarmConfig()   # the time limits of every ffmpeg run
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -428,20 +428,20 @@ def plan_job(source: SourceInfo, channels: Sequence[str] | None, catalog: Catalo
         deliverables[channel] = items
 
     tasks: list[Task] = []
+    limits = options.farm.limits(programme_duration(source))
     measure_id = None
     programme = programme_streams(source)
     if programme and any(r.profile.loudness for r in renditions.values()):
         measure_id = f"{asset_id}/measure"
         tasks.append(Task(measure_id, "measure", {
-            "argv": measure_argv(source, programme), "source": source.path}))
+            "argv": measure_argv(source, programme), "source": source.path, "limits": limits}))
     elif not programme and any(r.profile.loudness for r in renditions.values()):
         notes.append("the source has no audio: loudness is not normalised")
 
     encode_id = f"{asset_id}/encode"
     argv, encoded = _encode_argv(source, list(renditions.values()), asset_id, work, options, programme)
     tasks.append(Task(encode_id, "encode", {
-        "argv": argv, "duration": programme_duration(source), "stall_timeout_s": options.stall_timeout_s,
-        "timeout_factor": options.timeout_factor,
+        "argv": argv, "duration": programme_duration(source), "limits": limits,
         "outputs": [{"key": r.key, "profile": r.profile.name, "partial": f"{work}/renditions/{r.key}.partial",
                      "final": f"{work}/renditions/{r.key}"} for r in encoded]},
         deps=(measure_id,) if measure_id else (), heavy=True))
@@ -456,7 +456,7 @@ def plan_job(source: SourceInfo, channels: Sequence[str] | None, catalog: Catalo
             # a loudness check needs the source's measurement: a silent output is right only for a silent source
             deps = (dep, measure_id) if measure_id and profile.loudness else (dep,)
             tasks.append(Task(task_id, "verify", {"profile": profile.to_dict(), "path": target,
-                                                  "expect": expect}, deps=deps))
+                                                  "expect": expect, "limits": limits}, deps=deps))
         return verify_ids[key]
 
     delivers: list[Task] = []
@@ -471,8 +471,9 @@ def plan_job(source: SourceInfo, channels: Sequence[str] | None, catalog: Catalo
                 pkg_id = f"{asset_id}/package/{p.name}"
                 pkg_dir = f"{work}/packages/{pkg_key}"
                 if not any(t.id == pkg_id for t in tasks):
-                    tasks.append(Task(pkg_id, "package", _hls_params(source, p, rungs, rung_keys, path_of,
-                                                                      pkg_dir), deps=(encode_id,)))
+                    tasks.append(Task(pkg_id, "package", {**_hls_params(source, p, rungs, rung_keys, path_of,
+                                                                         pkg_dir), "limits": limits},
+                                      deps=(encode_id,)))
                 for rung, rk in zip(rungs, rung_keys):
                     checks.append(verify(rk, rung, path_of[rk], expectations(source, rung, catalog), encode_id))
                 checks.append(verify(pkg_key, p, pkg_dir, expectations(source, p, catalog), pkg_id))

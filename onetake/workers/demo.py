@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from ..pipeline.config import FarmConfig
 from .ffmpeg import run_ffmpeg
 
 
@@ -18,6 +19,6 @@ def make_demo_clip(folder: Path, seconds: float) -> Path:
                 "-f", "lavfi", "-i", f"sine=frequency=1000:sample_rate=48000:duration={seconds:g}",
                 "-af", "volume=-12dB", "-c:v", "libx264", "-preset", "veryfast", "-crf", "18", "-pix_fmt", "yuv420p",
                 "-c:a", "aac", "-b:a", "192k", "-movflags", "+faststart", "file:" + str(partial)],
-               duration=seconds, what="demo clip generation")
+               FarmConfig().limits(seconds), duration=seconds, what="demo clip generation")
     partial.rename(clip)
     return clip

@@ -66,13 +66,15 @@ def _kill_group(proc: subprocess.Popen[bytes]) -> None:
 Progress = Callable[[float], None]
 
 
-def run_ffmpeg(argv: Sequence[str], *, duration: float = 0.0, on_progress: Progress | None = None,
-               stall_timeout: float = 120.0, timeout: float | None = None, what: str = "ffmpeg") -> str:
+def run_ffmpeg(argv: Sequence[str], limits: dict[str, float], *, duration: float = 0.0,
+               on_progress: Progress | None = None, what: str = "ffmpeg") -> str:
     """Run a planned ffmpeg argv (``argv[0]`` is a placeholder) and return its stderr.
 
-    ``on_progress`` gets the fraction done (0..1). Raises EncodeError on failure, stall or timeout,
-    with the argv, the exit status and the tail of stderr.
+    ``limits`` holds ``stall_timeout_s`` and ``timeout_s`` (FarmConfig.limits). ``on_progress`` gets the
+    fraction done (0..1). Raises EncodeError on failure, stall or timeout, with the argv, the exit status
+    and the tail of stderr.
     """
+    stall_timeout, timeout = limits["stall_timeout_s"], limits.get("timeout_s")
     full = [ffmpeg_binary(), "-progress", "pipe:1", *argv[1:]]
     try:
         proc = subprocess.Popen(full, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,

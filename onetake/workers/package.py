@@ -59,7 +59,7 @@ def package_hls(params: dict[str, Any], on_progress: Any = None) -> str:
     for v in params["variants"]:
         (partial / v["name"]).mkdir(parents=True)
     try:
-        run_ffmpeg(params["argv"], what="HLS packaging", on_progress=on_progress)
+        run_ffmpeg(params["argv"], params["limits"], what="HLS packaging", on_progress=on_progress)
         (partial / "master.m3u8").write_text(master_playlist(partial, params["variants"]), encoding="utf-8")
     except BaseException:
         shutil.rmtree(partial, ignore_errors=True)

@@ -26,12 +26,11 @@ from .storage import backend_for, build_manifest, expand
 from .verify import SILENCE_LUFS, verify_output
 
 Report = Callable[[float], None]
-HARD_LIMIT_FLOOR_S = 300.0
 
 
 def measure(params: dict[str, Any], deps: Sequence[Any], report: Report) -> dict[str, Any]:
     """Pass 1 of loudness normalisation: loudnorm's measurement of the programme audio."""
-    log = run_ffmpeg(params["argv"], what="loudness measurement")
+    log = run_ffmpeg(params["argv"], params["limits"], what="loudness measurement")
     block = log[log.rfind("{"):log.rfind("}") + 1]
     try:
         data = json.loads(block)
@@ -75,8 +74,7 @@ def _encode(params: dict[str, Any], outputs: list[dict[str, Any]], deps: Sequenc
     argv = fill_measurements(params["argv"], deps[0] if deps else None)
     duration = float(params["duration"])
     try:
-        run_ffmpeg(argv, duration=duration, on_progress=report, stall_timeout=params.get("stall_timeout_s", 120.0),
-                   timeout=HARD_LIMIT_FLOOR_S + duration * params.get("timeout_factor", 20.0), what="encode")
+        run_ffmpeg(argv, params["limits"], duration=duration, on_progress=report, what="encode")
     except BaseException:
         for o in outputs:
             shutil.rmtree(o["partial"], ignore_errors=True)
@@ -91,7 +89,7 @@ def package_task(params: dict[str, Any], deps: Sequence[Any], report: Report) ->
 
 def verify(params: dict[str, Any], deps: Sequence[Any], report: Report) -> list[dict[str, Any]]:
     measured = next((d for d in deps if isinstance(d, dict) and "measured_I" in d), None)
-    return verify_output(params["profile"], params["path"], params["expect"], measured)
+    return verify_output(params["profile"], params["path"], params["expect"], params["limits"], measured)
 
 
 def deliver(params: dict[str, Any], deps: Sequence[Any], report: Report) -> dict[str, Any]:

@@ -58,7 +58,7 @@ class _Checks:
         self.add(name, value == expected, value, expected)
 
 
-def measure_loudness(path: str, tracks: int) -> tuple[float, float]:
+def measure_loudness(path: str, tracks: int, limits: dict[str, float]) -> tuple[float, float]:
     """Integrated loudness (LUFS) and true peak (dBTP) of a file's audio, by ffmpeg's ebur128."""
     argv = ["ffmpeg", "-nostdin", "-hide_banner", "-nostats", "-protocol_whitelist", "file", "-i", "file:" + path]
     if tracks > 1:
@@ -67,7 +67,7 @@ def measure_loudness(path: str, tracks: int) -> tuple[float, float]:
     else:
         argv += ["-map", "0:a:0", "-af", "ebur128=peak=true:framelog=quiet"]
     argv += ["-f", "null", "-"]
-    log = run_ffmpeg(argv, what="loudness measurement")
+    log = run_ffmpeg(argv, limits, what="loudness measurement")
     summary = log[log.rfind("Summary:"):]
     i = re.search(r"I:\s+(-?[\d.]+|-inf) LUFS", summary)
     peak = re.search(r"Peak:\s+(-?[\d.]+|-inf) dBFS", summary)
@@ -114,7 +114,7 @@ def _stream_seconds(stream: av.stream.Stream, container: av.container.InputConta
     return float(container.duration or 0) / av.time_base
 
 
-def verify_av(profile: Profile, path: str, expect: dict[str, Any],
+def verify_av(profile: Profile, path: str, expect: dict[str, Any], limits: dict[str, float],
               source_loudness: dict[str, Any] | None = None) -> list[Check]:
     checks = _Checks(profile.name)
     size = os.path.getsize(path)
@@ -217,7 +217,7 @@ def verify_av(profile: Profile, path: str, expect: dict[str, Any],
         checks.add("bext chunk", b"bext" in head, "present" if b"bext" in head else "missing", "present")
     loud = profile.loudness
     if loud is not None and expect.get("has_audio") and tracks:
-        integrated, peak = measure_loudness(path, len(tracks))
+        integrated, peak = measure_loudness(path, len(tracks), limits)
         if math.isinf(integrated) or integrated <= SILENCE_LUFS:  # nothing above the BS.1770 absolute gate
             # fine only when the source's programme was silent (or too short) too
             source_silent = bool(source_loudness and source_loudness.get("silent"))
@@ -326,7 +326,7 @@ def verify_hls(profile: Profile, folder: str, expect: dict[str, Any]) -> list[Ch
     return checks.items
 
 
-def verify_output(profile_data: dict[str, Any], path: str, expect: dict[str, Any],
+def verify_output(profile_data: dict[str, Any], path: str, expect: dict[str, Any], limits: dict[str, float],
                   source_loudness: dict[str, Any] | None = None) -> list[dict[str, Any]]:
     """Every check of the profile on ``path``; ``source_loudness`` is the measure pass's result, if any."""
     profile = parse_profile(profile_data, profile_data["name"], f"profile {profile_data['name']}")
@@ -338,7 +338,7 @@ def verify_output(profile_data: dict[str, Any], path: str, expect: dict[str, Any
         elif profile.kind == "image":
             items = verify_image(profile, path)
         else:
-            items = verify_av(profile, path, expect, source_loudness)
+            items = verify_av(profile, path, expect, limits, source_loudness)
     except (av.FFmpegError, OSError, StopIteration) as exc:
         raise VerificationError(f"{path}: cannot be read back for verification ({exc})") from exc
     return [asdict(c) for c in items]
