@@ -1,4 +1,4 @@
-"""Executors that run plan tasks: on a Dask cluster, or inline in this process."""
+"""The Dask executor: plan tasks submitted to a cluster, progress and cancellation brought back."""
 
 from __future__ import annotations
 
@@ -6,11 +6,25 @@ import uuid
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
+from distributed import WorkerPlugin
+
 from ..pipeline.models import Task
+from .ffmpeg import kill_task_children
 from .tasks import run_task
 
 PROGRESS_TOPIC = "onetake-progress"
 ENCODE_RESOURCE = "encode"
+
+
+class StopCancelledEncodes(WorkerPlugin):
+    """Dask does not stop a running task when its future is cancelled (and its resource slot stays held until
+    the function returns): kill the ffmpeg it started, so the slot and the CPU come back at once."""
+
+    name = "onetake-stop-cancelled"
+
+    def transition(self, key: Any, start: str, finish: str, **kwargs: Any) -> None:
+        if start == "executing" and finish in ("cancelled", "released", "forgotten"):
+            kill_task_children(str(key))
 
 
 def _on_worker(kind: str, task_id: str, params: dict[str, Any], *deps: Any) -> Any:
@@ -36,6 +50,7 @@ class DaskExecutor:
         self.run_id = uuid.uuid4().hex[:8]
         workers = client.scheduler_info(n_workers=-1).get("workers", {})
         self.encode_slots = any(ENCODE_RESOURCE in w.get("resources", {}) for w in workers.values())
+        client.register_plugin(StopCancelledEncodes())
         if on_progress is not None:
             client.subscribe_topic(PROGRESS_TOPIC, lambda event: on_progress(event[1]["task"], event[1]["fraction"]))
 
@@ -55,24 +70,3 @@ class DaskExecutor:
                 yield future, None, RuntimeError("cancelled")
             else:
                 yield future, future.result(), None
-
-
-class InlineExecutor:
-    """Runs every task at once in this process, in submit order (for tests and debugging)."""
-
-    def __init__(self, on_progress: Callable[[str, float], None] | None = None) -> None:
-        self.on_progress = on_progress
-
-    def submit(self, task: Task, deps: Sequence[Any]) -> Any:
-        failed = next((d for d in deps if d[2] is not None), None)
-        if failed is not None:
-            return (task, None, failed[2])
-        report = (lambda f: self.on_progress(task.id, f)) if self.on_progress else None
-        try:
-            return (task, run_task(task.kind, task.params, [d[1] for d in deps], report), None)
-        except Exception as exc:  # carried to dependants, as Dask does
-            return (task, None, exc)
-
-    def completed(self, handles: Sequence[Any]) -> Iterator[tuple[Any, Any, BaseException | None]]:
-        for handle in handles:
-            yield handle, handle[1], handle[2]

@@ -21,6 +21,31 @@ from ..pipeline.errors import EncodeError
 PR_SET_PDEATHSIG = 1
 STDERR_KEEP = 400  # lines
 
+# ffmpeg process groups by the Dask task that started them, so that a cancelled task can stop its child
+_RUNNING: dict[str, set[int]] = {}
+_RUNNING_LOCK = threading.Lock()
+
+
+def _current_task_key() -> str | None:
+    try:
+        from distributed.worker import thread_state
+    except ImportError:
+        return None
+    key = getattr(thread_state, "key", None)
+    return str(key) if key is not None else None
+
+
+def kill_task_children(key: str) -> int:
+    """Kill every ffmpeg process group started by task ``key``; return how many there were."""
+    with _RUNNING_LOCK:
+        groups = _RUNNING.pop(str(key), set())
+    for pgid in groups:
+        try:
+            os.killpg(pgid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+    return len(groups)
+
 
 @functools.cache
 def ffmpeg_binary() -> str:
@@ -82,6 +107,10 @@ def run_ffmpeg(argv: Sequence[str], limits: dict[str, float], *, duration: float
     except OSError as exc:
         raise EncodeError(f"{what} could not start; set ONETAKE_FFMPEG to a working ffmpeg", full, None,
                           str(exc)) from exc
+    task_key = _current_task_key()
+    if task_key is not None:
+        with _RUNNING_LOCK:
+            _RUNNING.setdefault(task_key, set()).add(proc.pid)
     stderr: deque[str] = deque(maxlen=STDERR_KEEP)
     reader = threading.Thread(target=lambda: stderr.extend(
         line.decode("utf-8", "replace") for line in proc.stderr), daemon=True)  # type: ignore[union-attr]
@@ -124,6 +153,9 @@ def run_ffmpeg(argv: Sequence[str], limits: dict[str, float], *, duration: float
         _kill_group(proc)
         raise
     finally:
+        if task_key is not None:
+            with _RUNNING_LOCK:
+                _RUNNING.get(task_key, set()).discard(proc.pid)
         selector.close()
         reader.join(timeout=5)
         proc.stdout.close()

@@ -18,7 +18,11 @@ def link_or_copy(src: Path, dest: Path) -> None:
 
 
 def publish_dir(partial: Path, final: Path) -> str:
-    """Rename a finished temp folder into place; if another run got there first, keep theirs."""
+    """Rename a finished temp folder into place, its files made read-only (deliveries hard-link to them, so an
+    edit in place would change the cache too); if another run got there first, keep theirs."""
+    for path in partial.rglob("*"):
+        if path.is_file():
+            path.chmod(0o444)
     try:
         os.rename(partial, final)
     except OSError:

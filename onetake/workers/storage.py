@@ -76,6 +76,9 @@ class LocalStorage(StorageBackend):
         except OSError as exc:
             shutil.rmtree(staging, ignore_errors=True)
             raise StorageError(f"{dest}: cannot write the delivery ({exc.strerror or exc})") from exc
+        except BaseException:
+            shutil.rmtree(staging, ignore_errors=True)
+            raise
         return str(final / MANIFEST)
 
 

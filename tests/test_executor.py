@@ -1,0 +1,59 @@
+"""The Dask executor on a real LocalCluster with worker processes."""
+
+from __future__ import annotations
+
+import time
+
+import psutil
+import pytest
+from distributed import Client, LocalCluster
+
+from onetake.pipeline.config import FarmConfig
+from onetake.pipeline.models import Task
+from onetake.workers.executor import DaskExecutor
+
+
+@pytest.fixture(scope="module")
+def client():
+    with LocalCluster(n_workers=1, threads_per_worker=2, processes=True, resources={"encode": 1},
+                      dashboard_address=None, scheduler_kwargs={"dashboard_address": ":0"}) as cluster, \
+            Client(cluster) as client:
+        yield client
+
+
+def _ffmpeg_children() -> list[psutil.Process]:
+    me = psutil.Process()
+    return [p for p in me.children(recursive=True) if "ffmpeg" in p.name()]
+
+
+def test_cancelling_a_running_task_stops_its_ffmpeg(client):
+    executor = DaskExecutor(client)
+    endless = Task("endless/measure", "measure", {
+        "argv": ["ffmpeg", "-nostdin", "-re", "-f", "lavfi", "-i", "testsrc2=size=160x120:rate=25", "-f", "null", "-"],
+        "limits": FarmConfig().limits(3600)})
+    future = executor.submit(endless, [])
+    deadline = time.monotonic() + 30
+    while not _ffmpeg_children():
+        assert time.monotonic() < deadline, "ffmpeg did not start"
+        time.sleep(0.2)
+    future.cancel()
+    deadline = time.monotonic() + 20
+    while _ffmpeg_children():
+        assert time.monotonic() < deadline, "ffmpeg kept running after its task was cancelled"
+        time.sleep(0.2)
+
+
+def test_progress_comes_back_from_the_worker(client, tmp_path):
+    seen = []
+    executor = DaskExecutor(client, on_progress=lambda task_id, fraction: seen.append((task_id, fraction)))
+    short = Task("short/encode", "encode", {
+        "argv": ["ffmpeg", "-nostdin", "-f", "lavfi", "-i", "testsrc2=size=160x120:rate=25:duration=2", "-f",
+                 "null", "-"], "duration": 2.0, "limits": FarmConfig().limits(2),
+        "outputs": [{"key": "k", "profile": "p", "partial": str(tmp_path / "k.partial"), "final": str(tmp_path / "k")}]},
+        heavy=True)
+    [(handle, result, error)] = list(executor.completed([executor.submit(short, [])]))
+    assert error is None and result["reused"] is False
+    deadline = time.monotonic() + 10
+    while not seen or seen[-1] != ("short/encode", 1.0):
+        assert time.monotonic() < deadline, f"progress events: {seen}"
+        time.sleep(0.1)
