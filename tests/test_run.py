@@ -304,3 +304,19 @@ def test_audio_shifted_against_the_picture_fails_verification(delivered, tmp_pat
     result = CliRunner().invoke(cli, ["verify", str(shifted), "--profile", "edit-proxy", "--source", str(src)])
     assert result.exit_code == 1
     assert "FAIL  audio/video start" in result.output
+
+
+def test_every_shipped_profile_delivers_from_one_decode(tmp_path):
+    """The profiles no default channel uses, together in one ffmpeg with the defaults they share audio with."""
+    profiles = tmp_path / "profiles"
+    profiles.mkdir()
+    (profiles / "channels.toml").write_text(
+        '[sd]\nprofiles = ["tv-sd-imx50"]\n[avci]\nprofiles = ["tv-hd-avci100"]\n'
+        '[radio]\nprofiles = ["radio-mp2", "radio-bwf"]\n[landscape]\nprofiles = ["short-landscape"]\n')
+    src = make_clip(tmp_path / "src.mp4", seconds=1, size="640x360")
+    code, output, summary = run(str(src), "--out", str(tmp_path / "out"), "--profiles", str(profiles), "--json")
+    assert code == 0, output
+    assert len(summary["manifests"]) == 4
+    [sd] = list((tmp_path / "out" / "sd").rglob("manifest.json"))
+    checks = {c["name"]: c for c in json.loads(sd.read_text())["checks"]}
+    assert checks["display aspect"]["value"] == "16/9" and checks["channels per track"]["value"] == 4

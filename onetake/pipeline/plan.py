@@ -104,16 +104,25 @@ def flt(name: str, *args: Any, **kwargs: Any) -> Filter:
     return (name, args, tuple(kwargs.items()))
 
 
+def box_sar(spec: VideoSpec) -> Fraction:
+    """The output's sample aspect ratio: square, unless the profile declares a display shape (anamorphic SD)."""
+    if not spec.display_aspect:
+        return Fraction(1)
+    num, den = (int(x) for x in spec.display_aspect.split(":"))
+    return Fraction(num, den) / Fraction(spec.width, spec.height)
+
+
 def geometry(aspect: Fraction, width: int, height: int, box_w: int, box_h: int, framing: str,
-             in_matrix: str, out_matrix: str) -> list[Filter]:
-    """Filters that put a picture of display ``aspect`` into a box without stretching it."""
-    box_aspect = Fraction(box_w, box_h)
+             in_matrix: str, out_matrix: str, sar: Fraction = Fraction(1)) -> list[Filter]:
+    """Filters that put a picture of display ``aspect`` into a box of ``box_w`` x ``box_h`` pixels of shape
+    ``sar`` without stretching it."""
+    box_aspect = Fraction(box_w, box_h) * sar
     if framing == "fit":  # the whole picture, centred over a blurred copy that fills the box
         background = geometry(aspect, width, height, box_w // 4 * 2, box_h // 4 * 2, "center", in_matrix,
-                              out_matrix)
+                              out_matrix, sar)
         background += [flt("boxblur", luma_radius=min(box_w, box_h) // 40, luma_power=2),
                        flt("scale", box_w, box_h)]
-        foreground = geometry(aspect, width, height, box_w, box_h, "pad", in_matrix, out_matrix)
+        foreground = geometry(aspect, width, height, box_w, box_h, "pad", in_matrix, out_matrix, sar)
         pad = next((f for f in foreground if f[0] == "pad"), None)
         if pad is None:  # same shape as the box: nothing to fill
             return foreground
@@ -121,21 +130,23 @@ def geometry(aspect: Fraction, width: int, height: int, box_w: int, box_h: int, 
         return [flt(OVERLAY, background, foreground, x=pad[1][2], y=pad[1][3])]
     chain = []
     if framing == "pad":
-        w, h = (box_w, _even(box_w / aspect)) if aspect > box_aspect else (_even(box_h * aspect), box_h)
-        w, h = min(w, box_w), min(h, box_h)
-    else:  # "center": crop the source to the box's shape first, so no more pixels than needed are scaled
-        sar = aspect / Fraction(width, height)
         if aspect > box_aspect:
-            cw, ch = min(width, _even(height * box_aspect / sar)), height
+            w, h = box_w, min(box_h, _even(box_w * sar / aspect))
         else:
-            cw, ch = width, min(height, _even(width * sar / box_aspect))
+            w, h = min(box_w, _even(box_h * aspect / sar)), box_h
+    else:  # "center": crop the source to the box's shape first, so no more pixels than needed are scaled
+        source_sar = aspect / Fraction(width, height)
+        if aspect > box_aspect:
+            cw, ch = min(width, _even(height * box_aspect / source_sar)), height
+        else:
+            cw, ch = width, min(height, _even(width * source_sar / box_aspect))
         if (cw, ch) != (width, height):
             chain.append(flt("crop", cw, ch, (width - cw) // 2, (height - ch) // 2))
         w, h = box_w, box_h
         width, height = cw, ch
     if (w, h) != (width, height) or in_matrix != out_matrix:
         chain.append(flt("scale", w, h, in_color_matrix=in_matrix, out_color_matrix=out_matrix))
-    chain.append(flt("setsar", 1))
+    chain.append(flt("setsar", f"{sar.numerator}/{sar.denominator}" if sar != 1 else 1))
     if (w, h) != (box_w, box_h):
         chain.append(flt("pad", box_w, box_h, (box_w - w) // 2, (box_h - h) // 2, color="black"))
     return chain
@@ -230,8 +241,12 @@ def _track_filters(spec: AudioSpec) -> list[list[Filter]]:
     if spec.tracks == "mono":  # programme left and right, then silent tracks
         return [[flt("channelmap", map=str(min(i, 1)), channel_layout="mono")] + ([flt("volume", 0)] if i > 1 else [])
                 for i in range(spec.channels)]
+    # aresample converts inside its own branch; aformat would make every branch of the shared asplit negotiate
+    # that layout, and the stereo outputs would then be downmixed from it (4.6 dB quieter from quad)
     if spec.channels == 1:
-        return [[flt("aformat", channel_layouts="mono")]]
+        return [[flt("aresample", out_chlayout="mono")]]
+    if spec.channels == 4:  # the programme on 1/2, silence on 3/4 (D-10 carries one 4-channel track)
+        return [[flt("aresample", out_chlayout="quad")]]
     return [[]]
 
 
@@ -633,7 +648,7 @@ def _video_tree(source: SourceInfo, renditions: list[_Rendition]) -> Chain:
             node = progressive_base().child(
                 flt("select", f"gte(t,{at:g})"),
                 *geometry(aspect, width, height, p.video.width, p.video.height, p.video.framing, in_matrix,
-                          _output_matrix(p.video)),
+                          _output_matrix(p.video), box_sar(p.video)),
                 flt("format", "yuvj420p"))
             node.sinks.append(r.key)
         elif p.video is not None and p.video.scan != "progressive":
@@ -641,7 +656,7 @@ def _video_tree(source: SourceInfo, renditions: list[_Rendition]) -> Chain:
         elif p.video is not None:
             spec = p.video
             rate = output_rate(v.rate, spec)
-            group = (rate, spec.framing, Fraction(spec.width, spec.height), spec.burn_timecode)
+            group = (rate, spec.framing, Fraction(spec.width, spec.height) * box_sar(spec), spec.burn_timecode)
             cascades.setdefault(group, []).append(r)
     by_rate: dict[Fraction, Chain] = {}
     for (rate, framing, _, _), members in cascades.items():
@@ -655,7 +670,7 @@ def _video_tree(source: SourceInfo, renditions: list[_Rendition]) -> Chain:
             out_matrix = _output_matrix(spec)
             if previous is None:
                 node = parent.child(*geometry(aspect, width, height, spec.width, spec.height, framing,
-                                              in_matrix, out_matrix))
+                                              in_matrix, out_matrix, box_sar(spec)))
             else:  # cascaded: scale the previous rung's picture down, same shape, same padding
                 node = parent.child(flt("scale", spec.width, spec.height))
             tail = node.child(*_finish(spec, source, r.profile, rate))
@@ -695,7 +710,8 @@ def _interlaced_branch(root: Chain, v: VideoStreamInfo, r: _Rendition, in_matrix
     rate = output_rate(v.rate, spec)
     width, height = v.display_size
     out_matrix = _output_matrix(spec)
-    same_raster = (width, height) == (spec.width, spec.height) and v.display_aspect == Fraction(spec.width, spec.height)
+    same_raster = ((width, height) == (spec.width, spec.height)
+                   and v.display_aspect == Fraction(spec.width, spec.height) * box_sar(spec))
     if v.interlaced and v.scan == "tff" and v.rate == rate and same_raster and in_matrix == out_matrix:
         chain = [flt("setfield", "tff")]
     elif v.interlaced or v.rate >= 2 * rate - Fraction(1, 10):
@@ -703,12 +719,12 @@ def _interlaced_branch(root: Chain, v: VideoStreamInfo, r: _Rendition, in_matrix
         chain = [flt("bwdif", mode="send_field", parity="auto")] if v.interlaced else []
         chain += [flt("fps", f"{2 * rate.numerator}/{rate.denominator}"),
                   *geometry(v.display_aspect, width, height, spec.width, spec.height, spec.framing, in_matrix,
-                            out_matrix),
+                            out_matrix, box_sar(spec)),
                   flt("interlace", scan="tff", lowpass="linear"), flt("setfield", "tff")]
     else:  # progressive 25p (or slower): segmented frames, flagged TFF
         chain = [flt("fps", f"{rate.numerator}/{rate.denominator}"),
                  *geometry(v.display_aspect, width, height, spec.width, spec.height, spec.framing, in_matrix,
-                           out_matrix), flt("setfield", "tff")]
+                           out_matrix, box_sar(spec)), flt("setfield", "tff")]
     node = root.child(*chain, *output_format(spec))
     node.sinks.append(r.key)
 

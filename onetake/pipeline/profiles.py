@@ -59,6 +59,9 @@ class VideoSpec:
     preset: str = option("medium", choices=X264_PRESETS)
     x264_params: str = option("", pattern=r"[A-Za-z0-9=:._-]*")
     burn_timecode: bool = option(False, help="burn the source timecode in, bottom centre")
+    display_aspect: str = option("", pattern=r"|\d{1,2}:\d{1,2}",
+                                 help="the frame's shape on screen when pixels are not square, e.g. 16:9 for "
+                                      "anamorphic SD; '' for square pixels")
 
 
 @dataclass(frozen=True)
@@ -184,8 +187,8 @@ def _check_consistency(p: Profile, where: str) -> None:
             raise ProfileError(f"{where} [video]: set exactly one of 'gop_seconds' and 'gop_frames'")
         if v.width % 2 or v.height % 2:
             raise ProfileError(f"{where} [video]: width and height must be even for {v.pix_fmt}")
-    if p.audio is not None and p.audio.tracks == "interleaved" and p.audio.channels > 2:
-        raise ProfileError(f"{where} [audio]: interleaved audio has 1 or 2 channels; use tracks = \"mono\" "
+    if p.audio is not None and p.audio.tracks == "interleaved" and p.audio.channels not in (1, 2, 4):
+        raise ProfileError(f"{where} [audio]: interleaved audio has 1, 2 or 4 channels; use tracks = \"mono\" "
                            f"for {p.audio.channels} tracks")
     if p.audio is not None and p.audio.codec.startswith("pcm") and p.audio.bitrate_kbps:
         raise ProfileError(f"{where} [audio]: 'bitrate_kbps' must be 0 for PCM codec {p.audio.codec}")

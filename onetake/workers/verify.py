@@ -18,7 +18,7 @@ from typing import Any
 import av
 
 from ..pipeline.errors import VerificationError
-from ..pipeline.plan import colour_tags
+from ..pipeline.plan import box_sar, colour_tags
 from ..pipeline.probe import MATRICES, PRIMARIES, TRANSFERS, open_media
 from ..pipeline.profiles import Profile, parse_profile
 from .ffmpeg import run_ffmpeg
@@ -124,8 +124,7 @@ def verify_av(profile: Profile, path: str, expect: dict[str, Any], limits: dict[
         checks.equal("container", c.format.name, FORMAT_NAMES.get(container_spec.format, container_spec.format))
         if container_spec.format.startswith("mxf"):
             pattern = c.metadata.get("operational_pattern_ul", "")
-            checks.add("operational pattern", pattern.startswith(OP1A_UL) or container_spec.format == "mxf_d10",
-                       pattern, "OP1a")
+            checks.add("operational pattern", pattern.startswith(OP1A_UL), pattern, "OP1a")
         if expect.get("timecode"):
             found = c.metadata.get("timecode") or next(
                 (s.metadata["timecode"] for s in c.streams if "timecode" in s.metadata), "")
@@ -145,7 +144,8 @@ def verify_av(profile: Profile, path: str, expect: dict[str, Any], limits: dict[
             checks.equal("pixel format", cc.pix_fmt, v.pix_fmt)
             checks.equal("frame size", f"{cc.width}x{cc.height}", f"{v.width}x{v.height}")
             sar = Fraction(cc.sample_aspect_ratio or 1) if cc.sample_aspect_ratio else Fraction(1)
-            checks.equal("display aspect", str(Fraction(cc.width, cc.height) * sar), str(Fraction(v.width, v.height)))
+            checks.equal("display aspect", str(Fraction(cc.width, cc.height) * sar),
+                         str(Fraction(v.width, v.height) * box_sar(v)))
             rate = Fraction(expect["frame_rate"])
             measured_rate = Fraction(vs.average_rate) if vs.average_rate else Fraction(0)
             checks.add("frame rate", abs(measured_rate - rate) < Fraction(1, 100), str(measured_rate), str(rate))
