@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import hashlib
-import logging
 import subprocess
 from pathlib import Path
 
@@ -60,11 +59,3 @@ def catalog():
 def clip(tmp_path: Path) -> Path:
     """1 s, 320x240 25p H.264 + stereo AAC 1 kHz tone at -20 dBFS, in MP4."""
     return make_clip(tmp_path / "clip.mp4")
-
-
-@pytest.fixture(autouse=True)
-def _no_error_logs(caplog: pytest.LogCaptureFixture):
-    """Fail any test during which onetake logged at ERROR."""
-    yield
-    errors = [r for r in caplog.get_records("call") if r.levelno >= logging.ERROR and r.name.startswith("onetake")]
-    assert not errors, f"onetake logged errors: {[r.getMessage() for r in errors]}"

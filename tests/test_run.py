@@ -148,6 +148,7 @@ def test_no_progress_output_without_a_terminal(tmp_path, clip):
 
 
 def _free_port() -> int:
+    """A port nothing listens on (only used where nothing should answer)."""
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
@@ -155,34 +156,33 @@ def _free_port() -> int:
 
 def test_runs_on_an_existing_dask_cluster(tmp_path, clip):
     """`--scheduler` with a `dask scheduler` and a `dask worker --resources encode=1`, both real processes."""
-    port = _free_port()
-    address = f"tcp://127.0.0.1:{port}"
+    info = tmp_path / "scheduler.json"
     env = {**os.environ, "DASK_DISTRIBUTED__WORKER__DAEMON": "False"}
     scheduler = subprocess.Popen([sys.executable, "-m", "distributed.cli.dask_scheduler", "--host", "127.0.0.1",
-                                  "--port", str(port), "--no-dashboard"], stdout=subprocess.DEVNULL,
-                                 stderr=subprocess.DEVNULL, env=env)
-    worker = subprocess.Popen([sys.executable, "-m", "distributed.cli.dask_worker", address, "--nthreads", "2",
-                               "--resources", "encode=1", "--no-dashboard"], stdout=subprocess.DEVNULL,
-                              stderr=subprocess.DEVNULL, env=env)
+                                  "--port", "0", "--no-dashboard", "--scheduler-file", str(info)],
+                                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
+    worker = None
     try:
         deadline = time.monotonic() + 60
+        while not info.exists() or not info.read_text().strip():
+            assert time.monotonic() < deadline, "the Dask scheduler did not come up"
+            time.sleep(0.2)
+        address = json.loads(info.read_text())["address"]
+        worker = subprocess.Popen([sys.executable, "-m", "distributed.cli.dask_worker", address, "--nthreads", "2",
+                                   "--resources", "encode=1", "--no-dashboard"], stdout=subprocess.DEVNULL,
+                                  stderr=subprocess.DEVNULL, env=env)
         from distributed import Client
 
-        while True:
-            try:
-                with Client(address, timeout="5s") as c:
-                    if c.scheduler_info()["workers"]:
-                        break
-            except OSError:
-                pass
-            assert time.monotonic() < deadline, "the Dask cluster did not come up"
-            time.sleep(0.5)
+        with Client(address, timeout="30s") as c:
+            c.wait_for_workers(1, timeout=60)
         code, output, summary = run(str(clip), "--out", str(tmp_path / "o"), "--channels", "edit,radio",
                                     "--scheduler", address, "--json")
         assert code == 0, output
         assert len(summary["manifests"]) == 2
     finally:
         for p in (worker, scheduler):
+            if p is None:
+                continue
             p.terminate()
             try:
                 p.wait(timeout=20)

@@ -90,11 +90,3 @@ def build(cls: type[T], table: Mapping[str, Any], where: str, error: type[Except
             raise error(f"{where}: '{name}' = {value!r} does not match {pattern}")
         values[name] = value
     return cls(**values)
-
-
-def describe(cls: type) -> list[dict[str, Any]]:
-    """Each field of ``cls`` with its default and bounds, for docs and ``profiles show``."""
-    rows = []
-    for f in dataclasses.fields(cls):
-        rows.append({"key": f.name, "default": f.default, **{k: v for k, v in f.metadata.items() if v}})
-    return rows

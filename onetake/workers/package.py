@@ -23,23 +23,27 @@ def codecs_of(mp4: str) -> str:
     return ",".join(codecs)
 
 
-def _segments(playlist: Path) -> list[tuple[float, Path]]:
-    out, duration = [], None
+def read_media_playlist(playlist: Path) -> tuple[list[tuple[float, str]], str]:
+    """(duration, segment URI) for every segment of an HLS media playlist, and its EXT-X-MAP URI."""
+    segments, duration, init = [], None, ""
     for line in playlist.read_text(encoding="utf-8").splitlines():
         if line.startswith("#EXTINF:"):
             duration = float(line[8:].split(",")[0])
+        elif line.startswith("#EXT-X-MAP:"):
+            found = re.search(r'URI="([^"]+)"', line)
+            init = found.group(1) if found else ""
         elif line and not line.startswith("#") and duration is not None:
-            out.append((duration, playlist.parent / line))
+            segments.append((duration, line))
             duration = None
-    return out
+    return segments, init
 
 
 def master_playlist(folder: Path, variants: list[dict[str, Any]]) -> str:
     """A master playlist whose BANDWIDTH and AVERAGE-BANDWIDTH are measured from the segments written."""
     lines = ["#EXTM3U", "#EXT-X-VERSION:7", "#EXT-X-INDEPENDENT-SEGMENTS"]
     for v in variants:
-        playlist = folder / v["name"] / "index.m3u8"
-        segments = _segments(playlist)
+        listed, _ = read_media_playlist(folder / v["name"] / "index.m3u8")
+        segments = [(d, folder / v["name"] / uri) for d, uri in listed]
         total_bits = sum(p.stat().st_size for _, p in segments) * 8
         total_s = sum(d for d, _ in segments) or 1.0
         peak = max((p.stat().st_size * 8 / d for d, p in segments if d > 0), default=0.0)

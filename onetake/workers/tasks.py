@@ -23,7 +23,7 @@ from .ffmpeg import run_ffmpeg
 from .files import exclusive, publish_dir
 from .package import package
 from .storage import backend_for, build_manifest, expand
-from .verify import SILENCE_LUFS, verify_output
+from .verify import SILENCE_LUFS, Check, verify_output
 
 Report = Callable[[float], None]
 
@@ -95,10 +95,9 @@ def verify(params: dict[str, Any], deps: Sequence[Any], report: Report) -> list[
 def deliver(params: dict[str, Any], deps: Sequence[Any], report: Report) -> dict[str, Any]:
     """Deliver a channel whose every check passed; otherwise raise with every failed check named."""
     checks = [c for result in deps for c in result]
-    failed = [c for c in checks if not c["passed"]]
+    failed = [Check(**c) for c in checks if not c["passed"]]
     if failed:
-        detail = "; ".join(f"{c['profile']} {c['name']}: measured {c['value']}, expected {c['limit']}"
-                           for c in failed)
+        detail = "; ".join(c.describe() for c in failed)
         raise VerificationError(f"channel {params['channel']} failed verification: {detail}")
     files = expand(params["files"])
     manifest = build_manifest(params["channel"], params["asset_id"], params["source"], files, checks,

@@ -22,6 +22,7 @@ from ..pipeline.plan import box_sar, colour_tags
 from ..pipeline.probe import MATRICES, PRIMARIES, TRANSFERS, open_media
 from ..pipeline.profiles import Profile, parse_profile
 from .ffmpeg import run_ffmpeg
+from .package import read_media_playlist
 
 CODEC_NAMES = {"libx264": "h264", "mpeg2video": "mpeg2video", "libmp3lame": "mp3"}
 PROFILE_NAMES = {("mpeg2video", "0"): "4:2:2", ("libx264", "high"): "High", ("libx264", "main"): "Main",
@@ -263,19 +264,6 @@ def verify_sprite(profile: Profile, folder: str, expect: dict[str, Any]) -> list
     return checks.items
 
 
-def _playlist(path: Path) -> tuple[list[tuple[float, str]], str]:
-    segments, duration, init = [], None, ""
-    for line in path.read_text(encoding="utf-8").splitlines():
-        if line.startswith("#EXTINF:"):
-            duration = float(line[8:].split(",")[0])
-        elif line.startswith("#EXT-X-MAP:"):
-            init = re.search(r'URI="([^"]+)"', line).group(1)  # type: ignore[union-attr]
-        elif line and not line.startswith("#") and duration is not None:
-            segments.append((duration, line))
-            duration = None
-    return segments, init
-
-
 def verify_hls(profile: Profile, folder: str, expect: dict[str, Any]) -> list[Check]:
     checks = _Checks(profile.name)
     root = Path(folder)
@@ -293,7 +281,7 @@ def verify_hls(profile: Profile, folder: str, expect: dict[str, Any]) -> list[Ch
     limit = profile.checks.max_segment_seconds
     for uri, bandwidth in declared.items():
         rung = uri.split("/")[0]
-        segments, init = _playlist(root / uri)
+        segments, init = read_media_playlist(root / uri)
         longest = max((d for d, _ in segments), default=0.0)
         checks.add(f"{rung} longest segment", longest <= limit, round(longest, 3), f"<= {limit:g} s")
         init_bytes = (root / rung / init).read_bytes()
