@@ -49,7 +49,8 @@ def test_progress_comes_back_from_the_worker(client, tmp_path):
     short = Task("short/encode", "encode", {
         "argv": ["ffmpeg", "-nostdin", "-f", "lavfi", "-i", "testsrc2=size=160x120:rate=25:duration=2", "-f",
                  "null", "-"], "duration": 2.0, "limits": FarmConfig().limits(2),
-        "outputs": [{"key": "k", "profile": "p", "partial": str(tmp_path / "k.partial"), "final": str(tmp_path / "k")}]},
+        "outputs": [{"key": "k", "profile": "p", "partial": str(tmp_path / "k.partial"),
+                     "final": str(tmp_path / "k")}]},
         heavy=True)
     [(handle, result, error)] = list(executor.completed([executor.submit(short, [])]))
     assert error is None and result["reused"] is False

@@ -565,7 +565,8 @@ def measure_argv(source: SourceInfo, programme: list[AudioStreamInfo]) -> list[s
     only shape the offset it suggests, which pass 2 does not use."""
     stream, chain = _programme(_input(source), source, programme)
     stream = _apply(stream, [*chain, flt("loudnorm", print_format="json")])
-    return ffmpeg.output(stream, "-", f="null").global_args("-nostdin", "-hide_banner", "-nostats").compile(cmd="ffmpeg")
+    out = ffmpeg.output(stream, "-", f="null")
+    return out.global_args("-nostdin", "-hide_banner", "-nostats").compile(cmd="ffmpeg")
 
 
 def _encode_argv(source: SourceInfo, renditions: list[_Rendition], asset_id: str, work: str,

@@ -64,7 +64,8 @@ def measure_loudness(path: str, tracks: int, limits: dict[str, float]) -> tuple[
     argv = ["ffmpeg", "-nostdin", "-hide_banner", "-nostats", "-protocol_whitelist", "file", "-i", "file:" + path]
     if tracks > 1:
         inputs = "".join(f"[0:a:{i}]" for i in range(tracks))
-        argv += ["-filter_complex", f"{inputs}amerge=inputs={tracks},ebur128=peak=true:framelog=quiet[out]", "-map", "[out]"]
+        graph = f"{inputs}amerge=inputs={tracks},ebur128=peak=true:framelog=quiet[out]"
+        argv += ["-filter_complex", graph, "-map", "[out]"]
     else:
         argv += ["-map", "0:a:0", "-af", "ebur128=peak=true:framelog=quiet"]
     argv += ["-f", "null", "-"]
