@@ -297,7 +297,7 @@ def _report(outcomes: Sequence[SourceOutcome], as_json: bool) -> int:
 
 
 @cli.command("run")
-@click.argument("sources", nargs=-1, required=True, type=click.Path(dir_okay=False))
+@click.argument("sources", nargs=-1, required=True)
 @with_common
 @click.option("--scheduler", help=field_help("scheduler"))
 @click.option("--workers", type=click.IntRange(0, 512), help=field_help("workers"))

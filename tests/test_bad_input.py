@@ -241,3 +241,19 @@ def test_audio_only_source_probes_fine_and_fails_only_for_tv(bad_batch: BadBatch
     assert info["video"] == [] and len(info["audio"]) == 1
     [line] = [line for line in bad_batch.stderr.splitlines() if f"{path}:" in line]
     assert "--channels radio" in line, "the line should say what to do instead"
+
+
+def test_a_folder_among_the_sources_is_one_line_and_the_batch_goes_on(tmp_path):
+    from click.testing import CliRunner
+
+    from conftest import make_clip
+    from onetake.cli import cli
+
+    good = make_clip(tmp_path / "good.mp4")
+    folder = tmp_path / "card"
+    folder.mkdir()
+    result = CliRunner().invoke(cli, ["run", str(folder), str(good), "--out", str(tmp_path / "out"), "--channels",
+                                      "radio"])
+    assert result.exit_code == 1
+    assert f"FAILED {folder}: is not a regular file; give onetake a media file" in result.output
+    assert len(list((tmp_path / "out" / "radio").glob("*/manifest.json"))) == 1
