@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import contextlib
+import importlib
 import json
 import logging
 import os
 import sys
 from collections.abc import Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -24,7 +26,7 @@ from .pipeline.schedule import SourceOutcome, describe_error, run_plans
 
 
 class OnetakeGroup(click.Group):
-    """Turns every OnetakeError into one line on stderr and exit status 2."""
+    """Turns every OnetakeError into one line on stderr and exit status 2 (an unexpected error: status 3)."""
 
     def invoke(self, ctx: click.Context) -> Any:
         try:
@@ -35,6 +37,13 @@ class OnetakeGroup(click.Group):
         except KeyboardInterrupt:
             click.echo("onetake: interrupted", err=True)
             ctx.exit(130)
+        except (click.exceptions.Exit, click.ClickException, SystemExit):
+            raise
+        except Exception as exc:  # a bug: one line for the operator, the traceback on request
+            if os.environ.get("ONETAKE_DEBUG"):
+                raise
+            click.echo(f"onetake: {describe_error(exc)}; set ONETAKE_DEBUG=1 to see the traceback", err=True)
+            ctx.exit(3)
 
 
 def _channels(value: str | None) -> tuple[str, ...] | None:
@@ -189,27 +198,31 @@ def plan_command(source: str, channels: str | None, out: str | None, config: str
 
 @contextlib.contextmanager
 def open_cluster(settings: FarmConfig) -> Iterator[Any]:
-    """A Dask client: on an existing scheduler, or on an embedded LocalCluster that ends with the run."""
+    """A Dask client: on an existing scheduler, or on an embedded LocalCluster that ends with the run.
+
+    The client is not made the default one, so this can be entered on one thread and left on another."""
     import distributed
 
     logging.getLogger("distributed").setLevel(logging.ERROR)
-    if settings.scheduler:
-        try:
-            client = distributed.Client(settings.scheduler, timeout="15s")
-        except (OSError, TimeoutError) as exc:
-            raise ConfigError(f"cannot reach the Dask scheduler at {settings.scheduler} ({exc}); start one with "
-                              f"`dask scheduler` and `dask worker {settings.scheduler} --resources encode=1`, "
-                              f"or leave --scheduler out for an embedded cluster") from exc
-        with client:
-            yield client
-        return
-    workers = settings.workers or max(1, (os.cpu_count() or 1) // 4)
-    with distributed.LocalCluster(n_workers=workers, threads_per_worker=2, processes=True,
-                                  resources={"encode": 1}, dashboard_address=None,
-                                  # no dashboard; its HTTP server (health, metrics) on a free port, so a second
-                                  # run on the same machine does not warn that 8787 is taken
-                                  scheduler_kwargs={"dashboard_address": ":0"},
-                                  silence_logs=logging.CRITICAL) as cluster, distributed.Client(cluster) as client:
+    with contextlib.ExitStack() as stack:
+        if settings.scheduler:
+            try:
+                client = distributed.Client(settings.scheduler, timeout="15s", set_as_default=False)
+            except (OSError, TimeoutError) as exc:
+                raise ConfigError(f"cannot reach the Dask scheduler at {settings.scheduler} ({exc}); start one "
+                                  f"with `dask scheduler` and `dask worker {settings.scheduler} --resources "
+                                  f"encode=1`, or leave --scheduler out for an embedded cluster") from exc
+        else:
+            workers = settings.workers or max(1, (os.cpu_count() or 1) // 4)
+            cluster = stack.enter_context(distributed.LocalCluster(
+                n_workers=workers, threads_per_worker=2, processes=True, resources={"encode": 1},
+                # no dashboard; its HTTP server (health, metrics) on a free port, so that a second run on the
+                # same machine does not warn that 8787 is taken
+                dashboard_address=None, scheduler_kwargs={"dashboard_address": ":0"},
+                silence_logs=logging.CRITICAL))
+            client = distributed.Client(cluster, set_as_default=False)
+        stack.callback(client.close)
+        client.run(importlib.import_module, "onetake.workers.tasks")  # workers import PyAV & co. now, not mid-run
         yield client
 
 
@@ -254,14 +267,18 @@ class ProgressView:
 def execute(sources: Sequence[str], settings: FarmConfig, show_progress: bool) -> list[SourceOutcome]:
     catalog = _catalog(settings)
     _check_channels(settings.channels, catalog)
-    plans, failures = _make_plans(sources, settings, catalog, settings.channels or None, _encoder_version())
-    unique = list({p.asset_id: p for p in reversed(plans)}.values())[::-1]  # the same file given twice
-    outcomes: list[SourceOutcome] = []
-    if unique:
-        from .workers.executor import DaskExecutor
+    from .workers.executor import DaskExecutor
 
-        view = ProgressView(unique) if show_progress else None
-        with open_cluster(settings) as client:
+    outcomes: list[SourceOutcome] = []
+    with contextlib.ExitStack() as stack:
+        # the cluster starts (worker processes spawn and import) while the sources are probed and hashed
+        with ThreadPoolExecutor(1) as pool:
+            starting = pool.submit(stack.enter_context, open_cluster(settings))
+            plans, failures = _make_plans(sources, settings, catalog, settings.channels or None, _encoder_version())
+            client = starting.result()
+        unique = list({p.asset_id: p for p in reversed(plans)}.values())[::-1]  # the same file given twice
+        if unique:
+            view = ProgressView(unique) if show_progress else None
             executor = DaskExecutor(client, on_progress=view.on_progress if view else None)
             if view is not None:
                 with view.progress:

@@ -67,3 +67,17 @@ def test_example_configs_load():
     for path in sorted(configs.glob("*.toml")):
         load_config(path)
     assert load_catalog(configs / "profiles").profile("radio-bwf").loudness.integrated == -23.0
+
+
+def test_an_unexpected_error_is_one_line_with_a_way_to_the_traceback(tmp_path, clip, monkeypatch):
+    import onetake.cli
+
+    def broken(*args, **kwargs):
+        raise ValueError("something nobody planned for")
+
+    monkeypatch.setattr(onetake.cli, "load_catalog", broken)
+    result = CliRunner().invoke(cli, ["profiles", "list"])
+    assert result.exit_code == 3
+    assert result.output.strip().splitlines() == [
+        "onetake: internal error (ValueError: something nobody planned for); please report it with the command "
+        "you ran; set ONETAKE_DEBUG=1 to see the traceback"]

@@ -63,7 +63,7 @@ class DaskExecutor:
     def completed(self, handles: Sequence[Any]) -> Iterator[tuple[Any, Any, BaseException | None]]:
         from distributed import as_completed
 
-        for future in as_completed(list(handles)):
+        for future in as_completed(list(handles), loop=self.client.loop):
             if future.status == "error":
                 yield future, None, future.exception()
             elif future.status == "cancelled":
