@@ -78,3 +78,21 @@ def test_a_killed_parent_takes_its_ffmpeg_with_it(tmp_path):
     finally:
         if parent.poll() is None:
             parent.kill()
+
+
+def test_a_busy_ffmpeg_that_reports_nothing_yet_is_not_a_stall(tmp_path):
+    """ffmpeg prints -progress only after every output's first packet; a sprite sheet comes at the very end.
+    The watchdog must see the work (CPU time, bytes read) and not kill a healthy encode."""
+    from conftest import make_clip
+
+    src = make_clip(tmp_path / "src.mp4", seconds=16, size="960x540", audio=None)
+    seen = []
+    started = time.monotonic()
+    run_ffmpeg(["ffmpeg", "-nostdin", "-y", "-i", "file:" + str(src), "-filter_complex",
+                "[0:v]split=2[a][b];[b]fps=1/5:round=up,scale=160:90,tile=10x10[sheet]", "-map", "[a]",
+                "-c:v", "libx264", "-preset", "slow", "-f", "mp4", "file:" + str(tmp_path / "a.mp4"),
+                "-map", "[sheet]", "-f", "image2", "-update", "1", "file:" + str(tmp_path / "sheet.jpg")],
+               {"stall_timeout_s": 1.0, "timeout_s": 300}, duration=16, source=str(src), on_progress=seen.append)
+    assert time.monotonic() - started > 2.5, "the encode was too quick to show anything"
+    assert (tmp_path / "sheet.jpg").exists()
+    assert len(seen) >= 3 and seen[0] < 1.0 and seen[-1] == 1.0

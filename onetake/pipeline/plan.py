@@ -456,7 +456,7 @@ def plan_job(source: SourceInfo, channels: Sequence[str] | None, catalog: Catalo
     encode_id = f"{asset_id}/encode"
     argv, encoded = _encode_argv(source, list(renditions.values()), asset_id, work, options, programme)
     tasks.append(Task(encode_id, "encode", {
-        "argv": argv, "duration": programme_duration(source), "limits": limits,
+        "argv": argv, "source": source.path, "duration": programme_duration(source), "limits": limits,
         "outputs": [{"key": r.key, "profile": r.profile.name, "partial": f"{work}/renditions/{r.key}.partial",
                      "final": f"{work}/renditions/{r.key}"} for r in encoded]},
         deps=(measure_id,) if measure_id else (), heavy=True))

@@ -89,15 +89,42 @@ def _kill_group(proc: subprocess.Popen[bytes]) -> None:
 
 
 Progress = Callable[[float], None]
+CPU_TICK_S = 1 / os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 0.01
+
+
+def _cpu_seconds(pid: int) -> float | None:
+    """CPU time the process has used (Linux /proc); None where that cannot be read."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            fields = f.read().rsplit(b")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) * CPU_TICK_S
+    except (OSError, IndexError, ValueError):
+        return None
+
+
+def _read_offset(pid: int, path: str) -> int | None:
+    """How far the process has read into ``path`` (Linux /proc fdinfo); None if it has no such file open."""
+    try:
+        for fd in os.listdir(f"/proc/{pid}/fd"):
+            if os.readlink(f"/proc/{pid}/fd/{fd}") == path:
+                with open(f"/proc/{pid}/fdinfo/{fd}") as info:
+                    return int(info.readline().split()[1])
+    except (OSError, IndexError, ValueError):
+        return None
+    return None
 
 
 def run_ffmpeg(argv: Sequence[str], limits: dict[str, float], *, duration: float = 0.0,
-               on_progress: Progress | None = None, what: str = "ffmpeg") -> str:
+               on_progress: Progress | None = None, what: str = "ffmpeg", source: str = "") -> str:
     """Run a planned ffmpeg argv (``argv[0]`` is a placeholder) and return its stderr.
 
     ``limits`` holds ``stall_timeout_s`` and ``timeout_s`` (FarmConfig.limits). ``on_progress`` gets the
     fraction done (0..1). Raises EncodeError on failure, stall or timeout, with the argv, the exit status
     and the tail of stderr.
+
+    ffmpeg reports ``-progress`` only once every output has written its first packet (a sprite sheet or a
+    poster can take most of the encode), so progress also counts how far it has read ``source``, and the
+    stall watchdog also counts CPU time: a child that neither reports, reads nor computes has stalled.
     """
     stall_timeout, timeout = limits["stall_timeout_s"], limits.get("timeout_s")
     full = [ffmpeg_binary(), "-progress", "pipe:1", *argv[1:]]
@@ -117,6 +144,9 @@ def run_ffmpeg(argv: Sequence[str], limits: dict[str, float], *, duration: float
     reader.start()
     started = last_progress = time.monotonic()
     done_s = 0.0
+    fraction = 0.0
+    cpu_s = 0.0
+    source_size = os.path.getsize(source) if source and os.path.isfile(source) else 0
     buffer = b""
     selector = selectors.DefaultSelector()
     assert proc.stdout is not None
@@ -137,9 +167,16 @@ def run_ffmpeg(argv: Sequence[str], limits: dict[str, float], *, duration: float
                         seconds = int(m.group(1)) / 1e6
                         if seconds > done_s:
                             done_s, last_progress = seconds, now
-                    elif line.startswith(b"progress="):
-                        if on_progress is not None and duration > 0:
-                            on_progress(min(1.0, done_s / duration))
+            cpu = _cpu_seconds(proc.pid)
+            if cpu is not None and cpu > cpu_s + 0.05:
+                cpu_s, last_progress = cpu, now
+            estimate = done_s / duration if duration > 0 else 0.0
+            if source_size:
+                offset = _read_offset(proc.pid, source)
+                estimate = max(estimate, (offset or 0) / source_size)
+            if on_progress is not None and min(1.0, estimate) > fraction + 0.005:
+                fraction = min(1.0, estimate)
+                on_progress(fraction)
             if now - last_progress > stall_timeout:
                 _kill_group(proc)
                 raise EncodeError(f"{what} made no progress for {stall_timeout:.0f} s and was stopped", full,

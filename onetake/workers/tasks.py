@@ -74,7 +74,8 @@ def _encode(params: dict[str, Any], outputs: list[dict[str, Any]], deps: Sequenc
     argv = fill_measurements(params["argv"], deps[0] if deps else None)
     duration = float(params["duration"])
     try:
-        run_ffmpeg(argv, params["limits"], duration=duration, on_progress=report, what="encode")
+        run_ffmpeg(argv, params["limits"], duration=duration, on_progress=report, what="encode",
+                   source=params.get("source", ""))
     except BaseException:
         for o in outputs:
             shutil.rmtree(o["partial"], ignore_errors=True)

@@ -1,0 +1,1 @@
+"""Benchmarks of onetake beside its baselines, run as ``python -m benchmarks NAME`` (see README.md)."""

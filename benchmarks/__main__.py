@@ -1,0 +1,39 @@
+"""``python -m benchmarks NAME``: onetake beside its baselines, in the same run, JSON out.
+
+  fanout    every channel from one 1080p25 source: naive ffmpegs vs. one expert ffmpeg vs. onetake run
+  overhead  onetake run --channels web vs. the same ffmpeg work run directly
+  memory    peak memory of the whole process tree for a short and a long source
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from . import fanout, memory, overhead
+from .common import CommandFailed
+
+COMMANDS = {"fanout": fanout, "overhead": overhead, "memory": memory}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = parser.add_subparsers(dest="name", required=True, metavar="NAME")
+    for name, module in COMMANDS.items():
+        p = sub.add_parser(name, help=(module.__doc__ or "").strip().splitlines()[0],
+                           description=module.__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+        module.add_arguments(p)
+    args = parser.parse_args(argv)
+    try:
+        return COMMANDS[args.name].main(args)
+    except CommandFailed as exc:
+        print(f"benchmark failed: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,190 @@
+"""``python -m benchmarks fanout``: one source, every channel's renditions, three ways, in the same run.
+
+(a) naive    one ffmpeg per rendition, in sequence, each decoding the source
+(b) expert   one hand-written ffmpeg: one decode, ``split`` to every rendition, each scaled from the source
+(c) onetake  ``onetake run SOURCE --channels ...`` (probe, plan, Dask, encode, package, verify, deliver)
+
+(a) and (b) are built from onetake's own plan (see baselines.py), so every output has onetake's encoder
+settings; both include the loudness measurement pass. Ratios are onetake's wall time over each baseline's.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shlex
+from pathlib import Path
+from typing import Any
+
+from .baselines import Fanout, onetake_run_argv
+from .common import (MEDIA, RESULTS, STATS, CommandFailed, Measurement, check_source, clean, describe_source,
+                     disturbed, header, make_source, measure, phases, pick_run, print_table, ratio, run_step,
+                     wait_for_quiet, write_json)
+
+DEFAULT_CHANNELS = "tv,web,short,radio,edit"
+VARIANTS = ("naive", "expert", "expert-tee", "onetake")
+DEFAULT_VARIANTS = ("naive", "expert", "onetake")
+TARGET_VS_EXPERT = 1.0
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--source", type=Path, help="a source file (default: a generated 1080p25 test clip)")
+    p.add_argument("--seconds", type=float, default=30.0, help="length of the generated source (default 30)")
+    p.add_argument("--channels", default=DEFAULT_CHANNELS, help=f"channels to make (default {DEFAULT_CHANNELS})")
+    p.add_argument("--output", type=Path, default=RESULTS / "fanout.json", help="the JSON result file")
+    p.add_argument("--repeat", type=int, default=1, help="runs of each variant, interleaved (default 1)")
+    p.add_argument("--stat", choices=STATS, default="min",
+                   help="which run represents a variant when repeated: the fastest (default) or the median")
+    p.add_argument("--variants", default=",".join(DEFAULT_VARIANTS),
+                   help="which of naive,expert,expert-tee,onetake to run (default naive,expert,onetake); "
+                        "expert-tee is the expert with the web MP4 and the top HLS rung from one encode")
+    p.add_argument("--work", type=Path, default=MEDIA / "work", help="scratch folder for every variant's outputs")
+    p.add_argument("--keep", action="store_true", help="keep the outputs (default: delete them after each run)")
+    p.add_argument("--quiet-wait", type=float, default=0.0, metavar="SECONDS",
+                   help="before each timed run, wait up to this long for other processes to go quiet")
+    p.add_argument("--no-verify", action="store_true",
+                   help="skip checking the baselines' outputs with onetake's verifier (untimed)")
+    p.add_argument("--onetake-args", default="", help="extra arguments for `onetake run`, e.g. '--workers 2'")
+
+
+def output_bytes(folder: Path) -> int:
+    seen, total = set(), 0
+    for root, _, files in os.walk(folder):
+        for f in files:
+            st = os.stat(os.path.join(root, f))
+            if (st.st_dev, st.st_ino) not in seen:
+                seen.add((st.st_dev, st.st_ino))
+                total += st.st_size
+    return total
+
+
+def check_baseline_outputs(fan: Fanout, base: Path) -> list[str]:
+    missing = []
+    for d in fan.deliverables:
+        folder = base / d.name
+        if not folder.is_dir() or not any(f.stat().st_size > 0 for f in folder.iterdir() if f.is_file()):
+            missing.append(d.name)
+    return missing
+
+
+def run_variant(name: str, fan: Fanout, base: Path, onetake_extra: list[str], verify: bool = True) -> Measurement:
+    clean(base)  # nothing from an earlier run is reused, onetake's scratch (OUT/.onetake) included
+    base.mkdir(parents=True)
+    result: dict[str, Any] = {}
+    if name == "naive":
+        fan.prepare(base)
+
+        def body(steps: list[dict[str, Any]]) -> None:
+            measured = fan.measure_loudness(steps)
+            for step, argv in fan.naive_commands(base, measured):
+                run_step(step, argv, steps)
+            fan.write_hls_masters(base)
+    elif name in ("expert", "expert-tee"):
+        fan.prepare(base)
+
+        def body(steps: list[dict[str, Any]]) -> None:
+            measured = fan.measure_loudness(steps)
+            run_step("one ffmpeg, every output", fan.expert_command(base, measured, tee=name == "expert-tee"), steps)
+            fan.write_hls_masters(base)
+    else:
+        argv = onetake_run_argv(fan.source, fan.channels, base, onetake_extra)
+
+        def body(steps: list[dict[str, Any]]) -> None:
+            proc = run_step("onetake run", argv, steps, capture_stdout=True)
+            result.update(json.loads(proc.stdout))
+
+    m = measure(body)
+    m.extra["output_bytes"] = output_bytes(base)
+    m.extra["phases"] = phases(m)
+    if name == "onetake":
+        m.extra["ok"] = bool(result.get("ok"))
+        if not result.get("ok"):
+            raise CommandFailed(f"onetake run did not deliver every channel: {json.dumps(result)[:4000]}")
+    else:
+        missing = check_baseline_outputs(fan, base)
+        m.extra["ok"] = not missing
+        if missing:
+            raise CommandFailed(f"{name}: no output for {', '.join(missing)}")
+        if verify:
+            m.extra["verified"] = fan.verify_outputs(base, fan.last_measured)
+            if not m.extra["verified"]["ok"]:
+                print(f"  warning: {name}'s outputs fail onetake's checks: {m.extra['verified']['failed']}")
+    return m
+
+
+def main(args: argparse.Namespace) -> int:
+    data = header("fanout")
+    source = args.source.resolve() if args.source else make_source(args.seconds)
+    desc = describe_source(source)
+    warnings = check_source(desc, 30.0) if args.source else []
+    channels = tuple(c.strip() for c in args.channels.split(",") if c.strip())
+    variants = [v for v in VARIANTS if v in {x.strip() for x in args.variants.split(",")}]
+    fan = Fanout.build(source, channels)
+    onetake_extra = shlex.split(args.onetake_args)
+    work = args.work.resolve() / "fanout"
+
+    print(f"source {source} ({desc['duration_s']} s); channels {','.join(channels)}; "
+          f"{len(fan.deliverables)} outputs per variant")
+    for w in warnings:
+        print(f"warning: {w}")
+    samples: dict[str, list[Measurement]] = {v: [] for v in variants}
+    for rep in range(args.repeat):
+        for v in variants:
+            print(f"run {rep + 1}/{args.repeat}: {v} ...", flush=True)
+            waited = wait_for_quiet(args.quiet_wait)
+            m = run_variant(v, fan, work / v, onetake_extra, not args.no_verify)
+            m.extra["waited_for_quiet_s"] = waited
+            samples[v].append(m)
+            print(f"  {v}: wall {m.wall_s:.2f} s, cpu {m.cpu_s:.2f} s, peak RSS {m.memory.get('peak_rss_mb')} MB",
+                  flush=True)
+            if not args.keep:
+                clean(work / v)
+
+    runs = {}
+    for v, ms in samples.items():
+        best = pick_run(ms, args.stat)
+        runs[v] = best.to_dict()
+        if len(ms) > 1:
+            runs[v]["samples"] = [{"wall_s": round(m.wall_s, 3), "cpu_s": round(m.cpu_s, 3)} for m in ms]
+    ratios: dict[str, Any] = {}
+    cpu_ratios: dict[str, Any] = {}
+    if "onetake" in runs:
+        for base in ("naive", "expert", "expert-tee"):
+            if base in runs:
+                key = f"onetake_vs_{base.replace('-', '_')}"
+                ratios[key] = ratio(runs["onetake"]["wall_s"], runs[base]["wall_s"])
+                cpu_ratios[key] = ratio(runs["onetake"]["cpu_s"], runs[base]["cpu_s"])
+    if "naive" in runs and "expert" in runs:
+        ratios["expert_vs_naive"] = ratio(runs["expert"]["wall_s"], runs["naive"]["wall_s"])
+        cpu_ratios["expert_vs_naive"] = ratio(runs["expert"]["cpu_s"], runs["naive"]["cpu_s"])
+    data.update({
+        "source": {**desc, "generated": not args.source, "warnings": warnings},
+        "channels": list(channels),
+        "outputs": fan.describe(),
+        "onetake_command": onetake_run_argv(source, channels, work / "onetake", onetake_extra)[1:],
+        "repeat": args.repeat,
+        "stat": args.stat,
+        "runs": runs,
+        "ratios": ratios,
+        "cpu_ratios": cpu_ratios,
+        "targets": {"onetake_vs_expert": {"max": TARGET_VS_EXPERT, "value": ratios.get("onetake_vs_expert"),
+                                          "met": (ratios["onetake_vs_expert"] <= TARGET_VS_EXPERT)
+                                          if "onetake_vs_expert" in ratios else None}},
+    })
+    rows = [[v, r["wall_s"], r["cpu_s"], r.get("peak_rss_mb"), len(r.get("steps", [])),
+             ratio(runs["onetake"]["wall_s"], r["wall_s"]) if "onetake" in runs else None]
+            for v, r in runs.items()]
+    print_table(f"fanout: {desc['duration_s']} s 1080p25 source -> {','.join(channels)} "
+                f"({len(fan.deliverables)} outputs)",
+                ["variant", "wall_s", "cpu_s", "peak_rss_mb", "processes", "onetake/this"], rows)
+    for name, value in ratios.items():
+        print(f"  {name:<20} {value}")
+    data["disturbed"] = disturbed(data["runs"])
+    for v, r in data["runs"].items():
+        if r.get("phases"):
+            print(f"  {v} phases (s): " + ", ".join(f"{k.removesuffix('_s')} {x}" for k, x in r["phases"].items()))
+    for line in data["disturbed"]:
+        print(f"warning: {line}")
+    write_json(data, args.output)
+    return 0

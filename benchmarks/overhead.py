@@ -1,0 +1,208 @@
+"""``python -m benchmarks overhead``: what onetake costs on top of the ffmpeg work it plans.
+
+``onetake run SOURCE --channels web`` on a 10 s source, against the same ffmpeg work run directly: the
+argvs of ``onetake plan SOURCE --channels web --json`` (the loudness measurement, the one encode with the
+measured values filled in, and the HLS packaging) run back to back with the same ffmpeg, nothing else.
+Target: onetake's wall time <= 1.2 x the direct run's. A breakdown, timed separately afterwards, shows
+where onetake's extra time goes (start-up and planning, the Dask cluster, packaging and verification).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+from onetake.workers.ffmpeg import ffmpeg_binary
+from onetake.workers.tasks import SILENCE_LUFS, fill_measurements
+
+from .baselines import onetake_run_argv
+from .common import (MEDIA, RESULTS, ROOT, STATS, Clock, CommandFailed, Measurement, check_source, clean,
+                     describe_source, disturbed, header, make_source, measure, phases, pick_run, print_table, ratio,
+                     run_step, wait_for_quiet, write_json)
+
+TARGET = 1.2
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--source", type=Path, help="a source file (default: a generated 1080p25 test clip)")
+    p.add_argument("--seconds", type=float, default=10.0, help="length of the generated source (default 10)")
+    p.add_argument("--channels", default="web", help="channels to make (default web)")
+    p.add_argument("--output", type=Path, default=RESULTS / "overhead.json", help="the JSON result file")
+    p.add_argument("--repeat", type=int, default=3, help="runs of each variant, interleaved (default 3)")
+    p.add_argument("--stat", choices=STATS, default="min",
+                   help="which run represents a variant when repeated: the fastest (default) or the median")
+    p.add_argument("--work", type=Path, default=MEDIA / "work", help="scratch folder")
+    p.add_argument("--quiet-wait", type=float, default=0.0, metavar="SECONDS",
+                   help="before each timed run, wait up to this long for other processes to go quiet")
+    p.add_argument("--no-breakdown", action="store_true", help="skip timing onetake's parts separately")
+
+
+def plan_json(source: Path, channels: str, out: Path) -> dict[str, Any]:
+    proc = subprocess.run([sys.executable, "-m", "onetake.cli", "plan", str(source), "--channels", channels,
+                           "--out", str(out), "--json"], capture_output=True, text=True, cwd=ROOT)
+    if proc.returncode != 0:
+        raise CommandFailed(f"onetake plan failed: {proc.stderr[-2000:]}")
+    return json.loads(proc.stdout)
+
+
+def tasks_of(plan: dict[str, Any], kind: str) -> list[dict[str, Any]]:
+    return [t for t in plan["tasks"] if t["kind"] == kind]
+
+
+def parse_loudnorm(log: str) -> dict[str, Any]:
+    data = json.loads(log[log.rfind("{"):log.rfind("}") + 1])
+    values = {"measured_I": float(data["input_i"]), "measured_TP": float(data["input_tp"]),
+              "measured_LRA": float(data["input_lra"]), "measured_thresh": float(data["input_thresh"])}
+    values["silent"] = not values["measured_I"] > SILENCE_LUFS
+    return values
+
+
+def direct_work(plan: dict[str, Any], steps: list[dict[str, Any]]) -> dict[str, Any] | None:
+    """The plan's ffmpeg argvs, back to back: measure -> encode -> HLS packaging; returns the measurement."""
+    ffmpeg = ffmpeg_binary()
+    measured = None
+    for t in tasks_of(plan, "measure"):
+        measured = parse_loudnorm(run_step("measure", [ffmpeg, *t["params"]["argv"][1:]], steps).stderr)
+    for t in tasks_of(plan, "encode"):
+        outputs = t["params"]["outputs"]
+        for o in outputs:
+            os.makedirs(o["partial"], exist_ok=True)
+        run_step("encode", [ffmpeg, *fill_measurements(t["params"]["argv"], measured)[1:]], steps)
+        for o in outputs:
+            os.rename(o["partial"], o["final"])
+    for t in tasks_of(plan, "package"):
+        p = t["params"]
+        if p["kind"] != "hls":
+            continue
+        for v in p["variants"]:
+            os.makedirs(os.path.join(p["partial"], v["name"]), exist_ok=True)
+        run_step("hls packaging", [ffmpeg, *p["argv"][1:]], steps)
+    return measured
+
+
+def breakdown(source: Path, channels: str, work: Path) -> dict[str, Any]:
+    """onetake's parts, timed one by one (each in the same way onetake runs it)."""
+    from onetake.workers.tasks import run_task
+
+    out: dict[str, Any] = {}
+
+    def timed(name: str, argv: list[str]) -> None:
+        with Clock() as c:
+            proc = subprocess.run(argv, capture_output=True, text=True, cwd=ROOT)
+        if proc.returncode != 0:
+            raise CommandFailed(f"{name} failed: {proc.stderr[-2000:]}")
+        out[name] = {"wall_s": round(c.wall_s, 3), "cpu_s": round(c.cpu_s, 3)}
+
+    timed("python + onetake import (`onetake --version`)", [sys.executable, "-m", "onetake.cli", "--version"])
+    timed("probe + plan (`onetake plan --json`)", [sys.executable, "-m", "onetake.cli", "plan", str(source),
+                                                   "--channels", channels, "--out", str(work / "plan"), "--json"])
+    timed("Dask LocalCluster start + stop (onetake's open_cluster)", [sys.executable, "-c",
+          "from onetake.cli import open_cluster\nfrom onetake.pipeline.config import FarmConfig\n"
+          "with open_cluster(FarmConfig()) as client: client.submit(sum, [1]).result()"])
+    # packaging and verification of the direct run's outputs, in this process, one task after another
+    base = work / "parts"
+    clean(base)
+    plan = plan_json(source, channels, base)
+    steps: list[dict[str, Any]] = []
+    measured = direct_work(plan, steps)
+    for t in tasks_of(plan, "package"):  # onetake's package task redoes the HLS step, playlists included
+        clean(Path(t["params"]["partial"]))
+    results: dict[str, Any] = {t["id"]: measured for t in tasks_of(plan, "measure")}
+    results.update({t["id"]: {"reused": False} for t in tasks_of(plan, "encode")})
+    for kind in ("package", "verify", "deliver"):
+        total_wall = total_cpu = 0.0
+        detail = []
+        for t in tasks_of(plan, kind):
+            deps = [results[d] for d in t["deps"]]
+            self0 = os.times()
+            with Clock() as c:
+                results[t["id"]] = run_task(kind, t["params"], deps)
+            self1 = os.times()
+            cpu = c.cpu_s + (self1.user - self0.user) + (self1.system - self0.system)
+            total_wall += c.wall_s
+            total_cpu += cpu
+            detail.append({"task": t["id"].split("/", 1)[1], "wall_s": round(c.wall_s, 3), "cpu_s": round(cpu, 3)})
+        out[f"{kind} tasks, one after another"] = {"wall_s": round(total_wall, 3), "cpu_s": round(total_cpu, 3),
+                                                   "tasks": detail}
+    clean(base)
+    return out
+
+
+def main(args: argparse.Namespace) -> int:
+    data = header("overhead")
+    source = args.source.resolve() if args.source else make_source(args.seconds)
+    desc = describe_source(source)
+    warnings = check_source(desc, 10.0) if args.source else []
+    channels = ",".join(c.strip() for c in args.channels.split(",") if c.strip())
+    work = args.work.resolve() / "overhead"
+    onetake_out, direct_out = work / "onetake", work / "direct"
+    print(f"source {source} ({desc['duration_s']} s); channels {channels}")
+    samples: dict[str, list[Measurement]] = {"direct": [], "onetake": []}
+    plan = plan_json(source, channels, direct_out)
+    for rep in range(args.repeat):
+        for variant in ("direct", "onetake"):
+            print(f"run {rep + 1}/{args.repeat}: {variant} ...", flush=True)
+            wait_for_quiet(args.quiet_wait)
+            if variant == "direct":
+                clean(direct_out)
+                m = measure(lambda steps: direct_work(plan, steps), interval=0.1)
+                clean(direct_out)
+            else:
+                clean(onetake_out)
+                result: dict[str, Any] = {}
+
+                def body(steps: list[dict[str, Any]]) -> None:
+                    proc = run_step("onetake run", onetake_run_argv(source, channels.split(","), onetake_out),
+                                    steps, capture_stdout=True)
+                    result.update(json.loads(proc.stdout))
+                m = measure(body, interval=0.1)
+                clean(onetake_out)
+                if not result.get("ok"):
+                    raise CommandFailed(f"onetake run failed: {json.dumps(result)[:4000]}")
+            m.extra["phases"] = phases(m)
+            samples[variant].append(m)
+            print(f"  {variant}: wall {m.wall_s:.2f} s, cpu {m.cpu_s:.2f} s, other load {m.other_cpu_s:.1f} cpu-s",
+                  flush=True)
+    runs = {}
+    for v, ms in samples.items():
+        runs[v] = pick_run(ms, args.stat).to_dict()
+        runs[v]["samples"] = [{"wall_s": round(m.wall_s, 3), "cpu_s": round(m.cpu_s, 3),
+                               "other_cpu_s": round(m.other_cpu_s, 3), "phases": m.extra.get("phases")} for m in ms]
+    value = ratio(runs["onetake"]["wall_s"], runs["direct"]["wall_s"])
+    data.update({
+        "source": {**desc, "generated": not args.source, "warnings": warnings},
+        "channels": channels.split(","),
+        "direct_commands": [[ "ffmpeg", *t["params"]["argv"][1:]] for kind in ("measure", "encode", "package")
+                            for t in tasks_of(plan, kind) if "argv" in t["params"]],
+        "repeat": args.repeat,
+        "stat": args.stat,
+        "runs": runs,
+        "ratios": {"onetake_vs_direct": value,
+                   "cpu_onetake_vs_direct": ratio(runs["onetake"]["cpu_s"], runs["direct"]["cpu_s"])},
+        "overhead_s": round(runs["onetake"]["wall_s"] - runs["direct"]["wall_s"], 3),
+        "targets": {"onetake_vs_direct": {"max": TARGET, "value": value, "met": value is not None and value <= TARGET}},
+    })
+    if not args.no_breakdown:
+        print("timing onetake's parts one by one ...", flush=True)
+        data["breakdown"] = breakdown(source, channels, work)
+    clean(work)
+    print_table(f"overhead: onetake run --channels {channels} on a {desc['duration_s']} s source "
+                f"({args.stat} of {args.repeat})", ["variant", "wall_s", "cpu_s", "peak_rss_mb", "other_cpu_s"],
+                [[v, r["wall_s"], r["cpu_s"], r.get("peak_rss_mb"), r["other_cpu_s"]] for v, r in runs.items()])
+    print(f"  onetake_vs_direct     {value}  (target <= {TARGET})")
+    if "breakdown" in data:
+        print_table("onetake's parts, timed separately", ["part", "wall_s", "cpu_s"],
+                    [[k, v["wall_s"], v["cpu_s"]] for k, v in data["breakdown"].items()])
+    data["disturbed"] = disturbed(data["runs"])
+    for v, r in data["runs"].items():
+        if r.get("phases"):
+            print(f"  {v} phases (s): " + ", ".join(f"{k.removesuffix('_s')} {x}" for k, x in r["phases"].items()))
+    for line in data["disturbed"]:
+        print(f"warning: {line}")
+    write_json(data, args.output)
+    return 0

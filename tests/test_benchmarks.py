@@ -1,0 +1,25 @@
+"""The benchmark entry point still runs and writes the JSON shape CI jobs compare (timing is not tested)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).parents[1]
+
+
+def test_fanout_writes_comparable_json(tmp_path):
+    output = tmp_path / "fanout.json"
+    result = subprocess.run([sys.executable, "-m", "benchmarks", "fanout", "--seconds", "1", "--channels",
+                             "tv,radio,edit", "--output", str(output)], cwd=ROOT, capture_output=True, text=True,
+                            timeout=600)
+    assert result.returncode == 0, result.stderr[-2000:]
+    data = json.loads(output.read_text())
+    assert set(data["runs"]) == {"naive", "expert", "onetake"}
+    for run in data["runs"].values():
+        assert run["wall_s"] > 0 and run["cpu_s"] > 0
+    ratio = data["runs"]["onetake"]["wall_s"] / data["runs"]["naive"]["wall_s"]
+    assert abs(data["ratios"]["onetake_vs_naive"] - ratio) < 0.002
+    assert "onetake_vs_expert" in data["ratios"]
