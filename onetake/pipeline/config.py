@@ -6,13 +6,12 @@ given on the command line wins.
 
 from __future__ import annotations
 
-import tomllib
 from dataclasses import dataclass, fields, replace
 from pathlib import Path
 from typing import Any
 
 from .errors import ConfigError
-from .schema import build, option
+from .schema import build, option, read_toml
 
 
 TIME_FLOOR_S = 300.0  # every ffmpeg may take this long, however short its source
@@ -49,12 +48,7 @@ def load_config(path: str | Path | None) -> FarmConfig:
     if path is None:
         return FarmConfig()
     path = Path(path)
-    try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise ConfigError(f"{path}: no such config file") from None
-    except (tomllib.TOMLDecodeError, UnicodeDecodeError, OSError) as exc:
-        raise ConfigError(f"{path}: not a readable TOML file ({exc})") from exc
+    data = read_toml(path, ConfigError, "config file")
     unknown = sorted(set(data) - {"farm"})
     if unknown:
         raise ConfigError(f"{path}: unknown section [{unknown[0]}]; the farm config has a [farm] section")

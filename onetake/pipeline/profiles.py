@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from .errors import ProfileError
-from .schema import build, option
+from .schema import build, option, read_toml
 
 KINDS = ("av", "audio", "image", "sprite", "hls")
 X264_PRESETS = ("ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow", "slower", "veryslow")
@@ -197,13 +197,7 @@ def _check_consistency(p: Profile, where: str) -> None:
 
 
 def load_profile_file(path: Path) -> Profile:
-    try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise ProfileError(f"{path}: no such profile file") from None
-    except (tomllib.TOMLDecodeError, UnicodeDecodeError, OSError) as exc:
-        raise ProfileError(f"{path}: not a readable TOML file ({exc})") from exc
-    return parse_profile(data, path.stem, str(path))
+    return parse_profile(read_toml(path, ProfileError, "profile file"), path.stem, str(path))
 
 
 @dataclass(frozen=True)

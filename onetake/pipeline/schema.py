@@ -7,8 +7,10 @@ against them and the CLI takes its defaults from them.
 from __future__ import annotations
 
 import dataclasses
+import tomllib
 import typing
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any, TypeVar
 
 T = TypeVar("T")
@@ -90,3 +92,13 @@ def build(cls: type[T], table: Mapping[str, Any], where: str, error: type[Except
             raise error(f"{where}: '{name}' = {value!r} does not match {pattern}")
         values[name] = value
     return cls(**values)
+
+
+def read_toml(path: Path, error: type[Exception], what: str) -> dict[str, Any]:
+    """A TOML file as a dict; a missing or unreadable file is ``error`` naming the file."""
+    try:
+        return tomllib.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise error(f"{path}: no such {what}") from None
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError, OSError) as exc:
+        raise error(f"{path}: not a readable TOML file ({exc})") from exc
