@@ -9,7 +9,6 @@ import logging
 import os
 import sys
 from collections.abc import Iterator, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -198,9 +197,7 @@ def plan_command(source: str, channels: str | None, out: str | None, config: str
 
 @contextlib.contextmanager
 def open_cluster(settings: FarmConfig) -> Iterator[Any]:
-    """A Dask client: on an existing scheduler, or on an embedded LocalCluster that ends with the run.
-
-    The client is not made the default one, so this can be entered on one thread and left on another."""
+    """A Dask client: on an existing scheduler, or on an embedded LocalCluster that ends with the run."""
     import distributed
 
     logging.getLogger("distributed").setLevel(logging.ERROR)
@@ -270,15 +267,13 @@ def execute(sources: Sequence[str], settings: FarmConfig, show_progress: bool) -
     from .workers.executor import DaskExecutor
 
     outcomes: list[SourceOutcome] = []
-    with contextlib.ExitStack() as stack:
-        # the cluster starts (worker processes spawn and import) while the sources are probed and hashed
-        with ThreadPoolExecutor(1) as pool:
-            starting = pool.submit(stack.enter_context, open_cluster(settings))
-            plans, failures = _make_plans(sources, settings, catalog, settings.channels or None, _encoder_version())
-            client = starting.result()
-        unique = list({p.asset_id: p for p in reversed(plans)}.values())[::-1]  # the same file given twice
-        if unique:
-            view = ProgressView(unique) if show_progress else None
+    # Not overlapped with starting the cluster: Dask edits os.environ while it spawns workers, and a
+    # subprocess started meanwhile (ffmpeg -version) can exec with a half-written environment (EFAULT).
+    plans, failures = _make_plans(sources, settings, catalog, settings.channels or None, _encoder_version())
+    unique = list({p.asset_id: p for p in reversed(plans)}.values())[::-1]  # the same file given twice
+    if unique:
+        view = ProgressView(unique) if show_progress else None
+        with open_cluster(settings) as client:
             executor = DaskExecutor(client, on_progress=view.on_progress if view else None)
             if view is not None:
                 with view.progress:

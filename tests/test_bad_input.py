@@ -11,7 +11,6 @@ import json
 import os
 import random
 import re
-import shutil
 import socket
 import subprocess
 import sys
@@ -141,8 +140,8 @@ def bad_batch(tmp_path_factory: pytest.TempPathFactory) -> BadBatch:
     ts_atime_before = local_ts.stat().st_atime
 
     out = folder / "OUT"
-    exe = shutil.which("onetake")
-    command = [exe] if exe else [sys.executable, "-m", "onetake.cli"]
+    exe = Path(sys.executable).with_name("onetake")  # the console script of this very environment
+    command = [str(exe)] if exe.exists() else [sys.executable, "-m", "onetake.cli"]
     sources = [str(p) for p in bad.values()]
     sources.insert(len(sources) // 2, str(good))
     try:
