@@ -34,9 +34,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--quiet-wait", type=float, default=0.0, metavar="SECONDS",
                    help="before each run, wait up to this long for other processes to go quiet")
     p.add_argument("--stall-timeout", type=float, default=0.0, metavar="SECONDS",
-                   help="run onetake with a farm config whose stall_timeout_s is this (0: onetake's default). "
-                        "While an output has not written its first packet ffmpeg reports no progress, so a long "
-                        "encode can be stopped as stalled; this lets the long run finish")
+                   help="run onetake with a farm config whose stall_timeout_s is this (0: onetake's default)")
     p.add_argument("--onetake-args", default="", help="extra arguments for `onetake run`")
     p.add_argument("--work", type=Path, default=MEDIA / "work", help="scratch folder")
 
