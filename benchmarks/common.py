@@ -94,6 +94,14 @@ def check_source(desc: dict[str, Any], min_seconds: float) -> list[str]:
     return warnings
 
 
+def source_for(given: Path | None, seconds: float, min_seconds: float) -> tuple[Path, dict[str, Any], list[str]]:
+    """The source to benchmark (the given file, or one generated of ``seconds``), its description, and
+    warnings where a given file is shorter than the benchmark's spec asks."""
+    source = given.resolve() if given else make_source(seconds)
+    desc = describe_source(source)
+    return source, desc, check_source(desc, min_seconds) if given else []
+
+
 # ---------------------------------------------------------------------------------------------------------
 # measuring
 

@@ -18,9 +18,8 @@ from pathlib import Path
 from typing import Any
 
 from .baselines import Fanout, onetake_run_argv
-from .common import (MEDIA, RESULTS, STATS, CommandFailed, Measurement, check_source, clean, describe_source,
-                     disturbed, header, make_source, measure, phases, pick_run, print_table, ratio, run_step,
-                     wait_for_quiet, write_json)
+from .common import (MEDIA, RESULTS, STATS, CommandFailed, Measurement, clean, disturbed, header, measure, phases,
+                     pick_run, print_table, ratio, run_step, source_for, wait_for_quiet, write_json)
 
 DEFAULT_CHANNELS = "tv,web,short,radio,edit"
 VARIANTS = ("naive", "expert", "expert-tee", "onetake")
@@ -115,9 +114,7 @@ def run_variant(name: str, fan: Fanout, base: Path, onetake_extra: list[str], ve
 
 def main(args: argparse.Namespace) -> int:
     data = header("fanout")
-    source = args.source.resolve() if args.source else make_source(args.seconds)
-    desc = describe_source(source)
-    warnings = check_source(desc, 30.0) if args.source else []
+    source, desc, warnings = source_for(args.source, args.seconds, 30.0)
     channels = tuple(c.strip() for c in args.channels.split(",") if c.strip())
     variants = [v for v in VARIANTS if v in {x.strip() for x in args.variants.split(",")}]
     fan = Fanout.build(source, channels)

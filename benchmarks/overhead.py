@@ -21,9 +21,9 @@ from onetake.workers.ffmpeg import ffmpeg_binary
 from onetake.workers.tasks import SILENCE_LUFS, fill_measurements
 
 from .baselines import onetake_run_argv
-from .common import (MEDIA, RESULTS, ROOT, STATS, Clock, CommandFailed, Measurement, check_source, clean,
-                     describe_source, disturbed, header, make_source, measure, phases, pick_run, print_table, ratio,
-                     run_step, wait_for_quiet, write_json)
+from .common import (MEDIA, RESULTS, ROOT, STATS, Clock, CommandFailed, Measurement, clean,
+                     disturbed, header, measure, phases, pick_run, print_table, ratio,
+                     run_step, source_for, wait_for_quiet, write_json)
 
 TARGET = 1.2
 
@@ -135,9 +135,7 @@ def breakdown(source: Path, channels: str, work: Path) -> dict[str, Any]:
 
 def main(args: argparse.Namespace) -> int:
     data = header("overhead")
-    source = args.source.resolve() if args.source else make_source(args.seconds)
-    desc = describe_source(source)
-    warnings = check_source(desc, 10.0) if args.source else []
+    source, desc, warnings = source_for(args.source, args.seconds, 10.0)
     channels = ",".join(c.strip() for c in args.channels.split(",") if c.strip())
     work = args.work.resolve() / "overhead"
     onetake_out, direct_out = work / "onetake", work / "direct"
