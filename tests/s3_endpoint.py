@@ -79,6 +79,7 @@ class Proxy:
         self.hold = threading.Event()      # while clear, requests wait here (set = pass)
         self.hold.set()
         self.held = threading.Event()      # set when a request waits at the hold
+        self.hold_after = 0                # let this many object PUTs through before holding the rest
         proxy = self
 
         class Handler(http.server.BaseHTTPRequestHandler):
@@ -111,8 +112,12 @@ class Proxy:
                 key = urllib.parse.unquote(url.path.lstrip("/").partition("/")[2])
                 is_put = self.command == "PUT" and key
                 if not proxy.hold.is_set() and is_put:
-                    proxy.held.set()
-                    proxy.hold.wait()
+                    with proxy.lock:
+                        through = proxy.hold_after > 0
+                        proxy.hold_after -= through
+                    if not through:
+                        proxy.held.set()
+                        proxy.hold.wait()
                 with proxy.lock:
                     inject = bool(is_put and proxy.fail_puts > 0)
                     if inject:

@@ -178,12 +178,15 @@ def fetch(url: str, work_dir: str, transfer: Transfer) -> str:
         manager = create_transfer_manager(s3, transfer.config())
         try:
             with manager:
-                retrying(lambda: manager.download(bucket, key, str(partial), extra_args={"IfMatch": head["ETag"]})
-                         .result(), transfer.retry_window_s)
+                retrying(lambda: manager.download(bucket, key, str(partial)).result(), transfer.retry_window_s)
+            after = retrying(lambda: s3.head_object(Bucket=bucket, Key=key), transfer.retry_window_s)
         except (botocore.exceptions.BotoCoreError, botocore.exceptions.ClientError) as exc:
             partial.unlink(missing_ok=True)
             raise SourceError(url, f"cannot be downloaded ({cause(exc, s3)})",
                               "check the endpoint and try again") from None
+        if after.get("ETag") != head.get("ETag") or partial.stat().st_size != size:
+            partial.unlink(missing_ok=True)
+            raise SourceError(url, "changed while it was being downloaded", "run again once the upload has finished")
         partial.chmod(0o444)
         os.rename(partial, local)
     return str(local)
