@@ -14,17 +14,24 @@ from pathlib import Path
 import boto3
 import pytest
 from click.testing import CliRunner
-
 from conftest import make_clip
+from s3_endpoint import MotoServer, Proxy
+from test_plan import source
+
 from onetake.cli import cli
 from onetake.pipeline.config import FarmConfig, load_config
-from onetake.pipeline.destinations import (Location, channel_destinations, content_type, object_key, parse_location,
-                                           safe_segment, upload_stages)
+from onetake.pipeline.destinations import (
+    Location,
+    channel_destinations,
+    content_type,
+    object_key,
+    parse_location,
+    safe_segment,
+    upload_stages,
+)
 from onetake.pipeline.errors import ConfigError, StorageError
 from onetake.pipeline.plan import PlanOptions, plan_job
 from onetake.workers.storage import backend_for, build_manifest, expand
-from s3_endpoint import MotoServer, Proxy
-from test_plan import source
 
 ACCESS_KEY = "AKIAONETAKETEST12345"
 SECRET_KEY = "onetake/test+secret/never-printed-0123456789"
@@ -51,7 +58,7 @@ class Store:
     def create_bucket(self) -> None:
         self.direct.create_bucket(Bucket=self.bucket)
 
-    def keys(self, prefix: str = "") -> dict[str, int]:
+    def listing(self, prefix: str = "") -> dict[str, int]:
         pages = self.direct.get_paginator("list_objects_v2").paginate(Bucket=self.bucket, Prefix=prefix)
         return {o["Key"]: o["Size"] for page in pages for o in page.get("Contents", [])}
 
@@ -241,7 +248,7 @@ def test_two_deliveries_at_once_end_whole(store, tmp_path):
     def one() -> None:
         try:
             deliver(store, "same/asset", files, manifest)
-        except Exception as exc:  # reported below
+        except StorageError as exc:  # reported below
             errors.append(exc)
 
     threads = [threading.Thread(target=one) for _ in range(2)]
@@ -260,7 +267,7 @@ def test_injected_5xx_answers_are_retried(store, tmp_path):
     store.proxy.fail_puts = 6
     deliver(store, "flaky", files, manifest)
     assert sum(s.status == 503 for s in store.proxy.seen) == 6
-    assert set(store.keys("flaky/")) == {f"flaky/{rel}" for _, rel, _ in files} | {"flaky/manifest.json"}
+    assert set(store.listing("flaky/")) == {f"flaky/{rel}" for _, rel, _ in files} | {"flaky/manifest.json"}
 
 
 def test_endpoint_down_for_seconds_mid_upload(store, tmp_path):
@@ -275,7 +282,7 @@ def test_endpoint_down_for_seconds_mid_upload(store, tmp_path):
     store.proxy.hold.set()
     worker.join(60)
     assert result and time.monotonic() - started >= 3.5
-    assert set(store.keys("outage/")) == {f"outage/{rel}" for _, rel, _ in files} | {"outage/manifest.json"}
+    assert set(store.listing("outage/")) == {f"outage/{rel}" for _, rel, _ in files} | {"outage/manifest.json"}
 
 
 def test_failure_after_retries_leaves_no_manifest_and_a_rerun_completes(store, tmp_path):
@@ -298,8 +305,8 @@ def test_failure_after_retries_leaves_no_manifest_and_a_rerun_completes(store, t
     [error] = failure
     assert "still failing after retrying for 1 s" in str(error) and f"s3://{store.bucket}" in str(error)
     assert ACCESS_KEY not in str(error) and SECRET_KEY not in str(error)
-    assert "down/manifest.json" not in store.keys("down/")
-    uploaded_before = set(store.keys("down/"))
+    assert "down/manifest.json" not in store.listing("down/")
+    uploaded_before = set(store.listing("down/"))
 
     store.proxy.refuse_until = 0
     store.proxy.clear()
@@ -425,7 +432,7 @@ def test_endpoint_killed_and_restarted_mid_upload(store, tmp_path):
     for channel in summary["sources"][0]["channels"]:
         if channel["manifest"] is None:  # failed cleanly: the cause named, no manifest in the store
             assert channel["error"].startswith(f"s3://{store.bucket}: ")
-            assert not [k for k in store.keys() if k.endswith("manifest.json") and f"/{channel['channel']}/" in k]
+            assert not [k for k in store.listing() if k.endswith("manifest.json") and f"/{channel['channel']}/" in k]
     store.proxy.clear()
     code, output, summary = run(*args)
     assert code == 0, output

@@ -33,7 +33,7 @@ class FarmConfig:
     stall_timeout_s: float = option(120.0, min=5, max=3600, help="stop an ffmpeg that makes no progress this long")
     timeout_factor: float = option(20.0, min=1, max=1000,
                                    help=f"stop an ffmpeg after {TIME_FLOOR_S / 60:g} min + this x the source duration")
-    s3_multipart_mb: int = option(16, min=5, max=5120, help="S3 uploads of files this large or larger go up in "
+    s3_multipart_mb: int = option(8, min=5, max=5120, help="S3 uploads of files this large or larger go up in "
                                                             "parts of this size (S3's smallest part is 5 MiB)")
     s3_concurrency: int = option(10, min=1, max=64, help="S3 uploads (and parts) in flight at once per delivery")
     s3_retry_window_s: float = option(60.0, min=0, max=3600, help="keep retrying an S3 request that fails for a "

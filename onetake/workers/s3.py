@@ -33,9 +33,9 @@ from .files import exclusive
 T = TypeVar("T")
 # botocore's own retries (standard mode: exponential backoff with jitter, 5xx, throttling, connection errors)
 # handle short blips; the window below covers an endpoint that stays down for longer.
-BOTOCORE_ATTEMPTS = 4
+BOTOCORE_ATTEMPTS = 3
 BACKOFF_BASE_S = 0.5
-BACKOFF_CAP_S = 8.0
+BACKOFF_CAP_S = 4.0
 THROTTLING = {"Throttling", "ThrottlingException", "SlowDown", "RequestTimeout", "RequestTimeTooSkewed",
               "RequestLimitExceeded", "TooManyRequestsException", "ServiceUnavailable", "InternalError"}
 CHECKSUM_KEY = "sha256"      # x-amz-meta-sha256: the SHA-256 of the object's bytes, hex
@@ -196,6 +196,14 @@ def fetch(url: str, work_dir: str, transfer: Transfer) -> str:
 # uploads
 
 
+def md5_of(path: Path) -> str:
+    digest = hashlib.md5(usedforsecurity=False)
+    with open(path, "rb") as f:
+        while chunk := f.read(1 << 20):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
 @dataclass(frozen=True)
 class Upload:
     path: Path
@@ -283,10 +291,21 @@ class Uploader:
         self.call(f"withdrawing {key}", lambda: self.s3.delete_object(Bucket=self.bucket, Key=key))
 
     def put(self, item: Upload) -> None:
-        """Upload one file (in parts above the threshold), then read its checksum back."""
+        """Upload one file (in parts above the threshold) and check what the store kept: a single-part object's
+        ETag is the MD5 of the bytes the store received, so a match needs no second request; otherwise (parts,
+        or a store whose ETags are not MD5s) the SHA-256 recorded on the object is read back."""
         extra = {"ContentType": item.content_type, "Metadata": {CHECKSUM_KEY: item.sha256}}
-        self.call(f"uploading {item.key}",
-                  lambda: self.manager.upload(str(item.path), self.bucket, item.key, extra_args=extra).result())
+        etag = [""]
+        if item.size < self.transfer.multipart_bytes:  # one request, straight from this thread
+            def upload() -> None:
+                with open(item.path, "rb") as body:
+                    etag[0] = self.s3.put_object(Bucket=self.bucket, Key=item.key, Body=body, **extra)["ETag"]
+        else:  # in parts, several at once, by the transfer manager
+            def upload() -> None:
+                self.manager.upload(str(item.path), self.bucket, item.key, extra_args=extra).result()
+        self.call(f"uploading {item.key}", upload)
+        if etag[0] and etag[0].strip('"') == md5_of(item.path):
+            return
         stored = self.checksum(item.key)
         if stored != item.sha256:
             raise StorageError(f"s3://{self.bucket}/{item.key}: the stored object's SHA-256 is {stored}, not "
