@@ -80,6 +80,7 @@ class Proxy:
         self.hold.set()
         self.held = threading.Event()      # set when a request waits at the hold
         self.hold_after = 0                # let this many object PUTs through before holding the rest
+        self.corrupt_puts = 0              # flip a byte in the body of this many object PUTs
         proxy = self
 
         class Handler(http.server.BaseHTTPRequestHandler):
@@ -122,6 +123,12 @@ class Proxy:
                     inject = bool(is_put and proxy.fail_puts > 0)
                     if inject:
                         proxy.fail_puts -= 1
+                    corrupt = bool(is_put and not inject and proxy.corrupt_puts > 0 and len(body) > 200)
+                    if corrupt:
+                        proxy.corrupt_puts -= 1
+                if corrupt:
+                    middle = len(body) // 2
+                    body = body[:middle] + bytes([body[middle] ^ 0xFF]) + body[middle + 1:]
                 if inject:
                     payload = (b"<?xml version='1.0' encoding='UTF-8'?><Error><Code>ServiceUnavailable</Code>"
                                b"<Message>injected by the test proxy</Message></Error>")

@@ -315,6 +315,17 @@ def test_failure_after_retries_leaves_no_manifest_and_a_rerun_completes(store, t
     assert sent == ({f"down/{rel}" for _, rel, _ in files} - uploaded_before) | {"down/manifest.json"}
 
 
+def test_bytes_damaged_on_the_way_fail_the_delivery(store, tmp_path):
+    files, manifest = fake_delivery(tmp_path / "files")
+    store.proxy.corrupt_puts = 1
+    with pytest.raises(StorageError, match="the store received different bytes"):
+        deliver(store, "damaged", files, manifest)
+    assert "damaged/manifest.json" not in store.listing("damaged/")
+    deliver(store, "damaged", files, manifest)  # the damaged object was removed, so it goes up again
+    for src, rel, _ in files:
+        assert store.read(f"damaged/{rel}") == src.read_bytes()
+
+
 def test_large_files_go_up_in_parts(store, tmp_path):
     files, manifest = fake_delivery(tmp_path / "files", big=11 * MIB)
     deliver(store, "big", files, manifest, multipart_bytes=5 * MIB)

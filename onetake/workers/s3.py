@@ -288,26 +288,35 @@ class Uploader:
             raise
 
     def delete(self, key: str) -> None:
-        self.call(f"withdrawing {key}", lambda: self.s3.delete_object(Bucket=self.bucket, Key=key))
+        self.call(f"removing {key}", lambda: self.s3.delete_object(Bucket=self.bucket, Key=key))
 
     def put(self, item: Upload) -> None:
         """Upload one file (in parts above the threshold) and check what the store kept: a single-part object's
         ETag is the MD5 of the bytes the store received, so a match needs no second request; otherwise (parts,
         or a store whose ETags are not MD5s) the SHA-256 recorded on the object is read back."""
         extra = {"ContentType": item.content_type, "Metadata": {CHECKSUM_KEY: item.sha256}}
-        etag = [""]
+        answer: dict[str, Any] = {}
         if item.size < self.transfer.multipart_bytes:  # one request, straight from this thread
             def upload() -> None:
                 with open(item.path, "rb") as body:
-                    etag[0] = self.s3.put_object(Bucket=self.bucket, Key=item.key, Body=body, **extra)["ETag"]
+                    answer.update(self.s3.put_object(Bucket=self.bucket, Key=item.key, Body=body, **extra))
         else:  # in parts, several at once, by the transfer manager
             def upload() -> None:
                 self.manager.upload(str(item.path), self.bucket, item.key, extra_args=extra).result()
         self.call(f"uploading {item.key}", upload)
-        if etag[0] and etag[0].strip('"') == md5_of(item.path):
+        etag = answer.get("ETag", "").strip('"')
+        # with SSE-KMS or SSE-C the ETag is not the MD5 of the content
+        plain = etag and not answer.get("SSECustomerAlgorithm") and "kms" not in answer.get("ServerSideEncryption", "")
+        if plain:
+            sent = md5_of(item.path)
+            if etag != sent:  # removed, or a rerun would take its recorded SHA-256 for the truth
+                self.delete(item.key)
+                raise StorageError(f"s3://{self.bucket}/{item.key}: the store received different bytes (its MD5 "
+                                   f"{etag}, the file's {sent}); run again")
             return
         stored = self.checksum(item.key)
         if stored != item.sha256:
+            self.delete(item.key)
             raise StorageError(f"s3://{self.bucket}/{item.key}: the stored object's SHA-256 is {stored}, not "
                                f"{item.sha256}; another writer may be replacing it, run again")
 
