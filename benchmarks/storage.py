@@ -30,8 +30,21 @@ import psutil
 from onetake.pipeline.config import FarmConfig
 from onetake.workers.storage import S3Storage, build_manifest, expand
 
-from .common import MB, MEDIA, RESULTS, STATS, Clock, clean, header, pick_run, print_table, ratio, write_json
-from .common import Measurement, disturbed
+from .common import (
+    MB,
+    MEDIA,
+    RESULTS,
+    STATS,
+    Clock,
+    Measurement,
+    clean,
+    disturbed,
+    header,
+    pick_run,
+    print_table,
+    ratio,
+    write_json,
+)
 
 TARGETS = {"large": ("min", 0.9), "segments": ("min", 1.0)}   # onetake / boto3 throughput
 
