@@ -158,9 +158,9 @@ def main(args: argparse.Namespace) -> int:
             print(f"{kind}: {len(files)} files, {sum(s.stat().st_size for s, _, _ in files) / MB:.1f} MiB", flush=True)
             samples: dict[str, list[Measurement]] = {"boto3": [], "onetake": []}
             for rep in range(args.repeat):
-                for v in samples:
+                for v, taken in samples.items():
                     m = run_variant(v, files, manifest, bucket, s3, moto)
-                    samples[v].append(m)
+                    taken.append(m)
                     print(f"  run {rep + 1}/{args.repeat} {v}: {m.wall_s:.2f} s, {m.extra['mb_per_s']} MiB/s, "
                           f"endpoint cpu {m.extra['endpoint_cpu_s']} s", flush=True)
             runs = {}

@@ -75,10 +75,10 @@ def _plan_options(settings: FarmConfig, encoder_version: str) -> PlanOptions:
                        encoder_version=encoder_version, x264_threads=settings.x264_threads, farm=farm)
 
 
-def _check_channels(channels: Sequence[str] | None, catalog: Catalog, settings: FarmConfig | None = None) -> None:
-    parse_location(settings.out if settings else ".", "--out")
-    named = [*(channels or ()), *(settings.channel_destinations() if settings else ())]
-    for name in named:
+def _check_channels(settings: FarmConfig, catalog: Catalog) -> None:
+    """Every channel asked for or given a destination exists; --out is a folder or an S3 URL."""
+    parse_location(settings.out, "--out")
+    for name in [*settings.channels, *settings.channel_destinations()]:
         if name not in catalog.channels:
             raise ConfigError(f"unknown channel '{name}'; known channels are {', '.join(catalog.channels)}")
 
@@ -151,7 +151,7 @@ def probe_command(source: str, as_json: bool) -> None:
 # --------------------------------------------------------------------------------------------------------- plan
 
 
-def _make_plans(sources: Sequence[str], settings: FarmConfig, catalog: Catalog, channels: Sequence[str] | None,
+def _make_plans(sources: Sequence[str | SourceInfo], settings: FarmConfig, catalog: Catalog, channels: Sequence[str] | None,
                 encoder_version: str) -> tuple[list[JobPlan], list[SourceOutcome]]:
     plans, failures = [], []
     options = _plan_options(settings, encoder_version)
@@ -217,7 +217,7 @@ def plan_command(source: str, channels: str | None, out: str | None, dests: tupl
     settings = _settings(config, out=out, profiles_dir=profiles_dir, channels=_channels(channels),
                          destinations=_dests(dests))
     catalog = _catalog(settings)
-    _check_channels(settings.channels, catalog, settings)
+    _check_channels(settings, catalog)
     plan = plan_job(_probe_here(source, settings), settings.channels or None, catalog,
                     _plan_options(settings, _encoder_version()))
     if as_json:
@@ -301,7 +301,7 @@ class ProgressView:
 
 def execute(sources: Sequence[str], settings: FarmConfig, show_progress: bool) -> list[SourceOutcome]:
     catalog = _catalog(settings)
-    _check_channels(settings.channels, catalog, settings)
+    _check_channels(settings, catalog)
     from .workers.executor import DaskExecutor
 
     outcomes: list[SourceOutcome] = []
@@ -313,8 +313,13 @@ def execute(sources: Sequence[str], settings: FarmConfig, show_progress: bool) -
     plans, failures = _make_plans([s for s in sources if not is_s3(s)], settings, catalog, channels, encoder)
     if plans or remote:
         with open_cluster(settings) as client:
-            progress = {}
-            executor = DaskExecutor(client, on_progress=lambda task, f: progress.get("view", lambda *a: None)(task, f))
+            view: ProgressView | None = None  # made once every source is planned; progress reaches it then
+
+            def on_progress(task_id: str, fraction: float) -> None:
+                if view is not None:
+                    view.on_progress(task_id, fraction)
+
+            executor = DaskExecutor(client, on_progress=on_progress)
             if remote:  # probed where they are read: on a worker
                 infos, fetch_failures = fetch_sources(remote, os.path.abspath(settings.work_path()),
                                                       settings.transfer(), executor)
@@ -324,7 +329,6 @@ def execute(sources: Sequence[str], settings: FarmConfig, show_progress: bool) -
             unique = list({p.asset_id: p for p in reversed(plans)}.values())[::-1]  # the same file given twice
             view = ProgressView(unique) if show_progress and unique else None
             if view is not None:
-                progress["view"] = view.on_progress
                 with view.progress:
                     outcomes = run_plans(unique, executor, on_event=view.on_event)
             elif unique:
