@@ -187,6 +187,8 @@ def test_config_takes_per_channel_destinations(tmp_path):
     config = load_config(path)
     assert config.channel_destinations() == {"tv": "s3://playout/incoming", "edit": "/mnt/nas/proxies"}
     assert config.work_path() == ".onetake"
+    merged = config.merged(destinations=("tv=/srv/tv", "web=s3://cdn/web"))
+    assert merged.channel_destinations() == {"tv": "/srv/tv", "edit": "/mnt/nas/proxies", "web": "s3://cdn/web"}
     path.write_text('[destinations]\ntv = "ftp://x/y"\n')
     with pytest.raises(ConfigError, match=r"farm.toml: destination of channel 'tv' 'ftp://x/y': 'ftp://' is not"):
         load_config(path)

@@ -63,8 +63,13 @@ class FarmConfig:
                 "retry_window_s": self.s3_retry_window_s}
 
     def merged(self, **overrides: Any) -> FarmConfig:
-        """This config with every override that is not None (command-line values beat the file)."""
+        """This config with every override that is not None (command-line values beat the file); destinations
+        given are merged channel by channel into the file's."""
         given = {k: v for k, v in overrides.items() if v is not None}
+        if given.get("destinations"):
+            pairs = {**dict(e.split("=", 1) for e in self.destinations),
+                     **dict(e.split("=", 1) for e in given["destinations"])}
+            given["destinations"] = tuple(f"{c}={d}" for c, d in pairs.items())
         return replace(self, **given) if given else self
 
 

@@ -47,9 +47,9 @@ class Location:
         return self.path
 
     def child(self, *names: str) -> Location:
-        """This location with one folder per name added; each name must already be a safe segment."""
+        """This location with one folder per name added (channel names, asset ids: never '..', '/' or empty)."""
         for name in names:
-            if name != safe_segment(name):
+            if name in ("", ".", "..") or any(c in name for c in "/\\") or any(ord(c) < 32 for c in name):
                 raise ConfigError(f"'{name}' is not a safe storage name")
         if self.is_s3:
             return Location(self.bucket, "/".join(p for p in (self.prefix, *names) if p))

@@ -72,39 +72,46 @@ def _chain_key() -> tuple[str | None, ...]:
     return tuple(os.environ.get(n) for n in names)
 
 
-@functools.lru_cache(maxsize=8)
-def _client(concurrency: int, chain: tuple[str | None, ...]) -> Any:
-    # one session and client per process and setting: clients are thread-safe, sessions are not, and a
-    # shared client keeps its connection pool warm across files
-    config = botocore.config.Config(retries={"mode": "standard", "max_attempts": BOTOCORE_ATTEMPTS},
-                                    max_pool_connections=concurrency + 2, connect_timeout=5, read_timeout=60)
-    return boto3.session.Session().client("s3", config=config)
+_made: dict[tuple[Any, ...], tuple[Any, Any]] = {}
 
 
 def client(concurrency: int) -> Any:
+    """This process's client for the standard chain as it is now: clients are thread-safe and sessions are not,
+    and one shared client keeps its connection pool warm across files and tasks."""
+    key = (concurrency, *_chain_key())
     with _lock:
-        return _client(concurrency, _chain_key())
+        if key not in _made:
+            config = botocore.config.Config(retries={"mode": "standard", "max_attempts": BOTOCORE_ATTEMPTS},
+                                            max_pool_connections=concurrency + 2, connect_timeout=5, read_timeout=60)
+            session = boto3.session.Session()
+            _made[key] = (session, session.client("s3", config=config))
+        return _made[key][1]
 
 
-def secrets(s3: Any) -> list[str]:
-    """The credential strings a message must never show."""
-    try:
-        creds = s3._request_signer._credentials  # the resolved credentials of this client
-        frozen = creds.get_frozen_credentials() if creds is not None else None
-    except (AttributeError, botocore.exceptions.BotoCoreError):
-        frozen = None
-    values = [frozen.access_key, frozen.secret_key, frozen.token] if frozen else []
-    values += [os.environ.get(n) for n in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN")]
+def secrets() -> list[str]:
+    """The credential strings a message must never show: those of every client made here, and the usual
+    variables."""
+    values = [os.environ.get(n) for n in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN")]
+    with _lock:
+        sessions = [session for session, _ in _made.values()]
+    for session in sessions:
+        try:
+            creds = session.get_credentials()
+            frozen = creds.get_frozen_credentials() if creds is not None else None
+        except botocore.exceptions.BotoCoreError:
+            frozen = None
+        if frozen is not None:
+            values += [frozen.access_key, frozen.secret_key, frozen.token]
     return [v for v in values if v and len(v) >= 4]
 
 
-def redact(text: str, s3: Any) -> str:
-    for value in secrets(s3):
+def redact(text: str) -> str:
+    for value in secrets():
         text = text.replace(value, "***")
     return text
 
 
-def cause(exc: BaseException, s3: Any) -> str:
+def cause(exc: BaseException) -> str:
     """One line naming what the store said, credentials removed."""
     if isinstance(exc, botocore.exceptions.ClientError):
         error = exc.response.get("Error", {})
@@ -115,7 +122,7 @@ def cause(exc: BaseException, s3: Any) -> str:
                 "~/.aws/credentials")
     else:
         text = str(exc) or type(exc).__name__
-    return redact(text, s3)
+    return redact(text)
 
 
 def transient(exc: BaseException) -> bool:
@@ -164,7 +171,7 @@ def fetch(url: str, work_dir: str, transfer: Transfer) -> str:
         if not_found(exc):
             raise SourceError(url, "no such object", "check the bucket and key") from None
         if isinstance(exc, (botocore.exceptions.BotoCoreError, botocore.exceptions.ClientError)):
-            raise SourceError(url, f"cannot be read ({cause(exc, s3)})", "check the endpoint, the credentials "
+            raise SourceError(url, f"cannot be read ({cause(exc)})", "check the endpoint, the credentials "
                                                                          "and the object's permissions") from None
         raise
     etag = head.get("ETag", "").strip('"')
@@ -182,7 +189,7 @@ def fetch(url: str, work_dir: str, transfer: Transfer) -> str:
             after = retrying(lambda: s3.head_object(Bucket=bucket, Key=key), transfer.retry_window_s)
         except (botocore.exceptions.BotoCoreError, botocore.exceptions.ClientError) as exc:
             partial.unlink(missing_ok=True)
-            raise SourceError(url, f"cannot be downloaded ({cause(exc, s3)})",
+            raise SourceError(url, f"cannot be downloaded ({cause(exc)})",
                               "check the endpoint and try again") from None
         if after.get("ETag") != head.get("ETag") or partial.stat().st_size != size:
             partial.unlink(missing_ok=True)
@@ -233,7 +240,7 @@ class Uploader:
         self.manager.shutdown(cancel=exc[0] is not None)
 
     def fail(self, what: str, exc: BaseException) -> StorageError:
-        detail = cause(exc, self.s3)
+        detail = cause(exc)
         if transient(exc):
             detail += f"; still failing after retrying for {self.transfer.retry_window_s:g} s"
         return StorageError(f"s3://{self.bucket}: {what} failed ({detail})")
