@@ -468,3 +468,25 @@ def test_plan_shows_destinations_without_credentials(store, tmp_path):
     assert ACCESS_KEY not in result.output and SECRET_KEY not in result.output
     bad = CliRunner().invoke(cli, ["plan", str(src), "--dest", "nope=/x"])
     assert bad.exit_code == 2 and "unknown channel 'nope'" in bad.output
+
+
+def test_a_failed_upload_reports_the_channel_and_the_rerun_does_not_encode_again(store, tmp_path):
+    src = make_clip(tmp_path / "clip.mp4", seconds=1)
+    work = tmp_path / "work"
+    missing = f"{store.bucket}-later"
+    args = [str(src), "--channels", "radio,edit", "--out", f"s3://{missing}/o", "--dest", f"edit={tmp_path / 'nas'}",
+            "--config", str(_config(tmp_path, work_dir=str(work), s3_retry_window_s=2.0))]
+    result = CliRunner().invoke(cli, ["run", *args])
+    assert result.exit_code == 1, result.output
+    [failed] = [line for line in result.output.splitlines() if line.startswith("FAILED")]
+    assert "radio: " in failed and f"s3://{missing}" in failed and "NoSuchBucket" in failed
+    assert "delivered edit" in result.output  # the other channel is not held back
+    assert ACCESS_KEY not in result.output and SECRET_KEY not in result.output
+    renditions = {p: p.stat().st_ino for p in (work / "renditions").rglob("*") if p.is_file()}
+    assert renditions, "the encoded files stay in the work dir"
+
+    store.direct.create_bucket(Bucket=missing)
+    result = CliRunner().invoke(cli, ["run", *args])
+    assert result.exit_code == 0, result.output
+    assert {p: p.stat().st_ino for p in (work / "renditions").rglob("*") if p.is_file()} == renditions
+    assert [k for k in Store(store.proxy, store.moto, missing).listing() if k.endswith("manifest.json")]
