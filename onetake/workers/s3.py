@@ -269,8 +269,8 @@ class Uploader:
             if not answer.get("IsTruncated") or not token:
                 return found
 
-    def checksum(self, key: str) -> str | None:
-        """The SHA-256 recorded on the object, or None when there is no such object."""
+    def recorded(self, key: str) -> tuple[str | None, int] | None:
+        """The SHA-256 recorded on the object and its size, or None when there is no such object."""
         try:
             head = retrying(lambda: self.s3.head_object(Bucket=self.bucket, Key=key), self.transfer.retry_window_s,
                             self.stop)
@@ -280,7 +280,7 @@ class Uploader:
             if isinstance(exc, (botocore.exceptions.BotoCoreError, botocore.exceptions.ClientError)):
                 raise self.fail(f"checking {key}", exc) from None
             raise
-        return head.get("Metadata", {}).get(CHECKSUM_KEY)
+        return head.get("Metadata", {}).get(CHECKSUM_KEY), int(head.get("ContentLength", -1))
 
     def read(self, key: str) -> bytes | None:
         try:
@@ -321,18 +321,18 @@ class Uploader:
                 raise StorageError(f"s3://{self.bucket}/{item.key}: the store received different bytes (its MD5 "
                                    f"{etag}, the file's {sent}); run again")
             return
-        stored = self.checksum(item.key)
-        if stored != item.sha256:
+        stored = self.recorded(item.key)
+        if stored != (item.sha256, item.size):
             self.delete(item.key)
-            raise StorageError(f"s3://{self.bucket}/{item.key}: the stored object's SHA-256 is {stored}, not "
-                               f"{item.sha256}; another writer may be replacing it, run again")
+            raise StorageError(f"s3://{self.bucket}/{item.key}: the store holds {stored} (SHA-256, size), not "
+                               f"{(item.sha256, item.size)}; another writer may be replacing it, run again")
 
     def put_bytes(self, key: str, body: bytes, content_type: str) -> None:
         digest = hashlib.sha256(body).hexdigest()
         self.call(f"uploading {key}", lambda: self.s3.put_object(
             Bucket=self.bucket, Key=key, Body=body, ContentType=content_type, Metadata={CHECKSUM_KEY: digest}))
-        stored = self.checksum(key)
-        if stored != digest:
+        stored = self.recorded(key)
+        if stored != (digest, len(body)):
             raise StorageError(f"s3://{self.bucket}/{key}: the stored object's SHA-256 is {stored}, not {digest}")
 
     def each(self, fn: Callable[[Any], T], items: list[Any]) -> list[T]:

@@ -107,8 +107,8 @@ class S3Storage(StorageBackend):
         with Uploader(location.bucket, self.transfer) as up:
             present = up.listing(location.prefix)
             same_size = [u for u in uploads.values() if present.get(u.key) == u.size]
-            there = {u.key for u, digest in zip(same_size, up.each(lambda u: up.checksum(u.key), same_size))
-                     if digest == u.sha256}
+            there = {u.key for u, stored in zip(same_size, up.each(lambda u: up.recorded(u.key), same_size))
+                     if stored == (u.sha256, u.size)}
             missing = {rel: u for rel, u in uploads.items() if u.key not in there}
             old = up.read(manifest_key) if manifest_key in present else None
             if not missing and old == body:
