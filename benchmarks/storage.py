@@ -43,6 +43,7 @@ from .common import (
     pick_run,
     print_table,
     ratio,
+    wait_for_quiet,
     write_json,
 )
 
@@ -58,6 +59,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--stat", choices=STATS, default="min", help="which run represents a variant (default min)")
     p.add_argument("--endpoint", help="an S3 endpoint URL to use instead of starting moto (credentials from the "
                                       "standard chain)")
+    p.add_argument("--quiet-wait", type=float, default=0.0, metavar="SECONDS",
+                   help="before each timed run, wait up to this long for other processes to go quiet")
     p.add_argument("--output", type=Path, default=RESULTS / "storage.json", help="the JSON result file")
     p.add_argument("--work", type=Path, default=MEDIA / "work", help="scratch folder for the generated files")
 
@@ -159,7 +162,9 @@ def main(args: argparse.Namespace) -> int:
             samples: dict[str, list[Measurement]] = {"boto3": [], "onetake": []}
             for rep in range(args.repeat):
                 for v, taken in samples.items():
+                    waited = wait_for_quiet(args.quiet_wait)
                     m = run_variant(v, files, manifest, bucket, s3, moto)
+                    m.extra["waited_for_quiet_s"] = waited
                     taken.append(m)
                     print(f"  run {rep + 1}/{args.repeat} {v}: {m.wall_s:.2f} s, {m.extra['mb_per_s']} MiB/s, "
                           f"endpoint cpu {m.extra['endpoint_cpu_s']} s", flush=True)
