@@ -88,7 +88,7 @@ class S3Storage(StorageBackend):
     manifest.json never sees a mix."""
 
     def __init__(self, transfer: dict[str, Any] | None = None) -> None:
-        from .s3 import Transfer
+        from .s3 import Transfer  # boto3 is imported only where a delivery goes to S3
 
         self.transfer = Transfer.from_params(transfer)
 
