@@ -16,12 +16,13 @@ import click
 
 from . import __version__
 from .pipeline.config import FarmConfig, field_help, load_config
+from .pipeline.destinations import is_s3, parse_location
 from .pipeline.errors import ConfigError, OnetakeError, ProfileError
 from .pipeline.models import JobPlan, SourceInfo, Task
 from .pipeline.plan import PlanOptions, plan_job
 from .pipeline.probe import probe
 from .pipeline.profiles import Catalog, load_catalog, load_profile_file
-from .pipeline.schedule import SourceOutcome, describe_error, run_plans
+from .pipeline.schedule import SourceOutcome, describe_error, fetch_sources, run_plans
 
 
 class OnetakeGroup(click.Group):
@@ -62,20 +63,37 @@ def _catalog(settings: FarmConfig) -> Catalog:
     return load_catalog(Path(settings.profiles_dir) if settings.profiles_dir else None)
 
 
+def _absolute(dest: str) -> str:
+    """A local destination as an absolute path (workers may run elsewhere); an S3 URL as given."""
+    return dest if is_s3(dest) else os.path.abspath(dest)
+
+
 def _plan_options(settings: FarmConfig, encoder_version: str) -> PlanOptions:
-    return PlanOptions(out_dir=os.path.abspath(settings.out), work_dir=os.path.abspath(settings.work_path()),
-                       encoder_version=encoder_version, x264_threads=settings.x264_threads, farm=settings)
+    destinations = tuple(f"{c}={_absolute(d)}" for c, d in settings.channel_destinations().items())
+    farm = settings.merged(destinations=destinations)
+    return PlanOptions(out_dir=_absolute(settings.out), work_dir=os.path.abspath(settings.work_path()),
+                       encoder_version=encoder_version, x264_threads=settings.x264_threads, farm=farm)
 
 
-def _check_channels(channels: Sequence[str] | None, catalog: Catalog) -> None:
-    for name in channels or ():
+def _check_channels(settings: FarmConfig, catalog: Catalog) -> None:
+    """Every channel asked for or given a destination exists; --out is a folder or an S3 URL."""
+    parse_location(settings.out, "--out")
+    for name in [*settings.channels, *settings.channel_destinations()]:
         if name not in catalog.channels:
             raise ConfigError(f"unknown channel '{name}'; known channels are {', '.join(catalog.channels)}")
 
 
+def _dests(values: Sequence[str]) -> tuple[str, ...] | None:
+    for value in values:
+        if "=" not in value or not value.split("=", 1)[0]:
+            raise click.BadParameter(f"'{value}': give CHANNEL=DEST, e.g. --dest tv=s3://playout/incoming")
+    return tuple(values) or None
+
+
 common_options = [
     click.option("--channels", help=field_help("channels") + " Comma-separated, e.g. tv,web."),
-    click.option("--out", type=click.Path(file_okay=False), help=field_help("out")),
+    click.option("--out", help=field_help("out")),
+    click.option("--dest", "dests", multiple=True, metavar="CHANNEL=DEST", help=field_help("destinations")),
     click.option("--config", "config", type=click.Path(dir_okay=False), help="a farm config TOML file"),
     click.option("--profiles", "profiles_dir", type=click.Path(file_okay=False), help=field_help("profiles_dir")),
 ]
@@ -133,16 +151,35 @@ def probe_command(source: str, as_json: bool) -> None:
 # --------------------------------------------------------------------------------------------------------- plan
 
 
-def _make_plans(sources: Sequence[str], settings: FarmConfig, catalog: Catalog, channels: Sequence[str] | None,
+def _make_plans(sources: Sequence[str | SourceInfo], settings: FarmConfig, catalog: Catalog, channels: Sequence[str] | None,
                 encoder_version: str) -> tuple[list[JobPlan], list[SourceOutcome]]:
     plans, failures = [], []
     options = _plan_options(settings, encoder_version)
     for source in sources:
         try:
-            plans.append(plan_job(probe(source), channels, catalog, options))
+            info = source if isinstance(source, SourceInfo) else probe(source)
+            plans.append(plan_job(info, channels, catalog, options))
         except Exception as exc:  # one bad source is one line; the batch goes on
-            failures.append(SourceOutcome(os.path.abspath(source), error=describe_error(exc)))
+            name = source.url or source.path if isinstance(source, SourceInfo) else os.path.abspath(source)
+            failures.append(SourceOutcome(name, error=describe_error(exc)))
     return plans, failures
+
+
+def _source_key(source: str) -> str:
+    return source if is_s3(source) else os.path.abspath(source)
+
+
+def _probe_here(source: str, settings: FarmConfig) -> SourceInfo:
+    """Probe a source in this process; an S3 source is fetched into the work dir first (plan and probe only:
+    `run` has its workers fetch and probe S3 sources)."""
+    if not is_s3(source):
+        return probe(source)
+    import dataclasses
+
+    from .workers.s3 import Transfer, fetch
+
+    local = fetch(source, os.path.abspath(settings.work_path()), Transfer.from_params(settings.transfer()))
+    return dataclasses.replace(probe(local), url=source)
 
 
 def _encoder_version() -> str:
@@ -171,16 +208,17 @@ def _quote(arg: str) -> str:
 
 
 @cli.command("plan")
-@click.argument("source", type=click.Path(dir_okay=False))
+@click.argument("source")
 @with_common
 @click.option("--json", "as_json", is_flag=True, help="print the JobPlan as JSON")
-def plan_command(source: str, channels: str | None, out: str | None, config: str | None, profiles_dir: str | None,
-                 as_json: bool) -> None:
+def plan_command(source: str, channels: str | None, out: str | None, dests: tuple[str, ...], config: str | None,
+                 profiles_dir: str | None, as_json: bool) -> None:
     """Print exactly what `onetake run SOURCE` would do, without doing it."""
-    settings = _settings(config, out=out, profiles_dir=profiles_dir, channels=_channels(channels))
+    settings = _settings(config, out=out, profiles_dir=profiles_dir, channels=_channels(channels),
+                         destinations=_dests(dests))
     catalog = _catalog(settings)
-    _check_channels(settings.channels, catalog)
-    plan = plan_job(probe(source), settings.channels or None, catalog,
+    _check_channels(settings, catalog)
+    plan = plan_job(_probe_here(source, settings), settings.channels or None, catalog,
                     _plan_options(settings, _encoder_version()))
     if as_json:
         click.echo(json.dumps(plan.to_dict(), indent=2, ensure_ascii=False))
@@ -263,29 +301,45 @@ class ProgressView:
 
 def execute(sources: Sequence[str], settings: FarmConfig, show_progress: bool) -> list[SourceOutcome]:
     catalog = _catalog(settings)
-    _check_channels(settings.channels, catalog)
+    _check_channels(settings, catalog)
     from .workers.executor import DaskExecutor
 
     outcomes: list[SourceOutcome] = []
+    channels = settings.channels or None
+    remote = [s for s in sources if is_s3(s)]
     # Not overlapped with starting the cluster: Dask edits os.environ while it spawns workers, and a
     # subprocess started meanwhile (ffmpeg -version) can exec with a half-written environment (EFAULT).
-    plans, failures = _make_plans(sources, settings, catalog, settings.channels or None, _encoder_version())
-    unique = list({p.asset_id: p for p in reversed(plans)}.values())[::-1]  # the same file given twice
-    if unique:
-        view = ProgressView(unique) if show_progress else None
+    encoder = _encoder_version()
+    plans, failures = _make_plans([s for s in sources if not is_s3(s)], settings, catalog, channels, encoder)
+    if plans or remote:
         with open_cluster(settings) as client:
-            executor = DaskExecutor(client, on_progress=view.on_progress if view else None)
+            view: ProgressView | None = None  # made once every source is planned; progress reaches it then
+
+            def on_progress(task_id: str, fraction: float) -> None:
+                if view is not None:
+                    view.on_progress(task_id, fraction)
+
+            executor = DaskExecutor(client, on_progress=on_progress)
+            if remote:  # probed where they are read: on a worker
+                infos, fetch_failures = fetch_sources(remote, os.path.abspath(settings.work_path()),
+                                                      settings.transfer(), executor)
+                more, plan_failures = _make_plans(infos, settings, catalog, channels, encoder)
+                plans += more
+                failures += fetch_failures + plan_failures
+            unique = list({p.asset_id: p for p in reversed(plans)}.values())[::-1]  # the same file given twice
+            view = ProgressView(unique) if show_progress and unique else None
             if view is not None:
                 with view.progress:
                     outcomes = run_plans(unique, executor, on_event=view.on_event)
-            else:
+            elif unique:
                 outcomes = run_plans(unique, executor)
     by_asset = {o.asset_id: o for o in outcomes}
     by_path = {o.source: o for o in failures}
     for plan in plans:
         done = by_asset[plan.asset_id]
-        by_path[plan.source.path] = SourceOutcome(plan.source.path, plan.asset_id, done.channels, done.error)
-    return [by_path[os.path.abspath(s)] for s in dict.fromkeys(sources)]
+        name = plan.source.url or plan.source.path
+        by_path[name] = SourceOutcome(name, plan.asset_id, done.channels, done.error)
+    return [by_path[_source_key(s)] for s in dict.fromkeys(sources)]
 
 
 def _report(outcomes: Sequence[SourceOutcome], as_json: bool) -> int:
@@ -298,7 +352,7 @@ def _report(outcomes: Sequence[SourceOutcome], as_json: bool) -> int:
         for o in outcomes:
             for c in o.channels:
                 if c.manifest:
-                    click.echo(f"delivered {c.channel:<6} {Path(c.manifest).parent}")
+                    click.echo(f"delivered {c.channel:<6} {c.manifest.rsplit('/', 1)[0]}")
         for o in outcomes:
             if not o.ok:
                 line = o.failure_line()
@@ -314,11 +368,12 @@ def _report(outcomes: Sequence[SourceOutcome], as_json: bool) -> int:
 @click.option("--scheduler", help=field_help("scheduler"))
 @click.option("--workers", type=click.IntRange(0, 512), help=field_help("workers"))
 @click.option("--json", "as_json", is_flag=True, help="print one JSON summary, no progress")
-def run_command(sources: tuple[str, ...], channels: str | None, out: str | None, config: str | None,
-                profiles_dir: str | None, scheduler: str | None, workers: int | None, as_json: bool) -> None:
-    """Make, verify and deliver every channel's renditions of each SOURCE."""
+def run_command(sources: tuple[str, ...], channels: str | None, out: str | None, dests: tuple[str, ...],
+                config: str | None, profiles_dir: str | None, scheduler: str | None, workers: int | None,
+                as_json: bool) -> None:
+    """Make, verify and deliver every channel's renditions of each SOURCE (a local file or s3://bucket/key)."""
     settings = _settings(config, out=out, profiles_dir=profiles_dir, channels=_channels(channels),
-                         scheduler=scheduler, workers=workers)
+                         scheduler=scheduler, workers=workers, destinations=_dests(dests))
     show = sys.stdout.isatty() and not as_json
     sys.exit(_report(execute(sources, settings, show), as_json))
 

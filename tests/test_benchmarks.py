@@ -23,3 +23,18 @@ def test_fanout_writes_comparable_json(tmp_path):
     ratio = data["runs"]["onetake"]["wall_s"] / data["runs"]["naive"]["wall_s"]
     assert abs(data["ratios"]["onetake_vs_naive"] - ratio) < 0.002
     assert "onetake_vs_expert" in data["ratios"]
+
+
+def test_storage_writes_comparable_json(tmp_path):
+    output = tmp_path / "storage.json"
+    result = subprocess.run([sys.executable, "-m", "benchmarks", "storage", "--large-files", "1", "--large-mb", "9",
+                             "--segments", "8", "--segment-kb", "16", "--repeat", "1", "--work", str(tmp_path),
+                             "--output", str(output)], cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-2000:]
+    data = json.loads(output.read_text())
+    assert set(data["sets"]) == {"large", "segments"}
+    for kind, s in data["sets"].items():
+        runs = s["runs"]
+        assert set(runs) == {"boto3", "onetake"} and all(r["bytes"] == s["bytes"] > 0 for r in runs.values())
+        expected = runs["onetake"]["mb_per_s"] / runs["boto3"]["mb_per_s"]
+        assert abs(data["ratios"][f"{kind}_onetake_vs_boto3"] - expected) < 0.002

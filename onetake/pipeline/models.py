@@ -81,10 +81,11 @@ class SourceInfo:
     timecode: str              # "" when the source has none
     video: tuple[VideoStreamInfo, ...] = ()
     audio: tuple[AudioStreamInfo, ...] = ()
+    url: str = ""              # where it came from when not a local file (s3://...); path is then the local copy
 
     @property
     def name(self) -> str:
-        return self.path.rsplit("/", 1)[-1]
+        return (self.url or self.path).rsplit("/", 1)[-1]
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)

@@ -21,6 +21,7 @@ import ffmpeg
 
 from .. import __version__
 from .config import FarmConfig
+from .destinations import channel_destinations
 from .errors import PlanError
 from .models import AudioStreamInfo, JobPlan, SourceInfo, Task, VideoStreamInfo
 from .probe import PROTOCOL_WHITELIST
@@ -475,6 +476,7 @@ def plan_job(source: SourceInfo, channels: Sequence[str] | None, catalog: Catalo
         return verify_ids[key]
 
     delivers: list[Task] = []
+    where = channel_destinations(options.out_dir, options.farm.channel_destinations(), channels)
     for channel, items in deliverables.items():
         files: list[dict[str, Any]] = []
         checks: list[str] = []
@@ -508,11 +510,12 @@ def plan_job(source: SourceInfo, channels: Sequence[str] | None, catalog: Catalo
                 checks.append(verify(key, p, path_of[key], expectations(source, p, catalog), encode_id))
                 assert p.container is not None
                 files.append({"src": path_of[key], "dest": f"{p.name}.{p.container.extension}", "profile": p.name})
-        delivers.append(Task(f"{asset_id}/deliver/{channel}", "deliver", {
-            "channel": channel, "asset_id": asset_id, "dest": f"{options.out_dir.rstrip('/')}/{channel}/{asset_id}",
-            "files": files, "notes": notes,
-            "source": {"path": source.path, "size": source.size, "sha256": source.sha256}},
-            deps=tuple(dict.fromkeys(checks))))
+        dest = where[channel].child(asset_id)
+        deliver = {"channel": channel, "asset_id": asset_id, "dest": str(dest), "files": files, "notes": notes,
+                   "source": {"path": source.url or source.path, "size": source.size, "sha256": source.sha256}}
+        if dest.is_s3:
+            deliver["transfer"] = options.farm.transfer()
+        delivers.append(Task(f"{asset_id}/deliver/{channel}", "deliver", deliver, deps=tuple(dict.fromkeys(checks))))
     tasks.extend(delivers)
     return JobPlan(asset_id=asset_id, source=source, channels=channels, out_dir=options.out_dir,
                    work_dir=options.work_dir, tasks=tuple(tasks), notes=tuple(notes))

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from .errors import OnetakeError
-from .models import JobPlan, Task
+from .models import JobPlan, SourceInfo, Task
 
 
 class Executor(Protocol):
@@ -69,7 +69,7 @@ def run_plans(plans: Sequence[JobPlan], executor: Executor, on_event: Event | No
             handle = executor.submit(task, [handles[d] for d in task.deps])
             handles[task.id] = handle
             owner[id(handle)] = (plan, task)
-    outcomes = {plan.asset_id: SourceOutcome(plan.source.path, plan.asset_id) for plan in plans}
+    outcomes = {plan.asset_id: SourceOutcome(plan.source.url or plan.source.path, plan.asset_id) for plan in plans}
     for handle, result, error in executor.completed(list(handles.values())):
         plan, task = owner[id(handle)]
         if on_event is not None:
@@ -85,3 +85,23 @@ def run_plans(plans: Sequence[JobPlan], executor: Executor, on_event: Event | No
     for plan in plans:
         outcomes[plan.asset_id].channels.sort(key=lambda c: plan.channels.index(c.channel))
     return [outcomes[p.asset_id] for p in plans]
+
+
+def fetch_sources(urls: Sequence[str], work_dir: str, transfer: dict[str, Any],
+                  executor: Executor) -> tuple[list[SourceInfo], list[SourceOutcome]]:
+    """Probe sources that live in object storage on the workers (each fetched into the work dir's scratch
+    there), so the client never reads them; returns their SourceInfo (``path`` the worker's copy, ``url`` the
+    object) and one failure per source that could not be read."""
+    handles = {url: executor.submit(Task(f"fetch/{url}", "fetch", {"url": url, "work_dir": work_dir,
+                                                                    "transfer": transfer}), [])
+               for url in dict.fromkeys(urls)}
+    url_of = {id(h): url for url, h in handles.items()}
+    infos: dict[str, SourceInfo] = {}
+    failures: list[SourceOutcome] = []
+    for handle, result, error in executor.completed(list(handles.values())):
+        url = url_of[id(handle)]
+        if error is not None:
+            failures.append(SourceOutcome(url, error=describe_error(error)))
+        else:
+            infos[url] = SourceInfo.from_dict(result)
+    return [infos[u] for u in handles if u in infos], failures

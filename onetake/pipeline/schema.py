@@ -88,8 +88,9 @@ def build(cls: type[T], table: Mapping[str, Any], where: str, error: type[Except
         if (low is not None and value < low) or (high is not None and value > high):
             raise error(f"{where}: '{name}' = {value!r} is out of range; it must be within [{low}, {high}]")
         pattern = meta.get("pattern")
-        if pattern and not re.fullmatch(pattern, value):
-            raise error(f"{where}: '{name}' = {value!r} does not match {pattern}")
+        bad = [v for v in (value if isinstance(value, tuple) else (value,)) if pattern and not re.fullmatch(pattern, v)]
+        if bad:
+            raise error(f"{where}: '{name}' = {bad[0]!r} does not match {pattern}")
         values[name] = value
     return cls(**values)
 

@@ -11,11 +11,10 @@ from pathlib import Path
 from typing import Any
 
 from .. import __version__
-from ..pipeline.errors import StorageError
+from ..pipeline.destinations import MANIFEST, content_type, object_key, parse_location, upload_stages
+from ..pipeline.errors import ConfigError, StorageError
 from ..pipeline.probe import sha256_of
 from .files import link_or_copy
-
-MANIFEST = "manifest.json"
 
 
 def expand(files: list[dict[str, Any]]) -> list[tuple[Path, str, str]]:
@@ -82,8 +81,49 @@ class LocalStorage(StorageBackend):
         return str(final / MANIFEST)
 
 
-def backend_for(dest: str) -> StorageBackend:
-    if "://" in dest:
-        scheme = dest.split("://", 1)[0]
-        raise StorageError(f"{dest}: '{scheme}://' destinations are not supported yet; give a local folder")
-    return LocalStorage()
+class S3Storage(StorageBackend):
+    """A bucket and prefix in any S3-compatible store. Files go up concurrently in stages (media, variant
+    playlists, master playlists) and manifest.json last; a file already there with the same SHA-256 is not sent
+    again. A delivery that has to change files withdraws its old manifest first, so a consumer waiting for
+    manifest.json never sees a mix."""
+
+    def __init__(self, transfer: dict[str, Any] | None = None) -> None:
+        from .s3 import Transfer  # boto3 is imported only where a delivery goes to S3
+
+        self.transfer = Transfer.from_params(transfer)
+
+    def deliver(self, dest: str, files: list[tuple[Path, str, str]], manifest: dict[str, Any]) -> str:
+        from .s3 import Upload, Uploader
+
+        location = parse_location(dest)
+        body = (json.dumps(manifest, indent=2, ensure_ascii=False) + "\n").encode()
+        try:
+            listed = {f["path"]: f for f in manifest["files"]}
+            uploads = {rel: Upload(src, object_key(location, rel), listed[rel]["sha256"], listed[rel]["size"],
+                                   content_type(rel)) for src, rel, _ in files}
+            manifest_key = object_key(location, MANIFEST)
+        except ConfigError as exc:
+            raise StorageError(f"{dest}: {exc}") from None
+        with Uploader(location.bucket, self.transfer) as up:
+            present = up.listing(location.prefix)
+            same_size = [u for u in uploads.values() if present.get(u.key) == u.size]
+            there = {u.key for u, stored in zip(same_size, up.each(lambda u: up.recorded(u.key), same_size))
+                     if stored == (u.sha256, u.size)}
+            missing = {rel: u for rel, u in uploads.items() if u.key not in there}
+            old = up.read(manifest_key) if manifest_key in present else None
+            if not missing and old == body:
+                return f"{dest}/{MANIFEST}"  # already delivered, object for object
+            if old is not None:
+                up.delete(manifest_key)
+            for stage in upload_stages(list(missing)):
+                up.each(up.put, [missing[rel] for rel in stage])
+            up.put_bytes(manifest_key, body, content_type(MANIFEST))
+        return f"{dest}/{MANIFEST}"
+
+
+def backend_for(dest: str, transfer: dict[str, Any] | None = None) -> StorageBackend:
+    try:
+        location = parse_location(dest)
+    except ConfigError as exc:
+        raise StorageError(str(exc)) from None
+    return S3Storage(transfer) if location.is_s3 else LocalStorage()

@@ -6,6 +6,7 @@ returns plain data (which Dask moves back to the client).
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import os
@@ -17,8 +18,9 @@ from typing import Any
 
 import av
 
-from ..pipeline.errors import EncodeError, StorageError, VerificationError
+from ..pipeline.errors import EncodeError, SourceError, StorageError, VerificationError
 from ..pipeline.plan import MEASURED
+from ..pipeline.probe import probe
 from .ffmpeg import run_ffmpeg
 from .files import exclusive, publish_dir
 from .package import package
@@ -103,12 +105,29 @@ def deliver(params: dict[str, Any], deps: Sequence[Any], report: Report) -> dict
     files = expand(params["files"])
     manifest = build_manifest(params["channel"], params["asset_id"], params["source"], files, checks,
                               params.get("notes", []))
-    path = backend_for(params["dest"]).deliver(params["dest"], files, manifest)
+    path = backend_for(params["dest"], params.get("transfer")).deliver(params["dest"], files, manifest)
     return {"channel": params["channel"], "manifest": path, "files": len(files)}
 
 
+def fetch(params: dict[str, Any], deps: Sequence[Any], report: Report) -> dict[str, Any]:
+    """Copy an S3 source into the work dir's scratch and probe it here, on the worker: the client never reads
+    it, and ffmpeg opens the copy as a plain ``file:`` under the same protocol whitelist as any local source."""
+    from .s3 import Transfer
+    from .s3 import fetch as fetch_object
+
+    url = params["url"]
+    local = fetch_object(url, params["work_dir"], Transfer.from_params(params.get("transfer")))
+    try:
+        info = probe(local)
+    except SourceError as exc:
+        raise SourceError(url, exc.cause, exc.fix) from None
+    report(1.0)
+    return dataclasses.replace(info, url=url).to_dict()
+
+
 REGISTRY: dict[str, Callable[[dict[str, Any], Sequence[Any], Report], Any]] = {
-    "measure": measure, "encode": encode, "package": package_task, "verify": verify, "deliver": deliver,
+    "fetch": fetch, "measure": measure, "encode": encode, "package": package_task, "verify": verify,
+    "deliver": deliver,
 }
 
 
