@@ -3,6 +3,7 @@
   fanout    every channel from one 1080p25 source: naive ffmpegs vs. one expert ffmpeg vs. onetake run
   overhead  onetake run --channels web vs. the same ffmpeg work run directly
   memory    peak memory of the whole process tree for a short and a long source
+  watch     a burst of clips dropped into a watch folder: throughput, ingest and urgent-lane latency, memory
 """
 
 from __future__ import annotations
@@ -10,10 +11,10 @@ from __future__ import annotations
 import argparse
 import sys
 
-from . import fanout, memory, overhead
+from . import fanout, memory, overhead, watch
 from .common import CommandFailed
 
-COMMANDS = {"fanout": fanout, "overhead": overhead, "memory": memory}
+COMMANDS = {"fanout": fanout, "overhead": overhead, "memory": memory, "watch": watch}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -45,6 +45,7 @@ FOLDERS = ("processing", "done", "failed")
 COMPANIONS = (".json", ".done", ".sha256", ".error.txt")
 TEMP_NAMES = re.compile(r".*(\.part|\.partial|\.tmp|\.temp|\.crdownload|\.filepart|~)$", re.IGNORECASE)
 LANE_ORDER = {lane: n for n, lane in enumerate(LANES)}
+TAKE_PER_PASS = 16  # files claimed per pass over the inboxes, so that a burst does not hold up admitting urgent work
 
 
 @dataclass(frozen=True)
@@ -347,15 +348,20 @@ class Watcher:
     def scan(self) -> None:
         now = time.monotonic()
         seen: set[Path] = set()
-        for inbox in self.inboxes:
+        taken = 0
+        # urgent inboxes first, so that their files are claimed (and admitted) before a burst elsewhere
+        for inbox in sorted(self.inboxes, key=lambda i: LANE_ORDER[i.config.lane]):
             for path in inbox.candidates():
                 seen.add(path)
+                if taken >= TAKE_PER_PASS:
+                    continue
                 since = self.settling.observe(path, inbox.config.settle_s, now)
                 if since is None or inbox.ready(path):
                     continue
                 key = (path, self.settling.seen[path][0])
                 if key in self.poisoned:
                     continue
+                taken += 1
                 self.take(inbox, path, stable_at=time.time() - (now - since - inbox.config.settle_s))
         self.settling.forget(seen)
 
