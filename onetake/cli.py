@@ -353,15 +353,25 @@ def _watch_option(name: str, kind: Any) -> Any:
 
 
 class StopSignals:
-    """The first SIGTERM or Ctrl-C drains, the second stops at once."""
+    """The first SIGTERM or Ctrl-C drains, the second stops at once; the previous handlers come back on exit."""
 
     def __init__(self) -> None:
-        import signal
-
         self.count = 0
         self.watcher: Any = None
+        self.previous: dict[int, Any] = {}
+
+    def __enter__(self) -> StopSignals:
+        import signal
+
         for sig in (signal.SIGTERM, signal.SIGINT):
-            signal.signal(sig, self.handle)
+            self.previous[sig] = signal.signal(sig, self.handle)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        import signal
+
+        for sig, handler in self.previous.items():
+            signal.signal(sig, handler)
 
     def handle(self, signum: int, frame: Any) -> None:
         self.count += 1
@@ -398,7 +408,6 @@ def watch_command(inboxes: tuple[str, ...], channels: str | None, out: str | Non
     from .pipeline.watch import Watcher
     from .workers.executor import DaskExecutor
 
-    signals = StopSignals()
     farm, watch, tables = load_watch_config(config) if config else (FarmConfig(), WatchConfig(), [])
     farm = farm.merged(out=out, profiles_dir=profiles_dir, channels=_channels(channels), ledger=ledger,
                        scheduler=scheduler, workers=workers)
@@ -411,12 +420,14 @@ def watch_command(inboxes: tuple[str, ...], channels: str | None, out: str | Non
     _check_channels(farm.channels, catalog)
     for table in tables:
         _check_channels(table.channels, catalog)
+        if not os.path.isdir(table.path):
+            raise ConfigError(f"{table.path}: no such inbox folder; create it or fix the path")
     encoder = _encoder_version()
 
     def plan_options(inbox_out: str) -> PlanOptions:
         return _plan_options(farm.merged(out=inbox_out), encoder)
 
-    with Ledger(farm.ledger_path()) as job_ledger, open_cluster(farm) as client:
+    with StopSignals() as signals, Ledger(farm.ledger_path()) as job_ledger, open_cluster(farm) as client:
         executor = DaskExecutor(client)
         watcher = Watcher(tables, watch, farm, job_ledger, executor, catalog, plan_options,
                           encode_workers=max(1, executor.encode_workers),
