@@ -177,6 +177,10 @@ lane = "urgent"
         "ingest_latency_s": {"stable_to_claimed": {"p50": percentile(claim, 50), "p95": percentile(claim, 95)},
                              "stable_to_started": {"p50": percentile(start, 50), "p95": percentile(start, 95)}},
         "urgent": {"idle_stable_to_delivered_s": round(idle_latency, 3),
+                   "steps_s": {name: {"stable_to_claimed": round(j.queued_at - j.stable_at, 3),
+                                      "claimed_to_started": round(j.started_at - j.queued_at, 3),
+                                      "started_to_delivered": round(j.finished_at - j.started_at, 3)}
+                               for name, j in (("idle", idle), ("backlog", busy))},
                    "idle_job_run_s": round(idle_run, 3),
                    "backlog_stable_to_delivered_s": round(busy_latency, 3),
                    "bulk_backlog_when_dropped": marks["backlog_at_urgent"],

@@ -362,10 +362,13 @@ class Watcher:
                 if key in self.poisoned:
                     continue
                 taken += 1
-                self.take(inbox, path, stable_at=time.time() - (now - since - inbox.config.settle_s))
+                lane = self.take(inbox, path, stable_at=time.time() - (now - since - inbox.config.settle_s))
+                if lane == "urgent":
+                    taken = TAKE_PER_PASS  # admit it before claiming anything else
         self.settling.forget(seen)
 
-    def take(self, inbox: Inbox, path: Path, stable_at: float) -> None:
+    def take(self, inbox: Inbox, path: Path, stable_at: float) -> str | None:
+        """Claim ``path`` as a job; its lane, or None when another watcher had it."""
         problem = None
         sidecar = Sidecar()
         try:
@@ -381,17 +384,17 @@ class Watcher:
             problem = str(exc)
         lock = lock_file(path)
         if lock is None:
-            return  # another watcher has it
+            return None  # another watcher has it
         try:
             claimed = inbox.move(path, "processing")
         except FileNotFoundError:
             os.close(lock)
-            return
+            return None
         except OSError as exc:
             os.close(lock)
             self.poisoned.add((path, self.settling.seen[path][0]))
             self.log(f"cannot claim {path} ({exc.strerror}); check that the inbox is writable")
-            return
+            return None
         lane = sidecar.lane or inbox.config.lane
         channels = sidecar.channels or inbox.config.channels
         job_id = self.ledger.add(kind="watch", source=str(path), path=str(claimed), inbox=str(inbox.path),
@@ -402,8 +405,9 @@ class Watcher:
         if problem is not None:
             self.ledger.start(job_id, self.owner)
             self.finish_failed(held, problem)
-        else:
-            self.log(f"took {path.name} as job {job_id} ({lane})")
+            return None
+        self.log(f"took {path.name} as job {job_id} ({lane})")
+        return lane
 
     def adopt(self) -> None:
         """Files in processing/ that no live process holds: left by a watcher that died, or put back by
