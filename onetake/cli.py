@@ -363,9 +363,17 @@ class StopSignals:
     def __enter__(self) -> StopSignals:
         import signal
 
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            self.previous[sig] = signal.signal(sig, self.handle)
+        self.previous[signal.SIGTERM] = signal.signal(signal.SIGTERM, self.handle)
+        # Ctrl-C on a terminal reaches the whole process group: the Dask workers started meanwhile inherit
+        # "ignore" (across exec too), so only the watcher sees it and a drain can let their tasks finish
+        self.previous[signal.SIGINT] = signal.signal(signal.SIGINT, signal.SIG_IGN)
         return self
+
+    def arm(self) -> None:
+        """Once the workers are started: Ctrl-C drains, like SIGTERM."""
+        import signal
+
+        signal.signal(signal.SIGINT, self.handle)
 
     def __exit__(self, *exc: object) -> None:
         import signal
@@ -433,6 +441,7 @@ def watch_command(inboxes: tuple[str, ...], channels: str | None, out: str | Non
                           encode_workers=max(1, executor.encode_workers),
                           log=lambda line: click.echo(f"{time.strftime('%H:%M:%S')} {line}", err=True))
         signals.watcher = watcher
+        signals.arm()
         if signals.count:
             watcher.drain()
         names = ", ".join(f"{i.config.path} ({i.config.lane})" for i in watcher.inboxes)

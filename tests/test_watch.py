@@ -72,6 +72,7 @@ def clips(tmp_path_factory) -> dict[str, Path]:
     made = {f"c{n}": make_clip(folder / f"c{n}.mp4", size="160x90", seconds=1, rate="25",
                                video_args=(), output_args=("-metadata", f"comment=clip {n}")) for n in range(16)}
     made["long"] = make_clip(folder / "long.mp4", size="160x90", seconds=40)
+    made["long2"] = make_clip(folder / "long2.mp4", size="160x90", seconds=41)
     return made
 
 
@@ -291,16 +292,16 @@ def test_sigkill_mid_encode_then_restart_resumes_the_job(tmp_path, clips, watche
     assert stop(again) == 0
 
 
-def test_sigterm_drains_and_a_second_signal_stops_at_once(tmp_path, clips, watchers):
+def test_ctrl_c_drains_and_a_second_signal_stops_at_once(tmp_path, clips, watchers):
     box = inbox(tmp_path)
     out = tmp_path / "out"
     w = watchers(str(box), "--out", str(out))
     w.wait_ready()
     drop(clips["long"], box)
     wait_for(lambda: ffmpeg_running(w), 60, w.text)
-    w.proc.send_signal(signal.SIGTERM)
+    os.killpg(w.proc.pid, signal.SIGINT)  # Ctrl-C on a terminal: the whole process group, Dask workers included
     time.sleep(0.5)
-    drop(clips["c1"], box, "late.mp4")  # arrives while draining: left for the next start
+    drop(clips["long2"], box, "late.mp4")  # arrives while draining: left for the next start
     assert w.proc.wait(timeout=120) == 0, w.text()
     assert [(j.state, Path(j.source).name) for j in w.jobs()] == [("delivered", "long.mp4")]
     assert (box / "late.mp4").exists() and "drained" in w.text()
@@ -311,9 +312,10 @@ def test_sigterm_drains_and_a_second_signal_stops_at_once(tmp_path, clips, watch
     stopped = time.monotonic()
     second.proc.send_signal(signal.SIGTERM)
     time.sleep(0.3)
-    second.proc.send_signal(signal.SIGTERM)
+    second.proc.send_signal(signal.SIGINT)
     assert second.proc.wait(timeout=60) == 1
     assert time.monotonic() - stopped < 30
+    wait_for(lambda: not any(p.is_running() and p.status() != psutil.STATUS_ZOMBIE for p in second.seen), 30)
     late = [j for j in second.jobs() if Path(j.source).name == "late.mp4"]
     assert [j.state for j in late] == ["queued"]  # back in the queue, its file still claimed in processing/
     assert (box / "processing" / "late.mp4").exists()
