@@ -3,10 +3,13 @@
 One ``onetake watch`` process (embedded Dask cluster) watches two inboxes, one in the bulk lane and one in
 the urgent lane. In the same run:
 
-1. an urgent clip is dropped on the idle farm (the reference);
+1. urgent clips are dropped on the idle farm, one after the other (the reference);
 2. N bulk clips (default 200) are dropped at once into the bulk inbox;
-3. once at least 10 bulk jobs are waiting or running, a second urgent clip is dropped;
+3. once at least 10 bulk jobs are waiting or running, as many urgent clips are dropped, one after the other;
 4. the run waits until every file is delivered, then stops the watcher with SIGTERM (a drain).
+
+Each urgent figure is the median of its clips (``--urgent``, default 3), since one small job's time is easily
+disturbed by other work on the machine.
 
 Reported, from the watcher's own ledger: throughput (files per minute, from the drop to the last delivery),
 ingest latency (file stable -> claimed, and file stable -> job started, p50 and p95), the urgent file's
@@ -45,6 +48,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--output", type=Path, default=RESULTS / "watch.json", help="the JSON result file")
     p.add_argument("--work", type=Path, default=MEDIA / "work", help="scratch folder")
     p.add_argument("--keep", action="store_true", help="keep inboxes and outputs")
+    p.add_argument("--urgent", type=int, default=3, help="urgent clips on the idle farm, and again under the backlog "
+                                                          "(default 3; the medians are reported)")
     p.add_argument("--timeout", type=float, default=3600, help="give up after this many seconds (default 3600)")
 
 
@@ -86,9 +91,10 @@ def main(args: argparse.Namespace) -> int:
     bulk_box, urgent_box, staging = work / "bulk", work / "urgent", work / "staging"
     for folder in (bulk_box, urgent_box, staging):
         folder.mkdir(parents=True)
-    print(f"generating {args.files} + 2 clips ({args.size}, {args.seconds:g} s) ...", flush=True)
+    print(f"generating {args.files} + {2 * args.urgent} clips ({args.size}, {args.seconds:g} s) ...", flush=True)
     bulk = make_clips(staging / "bulk", args.files, args.seconds, args.size, "bulk")
-    idle_clip, busy_clip = make_clips(staging / "urgent", 2, args.seconds, args.size, "urgent")
+    urgent = make_clips(staging / "urgent", 2 * args.urgent, args.seconds, args.size, "urgent")
+    idle_clips, busy_clips = urgent[:args.urgent], urgent[args.urgent:]
     ledger_path = work / "jobs.sqlite"
     config = work / "watch.toml"
     config.write_text(f"""[farm]
@@ -127,17 +133,22 @@ lane = "urgent"
                                     stdout=subprocess.DEVNULL, stderr=stderr, start_new_session=True)
         try:
             wait_until(lambda: "watching " in log.read_text(errors="replace"), 120, "the watcher to start", log)
-            os.rename(idle_clip, urgent_box / idle_clip.name)
-            wait_until(lambda: delivered(idle_clip.name), 300, "the urgent clip on the idle farm", log)
+            for clip in idle_clips:
+                os.rename(clip, urgent_box / clip.name)
+                wait_until(lambda c=clip: delivered(c.name), 300, "an urgent clip on the idle farm", log)
             marks["burst"] = time.time()
             for clip in bulk:
                 os.rename(clip, bulk_box / clip.name)
             backlog = min(BACKLOG, args.files)
             wait_until(lambda: sum(j.lane == "bulk" and j.state in ("queued", "running") for j in jobs()) >= backlog,
                        args.timeout, f"{backlog} bulk jobs in the backlog", log)
-            marks["backlog_at_urgent"] = sum(j.lane == "bulk" and j.state in ("queued", "running") for j in jobs())
-            os.rename(busy_clip, urgent_box / busy_clip.name)
-            total = args.files + 2
+            backlogs = []
+            for clip in busy_clips:
+                backlogs.append(sum(j.lane == "bulk" and j.state in ("queued", "running") for j in jobs()))
+                os.rename(clip, urgent_box / clip.name)
+                wait_until(lambda c=clip: delivered(c.name), 300, "an urgent clip under the backlog", log)
+            marks["backlog_at_urgent"] = min(backlogs)
+            total = args.files + 2 * args.urgent
             wait_until(lambda: sum(j.state in ("delivered", "failed") for j in jobs()) >= total, args.timeout,
                        "every clip to be delivered", log)
             marks["all_done"] = time.time()
@@ -158,15 +169,16 @@ lane = "urgent"
     if failed:
         raise CommandFailed(f"{len(failed)} job(s) not delivered, e.g. {failed[0].source}: {failed[0].error}")
     by_name = {Path(j.source).name: j for j in all_jobs}
-    idle, busy = by_name[idle_clip.name], by_name[busy_clip.name]
+    idle_jobs = [by_name[c.name] for c in idle_clips]
+    busy_jobs = [by_name[c.name] for c in busy_clips]
     bulk_jobs = [j for j in all_jobs if j.lane == "bulk"]
     claim = [j.queued_at - j.stable_at for j in bulk_jobs]
     start = [j.started_at - j.stable_at for j in bulk_jobs]
     last = max(j.finished_at for j in bulk_jobs)
     throughput = len(bulk_jobs) / (last - marks["burst"]) * 60
-    idle_latency = idle.finished_at - idle.stable_at
-    idle_run = idle.finished_at - idle.started_at
-    busy_latency = busy.finished_at - busy.stable_at
+    idle_latency = statistics.median(j.finished_at - j.stable_at for j in idle_jobs)
+    idle_run = statistics.median(j.finished_at - j.started_at for j in idle_jobs)
+    busy_latency = statistics.median(j.finished_at - j.stable_at for j in busy_jobs)
     bound = idle_latency + idle_run
     counted = {name: sum(1 for j in all_jobs if Path(j.source).name == name) for name in by_name}
     data.update({
@@ -177,16 +189,17 @@ lane = "urgent"
         "ingest_latency_s": {"stable_to_claimed": {"p50": percentile(claim, 50), "p95": percentile(claim, 95)},
                              "stable_to_started": {"p50": percentile(start, 50), "p95": percentile(start, 95)}},
         "urgent": {"idle_stable_to_delivered_s": round(idle_latency, 3),
-                   "steps_s": {name: {"stable_to_claimed": round(j.queued_at - j.stable_at, 3),
+                   "each_s": {name: [{"stable_to_claimed": round(j.queued_at - j.stable_at, 3),
                                       "claimed_to_started": round(j.started_at - j.queued_at, 3),
                                       "started_to_delivered": round(j.finished_at - j.started_at, 3)}
-                               for name, j in (("idle", idle), ("backlog", busy))},
+                                     for j in group]
+                              for name, group in (("idle", idle_jobs), ("backlog", busy_jobs))},
                    "idle_job_run_s": round(idle_run, 3),
                    "backlog_stable_to_delivered_s": round(busy_latency, 3),
                    "bulk_backlog_when_dropped": marks["backlog_at_urgent"],
                    "bound_s": round(bound, 3), "met": busy_latency <= bound,
-                   "bound": "idle latency + the run time of one job like it on the idle farm"},
-        "exactly_once": all(n == 1 for n in counted.values()) and len(counted) == args.files + 2,
+                   "bound": "idle latency + the run time of one job like it on the idle farm (medians)"},
+        "exactly_once": all(n == 1 for n in counted.values()) and len(counted) == args.files + 2 * args.urgent,
         "peak_rss_mb": m.memory.get("peak_rss_mb"), "peak_rss_by_role_mb": m.memory.get("peak_rss_by_role_mb"),
         "peak_single_process_rss_mb": m.memory.get("peak_single_process_rss_mb"),
     })
@@ -196,7 +209,7 @@ lane = "urgent"
                  ["stable -> claimed p50 / p95 (s)", f"{percentile(claim, 50)} / {percentile(claim, 95)}"],
                  ["stable -> started p50 / p95 (s)", f"{percentile(start, 50)} / {percentile(start, 95)}"],
                  ["urgent, idle farm (s)", round(idle_latency, 2)],
-                 [f"urgent, {marks['backlog_at_urgent']} bulk jobs waiting (s)", round(busy_latency, 2)],
+                 [f"urgent, >= {marks['backlog_at_urgent']} bulk jobs waiting (s)", round(busy_latency, 2)],
                  ["bound: idle + one job (s)", round(bound, 2)],
                  ["every file exactly once", data["exactly_once"]],
                  ["peak RSS, whole tree (MB)", data["peak_rss_mb"]]])

@@ -28,7 +28,7 @@ def test_fanout_writes_comparable_json(tmp_path):
 def test_watch_benchmark_runs_tiny(tmp_path):
     output = tmp_path / "watch.json"
     result = subprocess.run([sys.executable, "-m", "benchmarks", "watch", "--files", "10", "--size", "160x90",
-                             "--settle", "0.3", "--work", str(tmp_path / "work"), "--output", str(output)],
+                             "--settle", "0.3", "--urgent", "1", "--work", str(tmp_path / "work"), "--output", str(output)],
                             cwd=ROOT, capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
     data = json.loads(output.read_text())

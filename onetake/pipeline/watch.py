@@ -455,8 +455,10 @@ class Watcher:
         waiting = sorted((h for h in self.held.values() if h.plan is None),
                          key=lambda h: (LANE_ORDER[h.lane], h.job_id))
         active = sum(1 for h in self.running() if h.lane != "urgent")
+        urgent_running = any(h.lane == "urgent" for h in self.running())
         for held in waiting:
-            if held.lane != "urgent" and active >= self.max_active:
+            # while urgent work runs, no more normal or bulk work is started (nor probed and hashed here)
+            if held.lane != "urgent" and (active >= self.max_active or urgent_running):
                 continue
             if not self.ledger.start(held.job_id, self.owner):
                 continue  # cancelled meanwhile: check_cancelled moves it
@@ -477,6 +479,8 @@ class Watcher:
                                                 ("done", job, t, r, e)))
             if held.lane != "urgent":
                 active += 1
+            else:
+                urgent_running = True
             self.log(f"started job {held.job_id} {held.path.name} ({held.lane}): {', '.join(plan.channels)}")
 
     def make_plan(self, held: Held) -> JobPlan:
@@ -518,12 +522,15 @@ class Watcher:
             self.archive(held)
 
     def archive(self, held: Held) -> None:
-        if held.inbox.config.on_success == "delete":
-            for companion in companions(held.path.parent, held.path.name):
-                companion.unlink(missing_ok=True)
-            held.path.unlink(missing_ok=True)
-        else:
-            self.ledger.moved(held.job_id, str(held.inbox.move(held.path, "done")))
+        try:
+            if held.inbox.config.on_success == "delete":
+                for companion in companions(held.path.parent, held.path.name):
+                    companion.unlink(missing_ok=True)
+                held.path.unlink(missing_ok=True)
+            else:
+                self.ledger.moved(held.job_id, str(held.inbox.move(held.path, "done")))
+        except OSError as exc:  # the job is delivered; the next start (or adoption) moves the file
+            self.log(f"job {held.job_id} is delivered but {held.path} could not be moved to done/ ({exc.strerror})")
         self.release(held)
 
     def finish_failed(self, held: Held, cause: str, manifests: list[str] | None = None) -> None:
@@ -533,10 +540,13 @@ class Watcher:
         self.to_failed(held, cause)
 
     def to_failed(self, held: Held, cause: str) -> None:
-        target = held.inbox.move(held.path, "failed")
-        Path(f"{target}.error.txt").write_text(
-            error_text(held.job_id, target.name, held.lane, cause, self.ledger.path), encoding="utf-8")
-        self.ledger.moved(held.job_id, str(target))
+        try:
+            target = held.inbox.move(held.path, "failed")
+            Path(f"{target}.error.txt").write_text(
+                error_text(held.job_id, target.name, held.lane, cause, self.ledger.path), encoding="utf-8")
+            self.ledger.moved(held.job_id, str(target))
+        except OSError as exc:  # the ledger has the cause; the file stays in processing/ for the next start
+            self.log(f"job {held.job_id}: {held.path} could not be moved to failed/ ({exc.strerror})")
         self.release(held)
 
 
