@@ -220,7 +220,7 @@ def test_two_watchers_on_one_inbox_take_each_file_once(tmp_path, clips, watchers
 
     wait_for(lambda: len([j for j in jobs() if j.state == "delivered"]) == 8, 120,
              lambda: first.text() + second.text())
-    assert sorted(Path(j.source).name for j in jobs()) == names  # every file once, across both ledgers
+    assert sorted(Path(j.source).name for j in jobs()) == names, first.text() + second.text()  # each once
     assert sorted(p.name for p in (box / "done").iterdir()) == names
     assert len(list((out / "edit").iterdir())) == 8
     assert stop(first) == 0 and stop(second) == 0

@@ -362,7 +362,12 @@ class Watcher:
                 if key in self.poisoned:
                     continue
                 taken += 1
-                lane = self.take(inbox, path, stable_at=time.time() - (now - since - inbox.config.settle_s))
+                try:
+                    lane = self.take(inbox, path, stable_at=time.time() - (now - since - inbox.config.settle_s))
+                except Exception as exc:  # a bug must not stop the watcher: leave this file, say so, go on
+                    self.poisoned.add(key)
+                    self.log(f"cannot take {path}: {describe_error(exc)}")
+                    continue
                 if lane == "urgent":
                     taken = TAKE_PER_PASS  # admit it before claiming anything else
         self.settling.forget(seen)
@@ -382,6 +387,10 @@ class Watcher:
                                       f"{', '.join(self.catalog.channels)}")
         except OnetakeError as exc:
             problem = str(exc)
+        except OSError as exc:  # e.g. the file went while PyAV read it
+            problem = f"{path}: cannot be read ({exc.strerror or exc})"
+        if problem is not None and not path.exists():
+            return None  # another watcher took it meanwhile
         lock = lock_file(path)
         if lock is None:
             return None  # another watcher has it
