@@ -176,6 +176,9 @@ def test_done_marker_and_checksum_contracts(tmp_path, clips, watchers):
 out = "{tmp_path / 'out'}"
 channels = ["edit"]
 
+[watch]
+events = false  # polling alone, as on a network share where no events arrive
+
 [[inbox]]
 path = "{marked}"
 require = "done"
