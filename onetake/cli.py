@@ -396,7 +396,7 @@ class StopSignals:
 @cli.command("watch")
 @click.argument("inboxes", nargs=-1, type=click.Path(file_okay=False))
 @with_common
-@click.option("--lane", type=click.Choice(LANES), help="the lane of these inboxes' files " + watch_help("lane"))
+@click.option("--lane", type=click.Choice(LANES), help=watch_help("lane"))
 @click.option("--settle", "settle_s", type=_watch_option("settle_s", click.FloatRange), help=watch_help("settle_s"))
 @click.option("--poll", "poll_s", type=_watch_option("poll_s", click.FloatRange), help=watch_help("poll_s"))
 @click.option("--require", type=_watch_option("require", click.Choice), help=watch_help("require"))
