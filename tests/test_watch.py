@@ -390,3 +390,40 @@ def test_cancel_stops_a_running_job(tmp_path, clips, watchers):
                            capture_output=True, text=True, timeout=60)
     assert again.returncode == 2 and again.stderr.count("\n") == 1 and "only queued or running" in again.stderr
     assert stop(w) == 0
+
+
+def test_a_resumed_job_does_not_encode_its_finished_renditions_again(tmp_path, clips, watchers):
+    box = inbox(tmp_path)
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "edit").write_text("a file where the channel's folder should be")  # the delivery will fail
+    w = watchers(str(box), "--out", str(out))
+    w.wait_ready()
+
+    def encodes_until(condition: Callable[[], bool]) -> int:
+        seen = set()
+        deadline = time.monotonic() + 60
+        while not condition():
+            assert time.monotonic() < deadline, w.text()
+            for p in w.descendants():
+                try:
+                    if "ffmpeg" in p.name() and "-filter_complex" in p.cmdline():  # an encode, not a verify read
+                        seen.add(p.pid)
+                except psutil.NoSuchProcess:
+                    pass
+            time.sleep(0.01)
+        return len(seen)
+
+    drop(clips["c5"], box, "again.mp4")
+    assert encodes_until(lambda: (box / "failed" / "again.mp4").exists()) == 1
+    [job] = w.jobs()
+    assert job.state == "failed" and "cannot write the delivery" in job.error
+    [rendition] = [p for p in (out / ".onetake" / "renditions").iterdir() if p.is_dir()]
+    made = rendition.stat().st_ino
+    (out / "edit").unlink()
+    retry = subprocess.run([sys.executable, "-m", "onetake.cli", "jobs", "retry", str(job.id), "--ledger",
+                            str(w.ledger)], capture_output=True, text=True, timeout=60)
+    assert retry.returncode == 0, retry.stderr
+    assert encodes_until(lambda: w.jobs()[0].state == "delivered") == 0  # verified and delivered, not re-encoded
+    assert rendition.stat().st_ino == made and w.jobs()[0].attempts == 2
+    assert stop(w) == 0
