@@ -4,6 +4,7 @@
   overhead  onetake run --channels web vs. the same ffmpeg work run directly
   memory    peak memory of the whole process tree for a short and a long source
   storage   upload throughput of a delivery to a local S3 endpoint vs. plain boto3 upload_file
+  watch     a burst of clips dropped into a watch folder: throughput, ingest and urgent-lane latency, memory
 """
 
 from __future__ import annotations
@@ -11,10 +12,10 @@ from __future__ import annotations
 import argparse
 import sys
 
-from . import fanout, memory, overhead, storage
+from . import fanout, memory, overhead, storage, watch
 from .common import CommandFailed
 
-COMMANDS = {"fanout": fanout, "overhead": overhead, "memory": memory, "storage": storage}
+COMMANDS = {"fanout": fanout, "overhead": overhead, "memory": memory, "storage": storage, "watch": watch}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -8,6 +8,7 @@ import json
 import logging
 import os
 import sys
+import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -15,7 +16,8 @@ from typing import Any
 import click
 
 from . import __version__
-from .pipeline.config import FarmConfig, field_help, load_config
+from .pipeline.config import (LANES, FarmConfig, InboxConfig, WatchConfig, field_help, load_config, load_watch_config,
+                              watch_help)
 from .pipeline.destinations import is_s3, parse_location
 from .pipeline.errors import ConfigError, OnetakeError, ProfileError
 from .pipeline.models import JobPlan, SourceInfo, Task
@@ -151,8 +153,8 @@ def probe_command(source: str, as_json: bool) -> None:
 # --------------------------------------------------------------------------------------------------------- plan
 
 
-def _make_plans(sources: Sequence[str | SourceInfo], settings: FarmConfig, catalog: Catalog, channels: Sequence[str] | None,
-                encoder_version: str) -> tuple[list[JobPlan], list[SourceOutcome]]:
+def _make_plans(sources: Sequence[str | SourceInfo], settings: FarmConfig, catalog: Catalog,
+                channels: Sequence[str] | None, encoder_version: str) -> tuple[list[JobPlan], list[SourceOutcome]]:
     plans, failures = [], []
     options = _plan_options(settings, encoder_version)
     for source in sources:
@@ -375,7 +377,249 @@ def run_command(sources: tuple[str, ...], channels: str | None, out: str | None,
     settings = _settings(config, out=out, profiles_dir=profiles_dir, channels=_channels(channels),
                          scheduler=scheduler, workers=workers, destinations=_dests(dests))
     show = sys.stdout.isatty() and not as_json
-    sys.exit(_report(execute(sources, settings, show), as_json))
+    if not settings.ledger:
+        sys.exit(_report(execute(sources, settings, show), as_json))
+    from .pipeline.ledger import Ledger, process_owner
+
+    with Ledger(settings.ledger) as ledger:
+        owner = process_owner()
+        paths = [_absolute(s) for s in dict.fromkeys(sources)]
+        jobs = [ledger.add(kind="run", source=p, path=p, lane="normal", out=_absolute(settings.out),
+                           channels=settings.channels, state="running", owner=owner) for p in paths]
+        outcomes = execute(sources, settings, show)
+        for job_id, outcome in zip(jobs, outcomes):
+            manifests = [c.manifest for c in outcome.channels if c.manifest]
+            if outcome.ok:
+                ledger.delivered(job_id, outcome.asset_id, manifests)
+            else:
+                ledger.failed(job_id, outcome.failure_line(), outcome.asset_id, manifests)
+    sys.exit(_report(outcomes, as_json))
+
+
+# --------------------------------------------------------------------------------------------------------- watch
+
+
+def _watch_option(name: str, kind: Any) -> Any:
+    """A click type for a [watch] value, with the bounds the config itself checks."""
+    from dataclasses import fields
+
+    meta = next(f.metadata for f in fields(WatchConfig) if f.name == name)
+    return kind(meta["min"], meta["max"]) if kind is click.FloatRange else click.Choice(meta["choices"])
+
+
+class StopSignals:
+    """The first SIGTERM or Ctrl-C drains, the second stops at once; the previous handlers come back on exit."""
+
+    def __init__(self) -> None:
+        self.count = 0
+        self.watcher: Any = None
+        self.previous: dict[int, Any] = {}
+
+    def __enter__(self) -> StopSignals:
+        import signal
+
+        self.previous[signal.SIGTERM] = signal.signal(signal.SIGTERM, self.handle)
+        # Ctrl-C on a terminal reaches the whole process group: the Dask workers started meanwhile inherit
+        # "ignore" (across exec too), so only the watcher sees it and a drain can let their tasks finish
+        self.previous[signal.SIGINT] = signal.signal(signal.SIGINT, signal.SIG_IGN)
+        return self
+
+    def arm(self) -> None:
+        """Once the workers are started: Ctrl-C drains, like SIGTERM."""
+        import signal
+
+        signal.signal(signal.SIGINT, self.handle)
+
+    def __exit__(self, *exc: object) -> None:
+        import signal
+
+        for sig, handler in self.previous.items():
+            signal.signal(sig, handler)
+
+    def handle(self, signum: int, frame: Any) -> None:
+        self.count += 1
+        if self.watcher is None:
+            if self.count == 1:
+                return  # still starting: the watcher drains as soon as it exists
+            raise KeyboardInterrupt
+        if self.count == 1:
+            self.watcher.drain()
+        else:
+            self.watcher.stop()
+
+
+@cli.command("watch")
+@click.argument("inboxes", nargs=-1, type=click.Path(file_okay=False))
+@with_common
+@click.option("--lane", type=click.Choice(LANES), help=watch_help("lane"))
+@click.option("--settle", "settle_s", type=_watch_option("settle_s", click.FloatRange), help=watch_help("settle_s"))
+@click.option("--poll", "poll_s", type=_watch_option("poll_s", click.FloatRange), help=watch_help("poll_s"))
+@click.option("--require", type=_watch_option("require", click.Choice), help=watch_help("require"))
+@click.option("--ledger", type=click.Path(dir_okay=False), help=field_help("ledger"))
+@click.option("--scheduler", help=field_help("scheduler"))
+@click.option("--workers", type=click.IntRange(0, 512), help=field_help("workers"))
+def watch_command(inboxes: tuple[str, ...], channels: str | None, out: str | None, dests: tuple[str, ...],
+                  config: str | None, profiles_dir: str | None, lane: str | None, settle_s: float | None,
+                  poll_s: float | None, require: str | None, ledger: str | None, scheduler: str | None, workers: int | None) -> None:
+    """Take every file dropped into each INBOX once it has finished arriving, and deliver it.
+
+    Runs until SIGTERM or Ctrl-C: the first lets running jobs finish (up to [watch] drain_timeout_s), the
+    second stops at once. Jobs are recorded in the ledger (`onetake jobs list`)."""
+    from dataclasses import replace
+
+    from .pipeline.ledger import Ledger
+    from .pipeline.watch import Watcher
+    from .workers.executor import DaskExecutor
+
+    farm, watch, tables = load_watch_config(config) if config else (FarmConfig(), WatchConfig(), [])
+    farm = farm.merged(out=out, profiles_dir=profiles_dir, channels=_channels(channels), ledger=ledger,
+                       destinations=_dests(dests), scheduler=scheduler, workers=workers)
+    watch = replace(watch, **{k: v for k, v in {"lane": lane, "settle_s": settle_s, "poll_s": poll_s,
+                                                "require": require}.items() if v is not None})
+    tables = [*tables, *(InboxConfig(path=i) for i in inboxes)]
+    if not tables:
+        raise ConfigError("give at least one INBOX folder, or a --config file with [[inbox]] tables")
+    catalog = _catalog(farm)
+    _check_channels(farm, catalog)
+    for table in tables:
+        _check_channels(farm.merged(channels=table.channels or None, out=table.out or None), catalog)
+        if not os.path.isdir(table.path):
+            raise ConfigError(f"{table.path}: no such inbox folder; create it or fix the path")
+    encoder = _encoder_version()
+
+    def plan_options(inbox_out: str) -> PlanOptions:
+        return _plan_options(farm.merged(out=inbox_out), encoder)
+
+    with StopSignals() as signals, Ledger(farm.ledger_path()) as job_ledger, open_cluster(farm) as client:
+        executor = DaskExecutor(client)
+        watcher = Watcher(tables, watch, farm, job_ledger, executor, catalog, plan_options,
+                          encode_workers=max(1, executor.encode_workers),
+                          log=lambda line: click.echo(f"{time.strftime('%H:%M:%S')} {line}", err=True))
+        signals.watcher = watcher
+        signals.arm()
+        if signals.count:
+            watcher.drain()
+        names = ", ".join(f"{i.config.path} ({i.config.lane})" for i in watcher.inboxes)
+        click.echo(f"watching {names}; ledger {job_ledger.path}", err=True)
+        observer = _observe(watcher) if watch.events else None
+        try:
+            watcher.run()
+        finally:
+            if observer is not None:
+                observer.stop()
+                observer.join()
+    sys.exit(0 if watcher.stopped_reason == "drained" else 1)
+
+
+def _observe(watcher: Any) -> Any:
+    """Wake the watcher on file-system events; polling still runs, for shares where no events arrive."""
+    from watchdog.events import FileSystemEventHandler
+    from watchdog.observers import Observer
+
+    class Wake(FileSystemEventHandler):
+        def on_any_event(self, event: Any) -> None:
+            watcher.wake()
+
+    observer = Observer()
+    for inbox in watcher.inboxes:
+        observer.schedule(Wake(), str(inbox.path), recursive=False)
+    observer.daemon = True
+    observer.start()
+    return observer
+
+
+# --------------------------------------------------------------------------------------------------------- jobs
+
+
+def _open_ledger(ledger: str | None, config: str | None, out: str | None) -> Any:
+    from .pipeline.ledger import Ledger
+
+    settings = _settings(config, out=out, ledger=ledger)
+    path = settings.ledger_path()
+    if not os.path.isfile(path):
+        raise ConfigError(f"{path}: no job ledger there; give the one `onetake watch` or `run` uses with --ledger "
+                          f"(or --config / --out)")
+    job_ledger = Ledger(path)
+    job_ledger.reconcile()
+    return job_ledger
+
+
+ledger_options = [
+    click.option("--ledger", type=click.Path(dir_okay=False), help=field_help("ledger")),
+    click.option("--config", "config", type=click.Path(dir_okay=False), help="a farm config TOML file"),
+    click.option("--out", type=click.Path(file_okay=False), help="the default ledger is OUT/.onetake/jobs.sqlite"),
+]
+
+
+def with_ledger(f: Any) -> Any:
+    for decorator in reversed(ledger_options):
+        f = decorator(f)
+    return f
+
+
+@cli.group("jobs")
+def jobs_group() -> None:
+    """List, show, retry and cancel the jobs in the ledger."""
+
+
+def _age(stamp: float | None) -> str:
+    return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(stamp)) if stamp else "-"
+
+
+@jobs_group.command("list")
+@with_ledger
+@click.option("--state", type=click.Choice(("queued", "running", "delivered", "failed", "cancelled")))
+@click.option("--json", "as_json", is_flag=True)
+def jobs_list(ledger: str | None, config: str | None, out: str | None, state: str | None, as_json: bool) -> None:
+    """One line per job: id, state, lane, attempts, when it was queued, its file."""
+    with _open_ledger(ledger, config, out) as job_ledger:
+        jobs = job_ledger.list(state)
+    if as_json:
+        click.echo(json.dumps([j.to_dict() for j in jobs], indent=2, ensure_ascii=False))
+        return
+    for j in jobs:
+        click.echo(f"{j.id:>6}  {j.state:<9} {j.lane:<6} {j.attempts:>2}  {_age(j.queued_at)}  {j.path}")
+
+
+@jobs_group.command("show")
+@click.argument("job_id", type=int)
+@with_ledger
+@click.option("--json", "as_json", is_flag=True)
+def jobs_show(job_id: int, ledger: str | None, config: str | None, out: str | None, as_json: bool) -> None:
+    """Every field of one job."""
+    with _open_ledger(ledger, config, out) as job_ledger:
+        job = job_ledger.get(job_id)
+    if as_json:
+        click.echo(json.dumps(job.to_dict(), indent=2, ensure_ascii=False))
+        return
+    for key, value in job.to_dict().items():
+        if key.endswith("_at"):
+            value = _age(value)
+        elif isinstance(value, (list, dict)):
+            value = json.dumps(value, ensure_ascii=False)
+        click.echo(f"{key:<12} {value}")
+
+
+@jobs_group.command("retry")
+@click.argument("job_id", type=int)
+@with_ledger
+def jobs_retry(job_id: int, ledger: str | None, config: str | None, out: str | None) -> None:
+    """Queue a failed or cancelled job again; a watcher on its inbox takes it."""
+    from .pipeline.watch import retry_job
+
+    with _open_ledger(ledger, config, out) as job_ledger:
+        path = retry_job(job_ledger, job_id)
+    click.echo(f"job {job_id} queued again: {path}")
+
+
+@jobs_group.command("cancel")
+@click.argument("job_id", type=int)
+@with_ledger
+def jobs_cancel(job_id: int, ledger: str | None, config: str | None, out: str | None) -> None:
+    """Cancel a queued or running job; its watcher stops it and moves its file to failed/."""
+    with _open_ledger(ledger, config, out) as job_ledger:
+        job_ledger.cancel(job_id)
+    click.echo(f"job {job_id} cancelled")
 
 
 # --------------------------------------------------------------------------------------------------------- verify

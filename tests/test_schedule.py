@@ -54,3 +54,19 @@ def test_a_failure_is_reported_per_channel_and_the_batch_goes_on(catalog):
     assert edit.error is None and edit.manifest
     assert outcomes[0].failure_line() == "tv: encode failed (exit status 1): Conversion failed!"
     assert (f"{a.asset_id}/deliver/tv", "failed") in events
+
+
+def test_a_lane_priority_reaches_every_submit_and_lane_less_executors_still_work(catalog):
+    from onetake.pipeline.schedule import submit_plan
+
+    class Prioritised(FakeExecutor):
+        def submit(self, task, deps, priority=0):
+            self.priorities.append(priority)
+            return super().submit(task, deps)
+
+    plan = plan_job(source(), ["tv", "edit"], catalog, OPTIONS)
+    executor = Prioritised()
+    executor.priorities = []
+    handles = submit_plan(plan, executor, priority=100)
+    assert set(handles) == {t.id for t in plan.tasks} and executor.priorities == [100] * len(plan.tasks)
+    assert set(submit_plan(plan, FakeExecutor())) == set(handles)  # no priority: the two-argument submit

@@ -39,6 +39,8 @@ class FarmConfig:
     s3_retry_window_s: float = option(60.0, min=0, max=3600, help="keep retrying an S3 request that fails for a "
                                                                   "transient reason (5xx, throttling, endpoint "
                                                                   "down) this long")
+    ledger: str = option("", help="the SQLite job ledger; `run` records into it when set, `watch` and `jobs` "
+                                  "default to WORK_DIR/jobs.sqlite")
 
     def limits(self, duration: float) -> dict[str, float]:
         """The time limits of every ffmpeg run for a source of ``duration`` seconds."""
@@ -62,6 +64,9 @@ class FarmConfig:
         return {"multipart_bytes": self.s3_multipart_mb * 1024 * 1024, "concurrency": self.s3_concurrency,
                 "retry_window_s": self.s3_retry_window_s}
 
+    def ledger_path(self) -> str:
+        return self.ledger or str(Path(self.work_path()) / "jobs.sqlite")
+
     def merged(self, **overrides: Any) -> FarmConfig:
         """This config with every override that is not None (command-line values beat the file); destinations
         given are merged channel by channel into the file's."""
@@ -78,10 +83,10 @@ def load_config(path: str | Path | None) -> FarmConfig:
         return FarmConfig()
     path = Path(path)
     data = read_toml(path, ConfigError, "config file")
-    unknown = sorted(set(data) - {"farm", "destinations"})
+    unknown = sorted(set(data) - {"farm", "destinations", *WATCH_SECTIONS})
     if unknown:
         raise ConfigError(f"{path}: unknown section [{unknown[0]}]; the farm config has [farm] and [destinations] "
-                          f"sections")
+                          f"sections (and [watch] and [[inbox]] for `onetake watch`)")
     farm = dict(data.get("farm", {}))
     table = data.get("destinations", {})
     if table:
@@ -107,4 +112,85 @@ def field_help(name: str) -> str:
         if f.name == name:
             default = f.default if f.default not in ("", ()) else "none"
             return f"{f.metadata['help']} [config: {name}; default: {default}]"
+    raise KeyError(name)
+
+
+# ------------------------------------------------------------------------------------------------- watch folders
+
+LANES = ("urgent", "normal", "bulk")
+# Dask runs higher priorities first; the gaps leave room for the task-kind order inside a lane
+LANE_PRIORITY = {"urgent": 100, "normal": 0, "bulk": -100}
+WATCH_SECTIONS = ("watch", "inbox")
+
+
+@dataclass(frozen=True)
+class WatchConfig:
+    """The ``[watch]`` table: how every inbox is watched, unless an ``[[inbox]]`` says otherwise."""
+
+    settle_s: float = option(5.0, min=0.05, max=3600,
+                             help="a file is taken once its size and mtime held still this long")
+    poll_s: float = option(2.0, min=0.05, max=600,
+                           help="how often inboxes are listed; the fallback for network shares without events")
+    events: bool = option(True, help="also wake on file-system events (watchdog); polling runs either way")
+    lane: str = option("normal", choices=LANES, help="the lane of files from inboxes that name none")
+    require: str = option("none", choices=("none", "done", "checksum"),
+                          help="none: settle time only; done: wait for NAME.done; checksum: wait for NAME.sha256 "
+                               "and check it")
+    on_success: str = option("move", choices=("move", "delete"),
+                             help="after every channel is delivered and verified: move the source to done/, "
+                                  "or delete it")
+    max_active_jobs: int = option(0, min=0, max=1024,
+                                  help="normal and bulk jobs on the cluster at once (urgent ones always go); "
+                                       "0: encode workers + 1")
+    drain_timeout_s: float = option(600.0, min=0, max=86400,
+                                    help="on SIGTERM or a first Ctrl-C, how long running jobs may take to finish")
+
+
+@dataclass(frozen=True)
+class InboxConfig:
+    """One ``[[inbox]]``: a folder, what its files become and where they go. Empty values come from
+    ``[watch]`` and ``[farm]``."""
+
+    path: str = option("", help="the folder senders drop files into (processing/, done/, failed/ go inside)")
+    out: str = option("", help="where this inbox's deliveries land; empty: [farm] out")
+    channels: tuple[str, ...] = option((), help="channels to make; empty: [farm] channels")
+    lane: str = option("", choices=("", *LANES), help="urgent, normal or bulk; empty: [watch] lane")
+    require: str = option("", choices=("", "none", "done", "checksum"), help="empty: [watch] require")
+    on_success: str = option("", choices=("", "move", "delete"), help="empty: [watch] on_success")
+    settle_s: float = option(0.0, min=0, max=3600, help="0: [watch] settle_s")
+
+    def resolved(self, farm: FarmConfig, watch: WatchConfig) -> InboxConfig:
+        """Every empty value filled from ``watch`` and ``farm``, paths made absolute."""
+        return replace(self, path=str(Path(self.path).absolute()), out=_absolute(self.out or farm.out),
+                       channels=self.channels or farm.channels, lane=self.lane or watch.lane,
+                       require=self.require or watch.require, on_success=self.on_success or watch.on_success,
+                       settle_s=self.settle_s or watch.settle_s)
+
+
+def _absolute(location: str) -> str:
+    return location if is_s3(location) else str(Path(location).absolute())
+
+
+def load_watch_config(path: str | Path) -> tuple[FarmConfig, WatchConfig, list[InboxConfig]]:
+    """A farm config with its ``[watch]`` table and ``[[inbox]]`` list."""
+    farm = load_config(path)
+    data = read_toml(Path(path), ConfigError, "config file")
+    watch = build(WatchConfig, data.get("watch", {}), f"{path} [watch]", ConfigError)
+    tables = data.get("inbox", [])
+    if not isinstance(tables, list):
+        raise ConfigError(f"{path}: inboxes are a list of tables, written [[inbox]] (two brackets)")
+    inboxes = []
+    for n, table in enumerate(tables, 1):
+        inbox = build(InboxConfig, table, f"{path} [[inbox]] #{n}", ConfigError)
+        if not inbox.path:
+            raise ConfigError(f"{path} [[inbox]] #{n}: 'path' is required: the folder to watch")
+        inboxes.append(inbox)
+    return farm, watch, inboxes
+
+
+def watch_help(name: str) -> str:
+    """The documented meaning and default of a WatchConfig field, for the CLI's --help."""
+    for f in fields(WatchConfig):
+        if f.name == name:
+            return f"{f.metadata['help']} [config: [watch] {name}; default: {f.default}]"
     raise KeyError(name)

@@ -7,7 +7,9 @@
     ├── PlanError                 the source and the asked channels do not fit together
     ├── EncodeError               ffmpeg failed, stalled or timed out (carries argv, status, stderr tail)
     ├── StorageError              an output could not be written or delivered
-    └── VerificationError         an output does not meet its profile
+    ├── VerificationError         an output does not meet its profile
+    ├── IngestError               a watch-folder file or its sidecar cannot be taken as it is
+    └── LedgerError               the job ledger cannot be opened, or a job command does not apply
 
 Third-party exceptions (PyAV, subprocess, OS errors) are translated where they are raised, with
 ``raise ... from``, so the CLI can print ``str(error)`` as one line that says what to do.
@@ -80,3 +82,11 @@ class StorageError(OnetakeError):
 
 class VerificationError(OnetakeError):
     """An output failed the checks of its profile."""
+
+
+class IngestError(OnetakeError):
+    """A file dropped in a watch folder, or its sidecar, cannot be taken as it is."""
+
+
+class LedgerError(OnetakeError):
+    """The job ledger cannot be opened or read, or a job command does not apply to the job's state."""

@@ -16,10 +16,22 @@ from .models import JobPlan, SourceInfo, Task
 
 class Executor(Protocol):
     def submit(self, task: Task, deps: Sequence[Any]) -> Any:
-        """Start ``task`` once ``deps`` (handles from earlier submits) are done; return a handle."""
+        """Start ``task`` once ``deps`` (handles from earlier submits) are done; return a handle.
+
+        Executors that order work may also take ``priority=`` (higher first); it is passed only when not 0."""
 
     def completed(self, handles: Sequence[Any]) -> Iterator[tuple[Any, Any, BaseException | None]]:
         """Yield (handle, result, error) for each handle as it finishes."""
+
+
+class StreamingExecutor(Executor, Protocol):
+    """What a long-running watcher needs beyond a batch: a callback per finished handle, and cancellation."""
+
+    def when_done(self, handle: Any, callback: Callable[[Any, Any, BaseException | None], None]) -> None:
+        """Call ``callback(handle, result, error)`` (from any thread) once ``handle`` has finished."""
+
+    def cancel(self, handles: Sequence[Any]) -> None:
+        """Stop these tasks, running ones included."""
 
 
 @dataclass
@@ -60,27 +72,41 @@ def describe_error(error: BaseException) -> str:
 Event = Callable[[JobPlan, Task, str, Any], None]
 
 
+def submit_plan(plan: JobPlan, executor: Executor, priority: int = 0) -> dict[str, Any]:
+    """Submit every task of ``plan`` after its dependencies; the handles by task id."""
+    handles: dict[str, Any] = {}
+    for task in plan.tasks:
+        deps = [handles[d] for d in task.deps]
+        handles[task.id] = (executor.submit(task, deps, priority=priority) if priority  # type: ignore[call-arg]
+                            else executor.submit(task, deps))
+    return handles
+
+
+def channel_outcome(task: Task, result: Any, error: BaseException | None) -> ChannelOutcome | None:
+    """What a finished deliver task says about its channel (None for the other kinds)."""
+    if task.kind != "deliver":
+        return None
+    if error is not None:
+        return ChannelOutcome(task.params["channel"], error=describe_error(error))
+    return ChannelOutcome(task.params["channel"], manifest=result["manifest"])
+
+
 def run_plans(plans: Sequence[JobPlan], executor: Executor, on_event: Event | None = None) -> list[SourceOutcome]:
     """Submit every task of every plan, then wait; ``on_event(plan, task, 'done'|'failed', detail)``."""
     handles: dict[str, Any] = {}
     owner: dict[int, tuple[JobPlan, Task]] = {}
     for plan in plans:
+        submitted = submit_plan(plan, executor)
         for task in plan.tasks:
-            handle = executor.submit(task, [handles[d] for d in task.deps])
-            handles[task.id] = handle
-            owner[id(handle)] = (plan, task)
+            handles[task.id] = submitted[task.id]
+            owner[id(submitted[task.id])] = (plan, task)
     outcomes = {plan.asset_id: SourceOutcome(plan.source.url or plan.source.path, plan.asset_id) for plan in plans}
     for handle, result, error in executor.completed(list(handles.values())):
         plan, task = owner[id(handle)]
         if on_event is not None:
             on_event(plan, task, "failed" if error else "done", error or result)
-        if task.kind == "deliver":
-            channel = task.params["channel"]
-            outcome = ChannelOutcome(channel)
-            if error is not None:
-                outcome.error = describe_error(error)
-            else:
-                outcome.manifest = result["manifest"]
+        outcome = channel_outcome(task, result, error)
+        if outcome is not None:
             outcomes[plan.asset_id].channels.append(outcome)
     for plan in plans:
         outcomes[plan.asset_id].channels.sort(key=lambda c: plan.channels.index(c.channel))

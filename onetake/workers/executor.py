@@ -49,24 +49,35 @@ class DaskExecutor:
         self.client = client
         self.run_id = uuid.uuid4().hex[:8]
         workers = client.scheduler_info(n_workers=-1).get("workers", {})
-        self.encode_slots = any(ENCODE_RESOURCE in w.get("resources", {}) for w in workers.values())
+        self.encode_workers = sum(ENCODE_RESOURCE in w.get("resources", {}) for w in workers.values())
+        self.encode_slots = self.encode_workers > 0
         client.register_plugin(StopCancelledEncodes())
         if on_progress is not None:
             client.subscribe_topic(PROGRESS_TOPIC, lambda event: on_progress(event[1]["task"], event[1]["fraction"]))
 
-    def submit(self, task: Task, deps: Sequence[Any]) -> Any:
+    def submit(self, task: Task, deps: Sequence[Any], priority: int = 0) -> Any:
+        """``priority`` is the job's lane (higher first); inside it, finishing a started job comes first."""
         resources = {ENCODE_RESOURCE: 1} if task.heavy and self.encode_slots else None
         return self.client.submit(_on_worker, task.kind, task.id, task.params, *deps,
                                   key=f"{task.kind}-{task.id}-{self.run_id}", pure=False, resources=resources,
-                                  priority=1 if task.kind in ("verify", "deliver", "package") else 0)
+                                  priority=priority + (1 if task.kind in ("verify", "deliver", "package") else 0))
+
+    def when_done(self, handle: Any, callback: Callable[[Any, Any, BaseException | None], None]) -> None:
+        handle.add_done_callback(lambda future: callback(future, *self._outcome(future)))
+
+    def cancel(self, handles: Sequence[Any]) -> None:
+        self.client.cancel(list(handles))
+
+    @staticmethod
+    def _outcome(future: Any) -> tuple[Any, BaseException | None]:
+        if future.status == "error":
+            return None, future.exception()
+        if future.status == "cancelled":
+            return None, RuntimeError("cancelled")
+        return future.result(), None
 
     def completed(self, handles: Sequence[Any]) -> Iterator[tuple[Any, Any, BaseException | None]]:
         from distributed import as_completed
 
         for future in as_completed(list(handles), loop=self.client.loop):
-            if future.status == "error":
-                yield future, None, future.exception()
-            elif future.status == "cancelled":
-                yield future, None, RuntimeError("cancelled")
-            else:
-                yield future, future.result(), None
+            yield future, *self._outcome(future)

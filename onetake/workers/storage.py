@@ -31,14 +31,19 @@ def expand(files: list[dict[str, Any]]) -> list[tuple[Path, str, str]]:
 
 
 def build_manifest(channel: str, asset_id: str, source: dict[str, Any], files: list[tuple[Path, str, str]],
-                   checks: list[dict[str, Any]], notes: list[str]) -> dict[str, Any]:
-    return {
+                   checks: list[dict[str, Any]], notes: list[str],
+                   metadata: dict[str, Any] | None = None) -> dict[str, Any]:
+    """``metadata``: what a watch folder's sidecar said about the source (title, programme, ...), when any."""
+    manifest = {
         "asset_id": asset_id, "channel": channel, "source": source,
         "files": [{"path": rel, "size": src.stat().st_size, "sha256": sha256_of(str(src)), "profile": profile}
                   for src, rel, profile in files],
         "checks": [{k: c[k] for k in ("name", "passed", "value", "limit", "profile")} for c in checks],
         "notes": notes, "onetake": __version__,
     }
+    if metadata:
+        manifest["metadata"] = metadata
+    return manifest
 
 
 class StorageBackend(ABC):

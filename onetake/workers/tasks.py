@@ -104,7 +104,7 @@ def deliver(params: dict[str, Any], deps: Sequence[Any], report: Report) -> dict
         raise VerificationError(f"channel {params['channel']} failed verification: {detail}")
     files = expand(params["files"])
     manifest = build_manifest(params["channel"], params["asset_id"], params["source"], files, checks,
-                              params.get("notes", []))
+                              params.get("notes", []), params.get("metadata"))
     path = backend_for(params["dest"], params.get("transfer")).deliver(params["dest"], files, manifest)
     return {"channel": params["channel"], "manifest": path, "files": len(files)}
 
