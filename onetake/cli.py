@@ -460,7 +460,8 @@ class StopSignals:
 @click.option("--workers", type=click.IntRange(0, 512), help=field_help("workers"))
 def watch_command(inboxes: tuple[str, ...], channels: str | None, out: str | None, dests: tuple[str, ...],
                   config: str | None, profiles_dir: str | None, lane: str | None, settle_s: float | None,
-                  poll_s: float | None, require: str | None, ledger: str | None, scheduler: str | None, workers: int | None) -> None:
+                  poll_s: float | None, require: str | None, ledger: str | None, scheduler: str | None,
+                  workers: int | None) -> None:
     """Take every file dropped into each INBOX once it has finished arriving, and deliver it.
 
     Runs until SIGTERM or Ctrl-C: the first lets running jobs finish (up to [watch] drain_timeout_s), the
