@@ -78,6 +78,7 @@ common_options = [
     click.option("--out", type=click.Path(file_okay=False), help=field_help("out")),
     click.option("--config", "config", type=click.Path(dir_okay=False), help="a farm config TOML file"),
     click.option("--profiles", "profiles_dir", type=click.Path(file_okay=False), help=field_help("profiles_dir")),
+    click.option("--qc", "qc", type=click.Choice(["enforce", "warn"]), help=field_help("qc")),
 ]
 
 
@@ -158,8 +159,15 @@ def _describe_task(task: Task) -> list[str]:
         lines.append("      " + " ".join(_quote(a) for a in p["argv"]))
     if task.kind == "encode":
         lines += [f"      -> {o['final']}  ({o['profile']})" for o in p["outputs"]]
+    if task.kind == "analyze":
+        lines.append(f"      {p['source']} -> {p['cache']}")
+    if task.kind == "encode" and "follow" in p:
+        lines.append(f"      crop window follows the subject: {p['follow']['commands']} from the analysis")
     if task.kind == "deliver":
         lines += [f"      {f['dest']}  <- {f['src']}" for f in p["files"]]
+        if p["qc"]["rules"]:
+            rules = ", ".join(f"{k}={v}" for k, v in p["qc"]["rules"].items())
+            lines.append(f"      QC ({p['qc']['mode']}): {rules}; record {p['qc']['record']}")
         lines.append(f"      into {p['dest']}/ with manifest.json last")
     return lines
 
@@ -175,9 +183,9 @@ def _quote(arg: str) -> str:
 @with_common
 @click.option("--json", "as_json", is_flag=True, help="print the JobPlan as JSON")
 def plan_command(source: str, channels: str | None, out: str | None, config: str | None, profiles_dir: str | None,
-                 as_json: bool) -> None:
+                 qc: str | None, as_json: bool) -> None:
     """Print exactly what `onetake run SOURCE` would do, without doing it."""
-    settings = _settings(config, out=out, profiles_dir=profiles_dir, channels=_channels(channels))
+    settings = _settings(config, out=out, profiles_dir=profiles_dir, channels=_channels(channels), qc=qc)
     catalog = _catalog(settings)
     _check_channels(settings.channels, catalog)
     plan = plan_job(probe(source), settings.channels or None, catalog,
@@ -299,6 +307,9 @@ def _report(outcomes: Sequence[SourceOutcome], as_json: bool) -> int:
             for c in o.channels:
                 if c.manifest:
                     click.echo(f"delivered {c.channel:<6} {Path(c.manifest).parent}")
+                for f in c.qc_failed:  # delivered under --qc warn
+                    click.echo(f"QC WARNING {o.source}: {c.channel}: {f['name']}: measured {f['value']}, "
+                               f"expected {f['limit']}", err=True)
         for o in outcomes:
             if not o.ok:
                 line = o.failure_line()
@@ -315,10 +326,11 @@ def _report(outcomes: Sequence[SourceOutcome], as_json: bool) -> int:
 @click.option("--workers", type=click.IntRange(0, 512), help=field_help("workers"))
 @click.option("--json", "as_json", is_flag=True, help="print one JSON summary, no progress")
 def run_command(sources: tuple[str, ...], channels: str | None, out: str | None, config: str | None,
-                profiles_dir: str | None, scheduler: str | None, workers: int | None, as_json: bool) -> None:
+                profiles_dir: str | None, qc: str | None, scheduler: str | None, workers: int | None,
+                as_json: bool) -> None:
     """Make, verify and deliver every channel's renditions of each SOURCE."""
     settings = _settings(config, out=out, profiles_dir=profiles_dir, channels=_channels(channels),
-                         scheduler=scheduler, workers=workers)
+                         scheduler=scheduler, workers=workers, qc=qc)
     show = sys.stdout.isatty() and not as_json
     sys.exit(_report(execute(sources, settings, show), as_json))
 

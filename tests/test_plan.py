@@ -63,13 +63,14 @@ def test_plan_changes_with_encoder_version_and_source(catalog):
 def test_decode_once_encode_many(catalog):
     plan = plan_job(source(), ["tv", "radio", "web", "app", "short", "edit"], catalog, OPTIONS)
     encodes = [t for t in plan.tasks if t.kind == "encode"]
-    assert len(encodes) == 1
+    # every rendition in one ffmpeg, but the short video that follows the subject: it waits for the analysis
+    assert [t.id for t in encodes] == [f"{plan.asset_id}/encode", f"{plan.asset_id}/encode/short-vertical"]
     argv = encodes[0].params["argv"]
     assert argv.count("-i") == 1, "the source is decoded once"
     # web and app share the 720/540/360 rungs and the poster: each is encoded once
     assert sorted(encode_outputs(plan)) == sorted([
         "tv-hd-xdcam422", "radio-bwf", "podcast-mp3", "podcast-aac", "hls-1080", "hls-720", "hls-540", "hls-360",
-        "web-poster", "web-sprite", "short-vertical", "short-cover", "edit-proxy"])
+        "web-poster", "web-sprite", "short-cover", "edit-proxy"])
     web = plan.task(f"{plan.asset_id}/deliver/web").params["files"]
     app = plan.task(f"{plan.asset_id}/deliver/app").params["files"]
     poster_web = next(f["src"] for f in web if f["profile"] == "web-poster")
@@ -203,8 +204,10 @@ def test_interlaced_source(catalog):
 
 def test_variable_frame_rate_is_made_constant(catalog):
     vfr = source(videos=[video(frame_rate="30/1", variable_frame_rate=True)])
-    graph = encode_graph(plan_job(vfr, ["edit", "short"], catalog, OPTIONS))
-    assert "fps=25/1" in graph and "fps=30/1" in graph
+    plan = plan_job(vfr, ["edit", "short"], catalog, OPTIONS)
+    assert "fps=25/1" in encode_graph(plan)
+    follow = plan.task(f"{plan.asset_id}/encode/short-vertical").params["argv"]
+    assert "fps=30/1" in follow[follow.index("-filter_complex") + 1]
 
 
 @pytest.mark.parametrize("streams, expected", [
@@ -244,10 +247,10 @@ def test_deliveries_and_checks_are_planned_per_channel(catalog):
     deliver = plan.task(f"{plan.asset_id}/deliver/web")
     assert deliver.params["dest"] == f"/srv/out/web/{plan.asset_id}"
     assert [f["dest"] for f in deliver.params["files"]] == ["web-hls", "web-hls.mp4", "web-poster.jpg",
-                                                            "web-sprite"]
+                                                            "web-sprite", "report.html"]
     assert set(deliver.deps) == {f"{plan.asset_id}/verify/{p}" for p in
                                  ("hls-1080", "hls-720", "hls-540", "hls-360", "web-hls", "web-poster",
-                                  "web-sprite")}
+                                  "web-sprite")} | {f"{plan.asset_id}/analyze", f"{plan.asset_id}/report"}
     sprite = plan.task(f"{plan.asset_id}/package/web-sprite").params
     assert sprite["sheet_count"] == 1 and len(sprite["cues"]) == 2
     assert sprite["cues"][1] == {"start": 5.0, "end": 10.0, "image": "sprite-001.jpg", "xywh": [160, 0, 160, 90]}

@@ -7,7 +7,8 @@
     ├── PlanError                 the source and the asked channels do not fit together
     ├── EncodeError               ffmpeg failed, stalled or timed out (carries argv, status, stderr tail)
     ├── StorageError              an output could not be written or delivered
-    └── VerificationError         an output does not meet its profile
+    ├── VerificationError         an output does not meet its profile
+    └── QcError                   the source breaks a channel's QC rules (the channel is not delivered)
 
 Third-party exceptions (PyAV, subprocess, OS errors) are translated where they are raised, with
 ``raise ... from``, so the CLI can print ``str(error)`` as one line that says what to do.
@@ -80,3 +81,7 @@ class StorageError(OnetakeError):
 
 class VerificationError(OnetakeError):
     """An output failed the checks of its profile."""
+
+
+class QcError(OnetakeError):
+    """A channel's QC rules failed on the source; ``onetake run --qc warn`` delivers it anyway."""

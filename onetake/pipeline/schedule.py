@@ -27,6 +27,7 @@ class ChannelOutcome:
     channel: str
     manifest: str | None = None
     error: str | None = None
+    qc_failed: list[dict[str, Any]] = field(default_factory=list)  # delivered anyway under --qc warn
 
 
 @dataclass
@@ -81,6 +82,7 @@ def run_plans(plans: Sequence[JobPlan], executor: Executor, on_event: Event | No
                 outcome.error = describe_error(error)
             else:
                 outcome.manifest = result["manifest"]
+                outcome.qc_failed = list(result.get("qc_failed") or [])
             outcomes[plan.asset_id].channels.append(outcome)
     for plan in plans:
         outcomes[plan.asset_id].channels.sort(key=lambda c: plan.channels.index(c.channel))

@@ -1,0 +1,48 @@
+"""The subject-following crop: the analysis's crop path as commands for ffmpeg's ``sendcmd`` filter.
+
+The plan puts ``sendcmd=f=FILE,crop=W:H:x=...`` in the encode; this module writes FILE. Each piece of the
+path between two of its points becomes one command that sets the crop's ``x`` to a linear expression in
+``t`` (the crop filter evaluates ``x`` on every frame). So the file grows with the number of points in the
+path, not with the number of frames, and each frame costs one short expression: an hours-long source with a
+still subject is a few lines. A single expression for the whole path would instead be re-parsed as one long
+string, evaluated term by term on every frame, and would outgrow an argv string on long sources.
+
+Times: the encode resets the picture's clock to zero (``setpts=PTS-STARTPTS``) as the analysis counts frames
+from zero, so point ``frame`` is at ``frame / fps`` seconds. Each command starts half a frame early, so that a
+frame on a boundary is never left to the previous piece by rounding (the pieces meet anyway: the path is
+continuous, and a jump at a cut is a piece one frame long).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+TARGET = "crop"  # the follow encode has exactly one crop filter: sendcmd addresses it by name
+
+
+def window_left(x: float, width: int, window: int) -> float:
+    """The window's left edge in pixels for a centre at fraction ``x`` of the width, kept inside the picture."""
+    return min(max(x * width - window / 2, 0.0), float(width - window))
+
+
+def follow_commands(crop_path: dict[str, Any] | None, fps: float | None, width: int, window: int) -> str:
+    """sendcmd commands that move a ``window``-pixel-wide crop across a ``width``-pixel picture along
+    ``crop_path`` (the analysis's: centres as fractions of the width). No path, or no frame rate: centred."""
+    points = sorted((crop_path or {}).get("points") or [], key=lambda p: p["frame"])
+    if not points or not fps:
+        return f"0.0 {TARGET} x {(width - window) / 2:.1f};\n"
+    half = 0.5 / fps
+    pieces: list[tuple[float, str]] = []
+    for here, there in zip(points, points[1:] + points[-1:]):
+        t0, t1 = here["frame"] / fps, there["frame"] / fps
+        left0 = window_left(float(here["x"]), width, window)
+        left1 = window_left(float(there["x"]), width, window)
+        if t1 <= t0 or abs(left1 - left0) < 0.05:
+            expression = f"{left0:.1f}"
+        else:
+            expression = f"{left0:.2f}{(left1 - left0) / (t1 - t0):+.4f}*(t-{t0:.4f})"
+        if pieces and pieces[-1][1] == expression:
+            continue  # a still stretch is one command
+        pieces.append((max(0.0, t0 - half), expression))
+    lines = [f"{start:.4f} {TARGET} x {expression};" for start, expression in pieces]
+    return "\n".join(lines) + "\n"
