@@ -21,8 +21,8 @@ TARGET = "crop"  # the follow encode has exactly one crop filter: sendcmd addres
 
 
 def window_left(x: float, width: int, window: int) -> float:
-    """The window's left edge in pixels for a centre at fraction ``x`` of the width, kept inside the picture."""
-    return min(max(x * width - window / 2, 0.0), float(width - window))
+    """The window's left edge in pixels for a centre at fraction ``x`` of the width (not yet clamped)."""
+    return x * width - window / 2
 
 
 def follow_commands(crop_path: dict[str, Any] | None, fps: float | None, width: int, window: int) -> str:
@@ -30,17 +30,18 @@ def follow_commands(crop_path: dict[str, Any] | None, fps: float | None, width: 
     ``crop_path`` (the analysis's: centres as fractions of the width). No path, or no frame rate: centred."""
     points = sorted((crop_path or {}).get("points") or [], key=lambda p: p["frame"])
     if not points or not fps:
-        return f"0.0 {TARGET} x {(width - window) / 2:.1f};\n"
+        return f"0.0 {TARGET} x {(width - window) / 2:.1f};\n"  # centred
     half = 0.5 / fps
+    limit = float(width - window)
     pieces: list[tuple[float, str]] = []
     for here, there in zip(points, points[1:] + points[-1:]):
         t0, t1 = here["frame"] / fps, there["frame"] / fps
         left0 = window_left(float(here["x"]), width, window)
         left1 = window_left(float(there["x"]), width, window)
         if t1 <= t0 or abs(left1 - left0) < 0.05:
-            expression = f"{left0:.1f}"
-        else:
-            expression = f"{left0:.2f}{(left1 - left0) / (t1 - t0):+.4f}*(t-{t0:.4f})"
+            expression = f"{min(max(left0, 0.0), limit):.1f}"
+        else:  # interpolate, then keep inside the picture (quoted: the commas would end the command)
+            expression = f"'clip({left0:.2f}{(left1 - left0) / (t1 - t0):+.4f}*(t-{t0:.4f}),0,{limit:g})'"
         if pieces and pieces[-1][1] == expression:
             continue  # a still stretch is one command
         pieces.append((max(0.0, t0 - half), expression))

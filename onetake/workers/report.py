@@ -168,9 +168,8 @@ def render_report(analysis: dict[str, Any], posters: list[tuple[dict[str, Any], 
         facts.append(f"{kind}: {len(segs)} stretch{'es' if len(segs) != 1 else ''}, {total:.1f} s")
     key = "".join(f'<span><i style="background:{c}"></i>{k}</span>' for k, c in COLOURS.items())
     figures = "".join(
-        f'<figure><img src="{uri}" alt="{html.escape(f"shot at {_clock(float(shot["start"]))}")}">'
-        f'<figcaption>{html.escape(_clock(float(shot["start"])))}</figcaption></figure>'
-        for shot, uri in posters)
+        f'<figure><img src="{uri}" alt="shot at {_clock(float(shot["start"]))}">'
+        f'<figcaption>{_clock(float(shot["start"]))}</figcaption></figure>' for shot, uri in posters)
     shown = (f"<p>Every {-(-len(analysis.get('shots') or []) // max(1, len(posters)))}th shot shown.</p>"
              if len(posters) < len(analysis.get("shots") or []) else "")
     name = html.escape(title)
