@@ -18,7 +18,7 @@ from onetake.workers.follow import follow_commands
 from onetake.workers.tasks import run_task
 
 SECONDS, RATE, WIDTH, BOX = 4, 25, 640, 40
-SPEED = 140  # px/s: the box crosses from x=20 to x=580, far outside a centred 202 px window
+SPEED = 60  # px/s: from x=20 to x=260; a centred 202 px window (219..421) would miss it for 3 s
 
 
 def box_left(t: float) -> float:
@@ -27,7 +27,7 @@ def box_left(t: float) -> float:
 
 @pytest.fixture(scope="module")
 def moving_box(tmp_path_factory) -> Path:
-    """4 s 640x360 25p, no audio: a 40x40 white box on black at y=160 moving right at 140 px/s."""
+    """4 s 640x360 25p, no audio: a 40x40 white box on black at y=160 moving right at 60 px/s."""
     folder = tmp_path_factory.mktemp("follow")
     graph = (f"color=c=black:s={WIDTH}x360:r={RATE}:d={SECONDS}[bg];color=c=white:s={BOX}x{BOX}:r={RATE}:d={SECONDS}"
              f"[box];[bg][box]overlay=x='20+t*{SPEED}':y=160:shortest=1[out0]")

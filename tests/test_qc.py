@@ -25,31 +25,31 @@ def failed(findings: list[dict]) -> list[str]:
 
 def test_clean_source_passes_every_rule_that_is_on():
     findings = evaluate(analysis(), TV)
-    assert [f["name"] for f in findings] == ["qc black", "qc freeze", "qc silence"]
+    assert [f["name"] for f in findings] == ["black", "freeze", "silence"]
     assert failed(findings) == [] and all(f["profile"] == "qc" for f in findings)
 
 
 def test_black_in_the_middle_fails_but_head_and_tail_are_excused():
     middle = evaluate(analysis(black=[{"start": 8.0, "end": 12.0}]), TV)
-    assert failed(middle) == ["qc black"]
-    black = next(f for f in middle if f["name"] == "qc black")
+    assert failed(middle) == ["black"]
+    black = next(f for f in middle if f["name"] == "black")
     assert black["value"] == "4 s at 8-12 s" and black["limit"].startswith("at most 2 s")
     edges = analysis(black=[{"start": 0.0, "end": 4.0}, {"start": 16.2, "end": 20.0}])
     assert failed(evaluate(edges, TV)) == []
-    assert failed(evaluate(edges, QcSpec(max_black_s=2.0, black_at_edges=False))) == ["qc black"]
+    assert failed(evaluate(edges, QcSpec(max_black_s=2.0, black_at_edges=False))) == ["black"]
 
 
 def test_freeze_and_silence_limits():
     assert failed(evaluate(analysis(freeze=[{"start": 5.0, "end": 8.0}]), TV)) == []   # exactly 3 s is allowed
-    assert failed(evaluate(analysis(freeze=[{"start": 5.0, "end": 8.5}]), TV)) == ["qc freeze"]
-    assert failed(evaluate(analysis(silence=[{"start": 5.0, "end": 11.0}]), TV)) == ["qc silence"]
+    assert failed(evaluate(analysis(freeze=[{"start": 5.0, "end": 8.5}]), TV)) == ["freeze"]
+    assert failed(evaluate(analysis(silence=[{"start": 5.0, "end": 11.0}]), TV)) == ["silence"]
     assert failed(evaluate(analysis(silence=[{"start": 14.0, "end": 20.0}]), TV)) == []  # the tail
 
 
 def test_loudness_range_rule_and_rules_that_are_off():
     assert evaluate(analysis(black=[{"start": 8.0, "end": 12.0}]), QcSpec()) == []
     wide = analysis(loudness={"integrated": -23.0, "true_peak": -1.0, "lra": 24.5, "short_term": []})
-    assert failed(evaluate(wide, QcSpec(max_lra_lu=20.0))) == ["qc loudness range"]
+    assert failed(evaluate(wide, QcSpec(max_lra_lu=20.0))) == ["loudness range"]
     silent = analysis(loudness={"integrated": None, "true_peak": None, "lra": None, "short_term": []})
     assert failed(evaluate(silent, QcSpec(max_lra_lu=20.0))) == []
 

@@ -35,11 +35,11 @@ def evaluate(analysis: dict[str, Any], rules: QcSpec) -> list[dict[str, Any]]:
         length = round(worst["end"] - worst["start"], 3) if worst else 0.0
         value = f"{length:g} s at {worst['start']:g}-{worst['end']:g} s" if worst else "none"
         where = " (head and tail excused)" if at_edges else ""
-        findings.append({"name": f"qc {kind}", "passed": length <= limit, "value": value,
+        findings.append({"name": kind, "passed": length <= limit, "value": value,
                          "limit": f"at most {limit:g} s{where}", "profile": QC_PROFILE})
     if rules.max_lra_lu > 0:
         lra = (analysis.get("loudness") or {}).get("lra")
-        findings.append({"name": "qc loudness range", "passed": lra is None or lra <= rules.max_lra_lu,
+        findings.append({"name": "loudness range", "passed": lra is None or lra <= rules.max_lra_lu,
                          "value": "unmeasured" if lra is None else f"{lra:g} LU",
                          "limit": f"at most {rules.max_lra_lu:g} LU", "profile": QC_PROFILE})
     return findings
