@@ -56,6 +56,7 @@ def test_black_in_the_middle_stops_tv_and_warn_delivers_it(black_middle: Path, t
     assert "black" in [f["name"] for f in manifest["qc"]["failed"]]
     assert "report.html" in [f["path"] for f in manifest["files"]]
     assert json.loads((out / "tv" / f"{asset.name}.qc.json").read_text())["delivered"] is True
+    assert not list((out / "edit").glob("*.qc.json")), "a channel without QC rules gets no record"
     # the second run read the analysis from the cache: same file, not rewritten
     assert list((out / ".onetake" / "analysis").glob("*.json")) == analyses
     assert analyses[0].stat().st_mtime_ns == written

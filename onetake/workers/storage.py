@@ -43,8 +43,8 @@ def build_manifest(channel: str, asset_id: str, source: dict[str, Any], files: l
 
 
 def write_qc_record(path: str, record: dict[str, Any]) -> str:
-    """A channel's QC findings, beside where its delivery goes (``OUT/<channel>/<asset_id>.qc.json``), written
-    to a temp name and renamed, whether the channel is delivered or not."""
+    """A channel's failed QC, beside where its delivery goes (``OUT/<channel>/<asset_id>.qc.json``), written
+    to a temp name and renamed, whether the channel is delivered (``--qc warn``) or not."""
     target = Path(path)
     try:
         target.parent.mkdir(parents=True, exist_ok=True)

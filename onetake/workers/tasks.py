@@ -143,7 +143,8 @@ def report_task(params: dict[str, Any], deps: Sequence[Any], report: Report) -> 
 
 def deliver(params: dict[str, Any], deps: Sequence[Any], report: Report) -> dict[str, Any]:
     """Deliver a channel whose every check passed and whose QC passed (or is only warned about); otherwise
-    raise with every failed check named. A channel with QC rules gets a QC record beside its delivery."""
+    raise with every failed check named. A channel that fails QC gets a record beside where its delivery goes
+    (``OUT/<channel>/<asset_id>.qc.json``), delivered or not; a pass removes an earlier run's record."""
     checks = [c for result in deps if isinstance(result, list) for c in result]
     failed = [Check(**c) for c in checks if not c["passed"]]
     if failed:
@@ -152,11 +153,12 @@ def deliver(params: dict[str, Any], deps: Sequence[Any], report: Report) -> dict
     qc = params["qc"]
     findings = evaluate_qc(analysis_of(deps) or {}, QcSpec(**qc["rules"])) if qc["rules"] else []
     qc_failed = [f for f in findings if not f["passed"]]
-    if qc["record"]:
+    if qc["record"] and qc_failed:
         write_qc_record(qc["record"], {"asset_id": params["asset_id"], "channel": params["channel"],
-                                       "source": params["source"], "mode": qc["mode"],
-                                       "passed": not qc_failed, "delivered": not qc_failed or qc["mode"] == "warn",
-                                       "checks": findings})
+                                       "source": params["source"], "mode": qc["mode"], "passed": False,
+                                       "delivered": qc["mode"] == "warn", "checks": findings})
+    elif qc["record"]:
+        Path(qc["record"]).unlink(missing_ok=True)  # an earlier run's failure, fixed since
     if qc_failed and qc["mode"] == "enforce":
         detail = "; ".join(Check(**f).describe() for f in qc_failed)
         raise QcError(f"channel {params['channel']} failed QC: {detail} (record: {qc['record']}; "
