@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 import re
 import subprocess
@@ -101,7 +102,7 @@ def test_result_follows_the_contract(transitions):
     assert (result["width"], result["height"], result["frames"], result["fps"]) == (320, 180, 250, 25.0)
     shots = result["shots"]
     assert shots[0]["start_frame"] == 0 and shots[-1]["end_frame"] == result["frames"]
-    assert all(a["end_frame"] == b["start_frame"] for a, b in zip(shots, shots[1:], strict=False))
+    assert all(a["end_frame"] == b["start_frame"] for a, b in itertools.pairwise(shots))
     assert len(result["shot_posters"]) == len(shots)
     for shot, poster in zip(shots, result["shot_posters"], strict=True):
         assert shot["start_frame"] <= poster["frame"] < shot["end_frame"]
@@ -114,7 +115,7 @@ def test_result_follows_the_contract(transitions):
     assert all(0 <= p["x"] <= 1 and p["y"] == 0.5 for p in points)
     # the window only jumps at a cut: a jump is two points on consecutive frames across a shot boundary
     starts = {s["start_frame"] for s in shots}
-    for a, b in zip(points, points[1:], strict=False):
+    for a, b in itertools.pairwise(points):
         if b["frame"] - a["frame"] == 1 and abs(b["x"] - a["x"]) > 0.6 / 25 + 1e-3:
             assert b["frame"] in starts
     curve = result["loudness"]["short_term"]
