@@ -3,6 +3,7 @@
   fanout    every channel from one 1080p25 source: naive ffmpegs vs. one expert ffmpeg vs. onetake run
   overhead  onetake run --channels web vs. the same ffmpeg work run directly
   memory    peak memory of the whole process tree for a short and a long source
+  analyze   the one-decode analysis vs. a plain decode and PySceneDetect, and its accuracy on generated clips
   framing   the 9:16 short video: following the subject vs. a centre crop, same output
 """
 
@@ -11,10 +12,10 @@ from __future__ import annotations
 import argparse
 import sys
 
-from . import fanout, framing, memory, overhead
+from . import analyze, fanout, framing, memory, overhead
 from .common import CommandFailed
 
-COMMANDS = {"fanout": fanout, "overhead": overhead, "memory": memory, "framing": framing}
+COMMANDS = {"fanout": fanout, "overhead": overhead, "memory": memory, "analyze": analyze, "framing": framing}
 
 
 def main(argv: list[str] | None = None) -> int:

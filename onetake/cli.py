@@ -131,6 +131,73 @@ def probe_command(source: str, as_json: bool) -> None:
         click.echo("\n".join(_describe_source(info)))
 
 
+# --------------------------------------------------------------------------------------------------------- analyze
+
+
+def _spans(items: Sequence[dict[str, float]]) -> str:
+    if not items:
+        return "none"
+    return ", ".join(f"{x['start']:.2f}-{x['end']:.2f} s" for x in items)
+
+
+def _describe_analysis(path: str, r: dict[str, Any]) -> list[str]:
+    lines = [path]
+    if r["frames"]:
+        kinds = {k: sum(t["kind"] == k for t in r["transitions"]) for k in ("cut", "fade", "dissolve")}
+        lines.append(f"  picture     {r['width']}x{r['height']}, {r['frames']} frames at {r['fps']:g} fps, "
+                     f"{r['duration']:.3f} s; interlaced: "
+                     f"{'unknown' if r['interlaced'] is None else 'yes' if r['interlaced'] else 'no'}")
+        area = r["active_area"]
+        lines.append(f"  active area {area['width']}x{area['height']} at {area['x']},{area['y']}")
+        lines.append(f"  shots       {len(r['shots'])}; transitions: {kinds['cut']} cuts, {kinds['fade']} fades, "
+                     f"{kinds['dissolve']} dissolves")
+        for t in r["transitions"]:
+            span = f" to frame {t['end_frame']}" if "end_frame" in t else ""
+            lines.append(f"    {t['time']:9.3f} s  frame {t['frame']}{span}  {t['kind']}")
+        lines.append(f"  black       {_spans(r['black'])}")
+        lines.append(f"  frozen      {_spans(r['freeze'])}")
+    else:
+        lines.append(f"  no video, {r['duration']:.3f} s")
+    lines.append(f"  silent      {_spans(r['silence'])}")
+    loud = r["loudness"]
+    if loud["integrated"] is None:
+        lines.append("  loudness    not measurable (no audio, or silence only)")
+    else:
+        lines.append(f"  loudness    {loud['integrated']} LUFS integrated, LRA {loud['lra']} LU, "
+                     f"true peak {loud['true_peak']} dBTP")
+    if r["poster"]:
+        lines.append(f"  poster      frame {r['poster']['frame']} ({r['poster']['time']:.2f} s); cover frame "
+                     f"{r['cover']['frame']} ({r['cover']['time']:.2f} s)")
+        xs = [p["x"] for p in r["crop_path"]["points"]]
+        lines.append(f"  9:16 crop   {len(xs)} path points, centre between {min(xs):.3f} and {max(xs):.3f} "
+                     f"of the width")
+    return lines
+
+
+@cli.command("analyze")
+@click.argument("source", type=click.Path(dir_okay=False))
+@click.option("--json", "as_json", is_flag=True, help="print the analysis as JSON (the shape other tools read)")
+def analyze_command(source: str, as_json: bool) -> None:
+    """Look at SOURCE in one decode: cuts, fades and dissolves, black, frozen and silent stretches, loudness
+    (EBU R128), active picture area, interlacing, poster and cover frames, and a 9:16 crop path that follows
+    the subject."""
+    from .workers.analysis import analyze
+
+    show = sys.stderr.isatty()
+
+    def report(fraction: float) -> None:
+        click.echo(f"\ranalysing {fraction:4.0%}", nl=False, err=True)
+
+    result = analyze(source, report=report if show else None)
+    if show:
+        click.echo("\r" + " " * 20 + "\r", nl=False, err=True)
+    # issue 4B: `--report FILE.html` writes the HTML report from ``result`` here
+    if as_json:
+        click.echo(json.dumps(result, indent=2))
+    else:
+        click.echo("\n".join(_describe_analysis(os.path.abspath(source), result)))
+
+
 # --------------------------------------------------------------------------------------------------------- plan
 
 

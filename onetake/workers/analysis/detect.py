@@ -107,13 +107,19 @@ def segments(mask: np.ndarray, times: list[float], fps: float, min_s: float,
     return out
 
 
-def black_and_freeze(f: VideoFeatures, fps: float, s: AnalysisSettings) -> tuple[list, list]:
+def black_and_freeze(f: VideoFeatures, transitions: list[dict[str, Any]], fps: float,
+                     s: AnalysisSettings) -> tuple[list, list]:
     black = np.asarray(f.black, bool)
-    still = np.asarray(f.diff_y, np.float32) < s.freeze_max_diff
+    blacks = black.copy()
+    for t in transitions:  # the frames of a fade belong to the fade, not to the black it reaches
+        if t["kind"] == "fade":
+            blacks[t["frame"] + 1:t["end_frame"]] = False
+    still = (np.asarray(f.diff_y, np.float32) < s.freeze_max_diff) & \
+        (np.asarray(f.changed, np.float32) <= s.freeze_max_changed)
     still[0] = False
     # a black stretch is reported as black, not also as a freeze
     frozen = still & ~black & ~np.concatenate([[True], black[:-1]])
-    return (segments(black, f.times, fps, s.black_min_s), segments(frozen, f.times, fps, s.freeze_min_s, lead=1))
+    return (segments(blacks, f.times, fps, s.black_min_s), segments(frozen, f.times, fps, s.freeze_min_s, lead=1))
 
 
 def active_area(f: VideoFeatures, coded: tuple[int, int], rotation: int, black_level: int, span: float,

@@ -49,28 +49,42 @@ def subject_positions(f: VideoFeatures, a: int, b: int, wf: float, fps: float, s
             profile[index - a:index - a + hold, lo:hi] += s.face_weight / (hi - lo)
     profile = _box_mean(profile, round(s.subject_smooth_s * fps / 2))
     span = max(1, round(wf * bins))
-    c = np.concatenate([np.zeros((len(profile), 1)), np.cumsum(profile, axis=1)], axis=1)
-    held = c[:, span:] - c[:, :-span]                       # window starting at each bin
+    # what a window starting at each bin holds, the middle of the window counting more (a box plus a tent), so
+    # that of the windows that hold the whole subject the one centred on it wins
+    weights = 0.5 + 0.5 * (1 - np.abs(np.linspace(-1, 1, span)))
+    held = np.lib.stride_tricks.sliding_window_view(profile, span, axis=1) @ weights
     centres = (np.arange(held.shape[1]) + span / 2) / bins
     held = held - 1e-3 * np.abs(centres - 0.5)[None, :]     # a tie goes to the middle
     return centres[np.argmax(held, axis=1)]
 
 
 def follow(targets: np.ndarray, wf: float, fps: float, s: AnalysisSettings) -> np.ndarray:
-    """A camera that follows ``targets`` with a dead band, bounded speed and bounded acceleration."""
+    """A camera that follows ``targets``: still until the subject is a dead band away from the centre, then
+    moving (closing the distance and matching the subject's speed, both bounded) until the subject is near the
+    centre again and stops."""
     lo, hi = wf / 2, 1 - wf / 2
     lead = round(s.follow_lead_s * fps)
-    ahead = np.concatenate([targets[lead:], np.repeat(targets[-1:], min(lead, len(targets)))])[:len(targets)]
+    radius = round(s.subject_smooth_s * fps / 2)
+    smooth = _box_mean(targets[:, None], radius).ravel()
+    ahead = np.concatenate([smooth[lead:], np.repeat(smooth[-1:], min(lead, len(smooth)))])[:len(smooth)]
+    ahead = np.clip(ahead, lo, hi)
+    speed = _box_mean((np.gradient(ahead) * fps)[:, None], radius).ravel() if len(ahead) > 1 else np.zeros(1)
     dt = 1.0 / fps
-    band = s.follow_deadband * wf
-    x = float(np.clip(ahead[0], lo, hi))
-    v = 0.0
+    band, settle = s.follow_deadband * wf, s.follow_settle * wf
+    still_speed = 0.1 * s.follow_max_speed
+    x, v, moving = float(ahead[0]), 0.0, False
     out = np.empty(len(targets))
-    for i, target in enumerate(ahead):
-        error = float(np.clip(target, lo, hi)) - x
-        wanted = 0.0 if abs(error) <= band else float(np.clip((error - np.sign(error) * band) / 0.3,
-                                                              -s.follow_max_speed, s.follow_max_speed))
+    for i, target in enumerate(ahead.tolist()):
+        error = target - x
+        if not moving and abs(error) > band:
+            moving = True
+        elif moving and abs(error) < settle and abs(speed[i]) < still_speed:
+            moving = False
+        wanted = float(np.clip(error / s.follow_response_s + speed[i], -s.follow_max_speed, s.follow_max_speed)) \
+            if moving else 0.0
         v += float(np.clip(wanted - v, -s.follow_max_accel * dt, s.follow_max_accel * dt))
+        if not moving and abs(v) < 1e-6:
+            v = 0.0
         x += v * dt
         if x < lo or x > hi:
             x, v = min(hi, max(lo, x)), 0.0

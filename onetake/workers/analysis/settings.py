@@ -30,6 +30,8 @@ class AnalysisSettings:
     black_min_s: float = 0.1
     # frozen: consecutive frames (not black) that do not differ
     freeze_max_diff: float = 0.5          # mean |Y difference| at analysis size, gray levels
+    freeze_max_changed: float = 0.0005    # ... and at most this share of pixels changed clearly (a small
+                                          # object moving is not a freeze)
     freeze_min_s: float = 0.5
     # silence: 10 ms blocks whose peak on every channel stays under this
     silence_block_s: float = 0.01
@@ -55,8 +57,10 @@ class AnalysisSettings:
     face_weight: float = 6.0
     subject_smooth_s: float = 0.4         # the subject's position is averaged over this
     follow_lead_s: float = 0.2            # the window looks this far ahead (the whole file is known)
-    follow_deadband: float = 0.25         # the window stays still while the subject is this near its centre
-                                          # (fraction of the window width)
+    follow_deadband: float = 0.25         # a still window starts moving when the subject is this far from its
+                                          # centre (fraction of the window width) ...
+    follow_settle: float = 0.03           # ... and stops when it is back this near and no longer moving
+    follow_response_s: float = 0.3        # how fast a moving window closes the distance to the subject
     follow_max_speed: float = 0.6         # picture widths per second
     follow_max_accel: float = 1.5         # picture widths per second squared
     path_tolerance: float = 0.0005        # crop points dropped where linear interpolation is this close

@@ -44,7 +44,7 @@ class _Worker(threading.Thread):
             if self.error is None:
                 try:
                     self.handle(item)
-                except Exception as exc:  # re-raised in the decoding thread
+                except Exception as exc:  # noqa: BLE001 - re-raised in the decoding thread
                     self.error = exc
 
 
@@ -116,7 +116,7 @@ def run_pass(path: str, info: SourceInfo, settings: AnalysisSettings,
         coded = (v.width, v.height)
         black_level, span = (0, 255.0) if v.color_range == "pc" or v.pix_fmt.startswith("yuvj") else (16, 219.0)
         transitions, shots = detect.transitions_and_shots(f, fps, settings)
-        black, freeze = detect.black_and_freeze(f, fps, settings)
+        black, freeze = detect.black_and_freeze(f, transitions, fps, settings)
         crop = framing.crop_path(f, shots, fps, settings)
         result.update({"duration": round(max(end, duration), 3), "frames": f.count, "width": f.width,
                        "height": f.height, "transitions": transitions, "shots": shots, "black": black,

@@ -19,6 +19,9 @@ PLANAR_8BIT = {"yuv420p", "yuvj420p", "yuv422p", "yuvj422p", "yuv444p", "yuvj444
                "yuv411p", "yuv410p"}
 
 
+CLEAR_CHANGE = 6  # gray levels at analysis size: more than coding noise
+
+
 def plane_array(plane: av.video.plane.VideoPlane) -> np.ndarray:
     """A plane as a (height, width) uint8 view, without its line padding."""
     return np.frombuffer(plane, np.uint8).reshape(plane.height, plane.line_size)[:, :plane.width]
@@ -26,8 +29,8 @@ def plane_array(plane: av.video.plane.VideoPlane) -> np.ndarray:
 
 def shrink(a: np.ndarray, width: int, height: int) -> np.ndarray:
     """Area-average ``a`` down to width x height; decimating first keeps it well under a millisecond at 1080p
-    (the averaging still covers several source pixels per output pixel, so it does not alias)."""
-    step = max(1, min(a.shape[1] // (width * 3), a.shape[0] // (height * 3)))
+    (the averaging still covers 2x2 of the remaining pixels, enough against aliasing for these measures)."""
+    step = max(1, min(a.shape[1] // (width * 2), a.shape[0] // (height * 2)))
     if step > 1:
         a = a[::step, ::step]
     return cv2.resize(a, (width, height), interpolation=cv2.INTER_AREA)
@@ -46,6 +49,7 @@ class VideoFeatures:
     black: list[bool] = field(default_factory=list)
     diff_yuv: list[float] = field(default_factory=list)      # mean |change| from the previous frame, Y+U+V
     diff_y: list[float] = field(default_factory=list)
+    changed: list[float] = field(default_factory=list)       # share of pixels that changed clearly (> 6 levels)
     sharpness: list[float] = field(default_factory=list)     # variance of the Laplacian
     contrast: list[float] = field(default_factory=list)      # standard deviation of Y
     clipped: list[float] = field(default_factory=list)       # share of pixels at black or white
@@ -126,12 +130,14 @@ class VideoKernels:
         if self.prev is None:
             f.diff_yuv.append(0.0)
             f.diff_y.append(0.0)
+            f.changed.append(1.0)
             f.motion_profile.append(np.zeros(s.profile_bins, np.float32))
         else:
             py, pu, pv = self.prev
             dy = cv2.absdiff(y, py)
             my = float(cv2.mean(dy)[0])
             f.diff_y.append(my)
+            f.changed.append(np.count_nonzero(dy > CLEAR_CHANGE) / dy.size)
             f.diff_yuv.append(my + float(cv2.mean(cv2.absdiff(u, pu))[0]) + float(cv2.mean(cv2.absdiff(v, pv))[0]))
             moving = cv2.reduce(cv2.subtract(dy, 3), 0, cv2.REDUCE_SUM, dtype=cv2.CV_32F)  # 3: coding noise
             f.motion_profile.append(to_bins(moving, s.profile_bins) / (h * 255.0))
