@@ -16,7 +16,7 @@ import click
 
 from . import __version__
 from .pipeline.config import FarmConfig, field_help, load_config
-from .pipeline.errors import ConfigError, OnetakeError, ProfileError
+from .pipeline.errors import ConfigError, OnetakeError, ProfileError, StorageError
 from .pipeline.models import JobPlan, SourceInfo, Task
 from .pipeline.plan import PlanOptions, plan_job
 from .pipeline.probe import probe
@@ -174,10 +174,26 @@ def _describe_analysis(path: str, r: dict[str, Any]) -> list[str]:
     return lines
 
 
+def _write_html_report(result: dict[str, Any], source: str, path: str) -> None:
+    """The report at ``path``, whole or not at all (a temp name beside it, renamed)."""
+    from .workers.report import write_report
+
+    target = Path(path).absolute()
+    partial = target.with_name(f".{target.name}.partial")
+    try:
+        write_report(result, os.path.abspath(source), str(partial), Path(source).name)
+        os.replace(partial, target)
+    except OSError as exc:
+        partial.unlink(missing_ok=True)
+        raise StorageError(f"{path}: cannot write the report ({exc.strerror or exc}); give a writable path") from exc
+
+
 @cli.command("analyze")
 @click.argument("source", type=click.Path(dir_okay=False))
 @click.option("--json", "as_json", is_flag=True, help="print the analysis as JSON (the shape other tools read)")
-def analyze_command(source: str, as_json: bool) -> None:
+@click.option("--report", "report_path", type=click.Path(dir_okay=False),
+              help="also write the analysis as a self-contained HTML page (posters, timeline, loudness) here")
+def analyze_command(source: str, as_json: bool, report_path: str | None) -> None:
     """Look at SOURCE in one decode: cuts, fades and dissolves, black, frozen and silent stretches, loudness
     (EBU R128), active picture area, interlacing, poster and cover frames, and a 9:16 crop path that follows
     the subject."""
@@ -191,7 +207,8 @@ def analyze_command(source: str, as_json: bool) -> None:
     result = analyze(source, report=report if show else None)
     if show:
         click.echo("\r" + " " * 20 + "\r", nl=False, err=True)
-    # issue 4B: `--report FILE.html` writes the HTML report from ``result`` here
+    if report_path:
+        _write_html_report(result, source, report_path)
     if as_json:
         click.echo(json.dumps(result, indent=2))
     else:

@@ -64,3 +64,22 @@ def test_report_of_an_audio_only_analysis_has_no_posters(tmp_path: Path):
              [{"analysis": audio_only, "path": "", "reused": False}])
     page = final.read_text(encoding="utf-8")
     assert "data:image" not in page and "no picture" in page and "<polyline" in page
+
+
+def test_analyze_report_writes_the_page_and_a_bad_path_is_one_line(tmp_path: Path):
+    from click.testing import CliRunner
+
+    from onetake.cli import cli
+
+    source = make_clip(tmp_path / "cut.mp4", seconds=2, video="testsrc2")
+    page = tmp_path / "cut.html"
+    result = CliRunner().invoke(cli, ["analyze", str(source), "--report", str(page), "--json"])
+    assert result.exit_code == 0, result.output
+    text = page.read_text(encoding="utf-8")
+    assert "<svg" in text and "data:image/jpeg;base64," in text and "http" not in text
+    assert not list(tmp_path.glob(".*partial"))
+    missing = tmp_path / "no such folder" / "cut.html"
+    result = CliRunner().invoke(cli, ["analyze", str(source), "--report", str(missing)])
+    assert result.exit_code == 2
+    assert result.output.strip().splitlines() == [
+        f"onetake: {missing}: cannot write the report (No such file or directory); give a writable path"]
