@@ -93,3 +93,11 @@ def test_run_keeps_the_moving_subject_in_the_short_video(moving_box: Path, tmp_p
     [manifest] = [Path(m) for m in json.loads(result.stdout)["manifests"]]
     spans = box_columns(manifest.parent / "short-vertical.mp4")
     assert whole_box_inside(spans, 1080, BOX * 1920 / 360) >= 0.98
+
+
+def test_a_path_of_many_points_on_a_line_is_one_command_and_a_cut_stays_a_jump():
+    steady = [{"frame": f, "x": 0.3 + 0.4 * f / 1000, "y": 0.5} for f in range(1000)]
+    cut = [{"frame": 1000, "x": 0.9, "y": 0.5}, {"frame": 1999, "x": 0.9, "y": 0.5}]
+    lines = follow_commands({"points": steady + cut}, 25.0, 1920, 608).splitlines()
+    assert len(lines) == 4  # the pan (pieces of at most 500 points: two), the one-frame jump, then still
+    assert lines[0].startswith("0.0000 crop x 'clip(272.00+") and lines[-1] == "39.9800 crop x 1312.0;"

@@ -17,6 +17,8 @@ from __future__ import annotations
 
 from typing import Any
 
+import numpy as np
+
 TARGET = "crop"  # the follow encode has exactly one crop filter: sendcmd addresses it by name
 
 
@@ -34,6 +36,7 @@ def follow_commands(crop_path: dict[str, Any] | None, fps: float | None, width: 
     half = 0.5 / fps
     limit = float(width - window)
     pieces: list[tuple[float, str]] = []
+    points = _simplify(points, width, window)
     for here, there in zip(points, points[1:] + points[-1:]):
         t0, t1 = here["frame"] / fps, there["frame"] / fps
         left0 = window_left(float(here["x"]), width, window)
@@ -47,3 +50,29 @@ def follow_commands(crop_path: dict[str, Any] | None, fps: float | None, width: 
         pieces.append((max(0.0, t0 - half), expression))
     lines = [f"{start:.4f} {TARGET} x {expression};" for start, expression in pieces]
     return "\n".join(lines) + "\n"
+
+
+def _simplify(points: list[dict[str, Any]], width: int, window: int, tolerance_px: float = 0.5,
+              longest: int = 500) -> list[dict[str, Any]]:
+    """The path without the points that the clamped line between their neighbours already passes within
+    ``tolerance_px`` of (as the commands will draw it): sendcmd looks at every command on every frame, so fewer
+    commands keep long sources cheap. A jump at a cut is never smoothed over; a piece spans at most ``longest``
+    points, so that this stays linear in the path's length."""
+    limit = float(width - window)
+
+    frames = np.array([p["frame"] for p in points], dtype=float)
+    raw = np.array([window_left(float(p["x"]), width, window) for p in points])
+    actual = np.clip(raw, 0.0, limit)
+    kept = [points[0]]
+    start = 0
+    for end in range(2, len(points)):
+        span = frames[end] - frames[start]
+        inner = slice(start + 1, end)
+        drawn = np.clip(raw[start] + (raw[end] - raw[start]) * (frames[inner] - frames[start]) / span, 0.0, limit) \
+            if span > 0 else actual[inner]
+        if span <= 0 or end - start > longest or np.abs(drawn - actual[inner]).max() > tolerance_px:
+            kept.append(points[end - 1])
+            start = end - 1
+    if len(points) > 1:
+        kept.append(points[-1])
+    return kept
