@@ -333,6 +333,8 @@ class ProgressView:
                     self.rows[task.id] = rows
                     for o, row in zip(task.params["outputs"], rows):
                         self.verify_row[f"{plan.asset_id}/verify/{o['profile']}"] = row
+                elif task.kind == "analyze":
+                    self.rows[task.id] = [self.progress.add_task(f"{plan.asset_id}  analysis", total=100)]
                 elif task.kind == "package":
                     row = self.progress.add_task(f"{plan.asset_id}  {task.id.rsplit('/', 1)[-1]}", total=100)
                     self.rows[task.id] = [row]
@@ -348,6 +350,11 @@ class ProgressView:
             passed = state == "done" and all(c["passed"] for c in detail)
             self.progress.update(row, completed=100, description=self.progress.tasks[row].description +
                                  ("  verified" if passed else "  FAILED"))
+        elif task.kind == "analyze" and task.id in self.rows:
+            row = self.rows[task.id][0]
+            self.progress.update(row, completed=100 if state == "done" else self.progress.tasks[row].completed,
+                                 description=self.progress.tasks[row].description +
+                                 ("  done" if state == "done" else "  FAILED"))
         elif state == "failed" and task.id in self.rows:
             for row in self.rows[task.id]:
                 self.progress.update(row, description=self.progress.tasks[row].description + "  FAILED")

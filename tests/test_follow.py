@@ -101,3 +101,10 @@ def test_a_path_of_many_points_on_a_line_is_one_command_and_a_cut_stays_a_jump()
     lines = follow_commands({"points": steady + cut}, 25.0, 1920, 608).splitlines()
     assert len(lines) == 4  # the pan (pieces of at most 500 points: two), the one-frame jump, then still
     assert lines[0].startswith("0.0000 crop x 'clip(272.00+") and lines[-1] == "39.9800 crop x 1312.0;"
+
+
+def test_the_plan_keys_the_analysis_cache_by_the_version_the_analysis_writes():
+    from onetake.pipeline.plan import ANALYSIS_VERSION
+    from onetake.workers.analysis.single_pass import RESULT_VERSION
+
+    assert ANALYSIS_VERSION == RESULT_VERSION, "bump both: cached analyses and followed renditions are keyed by it"
