@@ -23,3 +23,16 @@ def test_fanout_writes_comparable_json(tmp_path):
     ratio = data["runs"]["onetake"]["wall_s"] / data["runs"]["naive"]["wall_s"]
     assert abs(data["ratios"]["onetake_vs_naive"] - ratio) < 0.002
     assert "onetake_vs_expert" in data["ratios"]
+
+
+def test_framing_writes_its_ratios(tmp_path):
+    output = tmp_path / "framing.json"
+    result = subprocess.run([sys.executable, "-m", "benchmarks", "framing", "--seconds", "1", "--repeat", "1",
+                             "--output", str(output)], cwd=ROOT, capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr[-2000:]
+    data = json.loads(output.read_text())
+    assert set(data["runs"]) == {"center", "still", "follow", "sweep"}
+    ratio = data["runs"]["follow"]["wall_s"] / data["runs"]["center"]["wall_s"]
+    assert abs(data["ratios"]["follow_vs_center"] - ratio) < 0.002
+    assert data["analysis"]["wall_s"] > 0 and data["sendcmd_lines"]["still"] == 1
+    assert "sendcmd" in " ".join(data["commands"]["follow"]) and "sendcmd" not in " ".join(data["commands"]["center"])
