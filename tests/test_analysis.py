@@ -220,3 +220,20 @@ def test_a_face_wins_the_crop_over_a_busier_moving_pattern(tmp_path, monkeypatch
     monkeypatch.setattr(faces.FaceDetector, "__init__", lambda self: setattr(self, "available", False))
     without = analyze(clip)
     assert all(p["x"] < 0.5 for p in without["crop_path"]["points"])
+
+
+def test_active_area_of_a_rotated_phone_clip_matches_ffmpegs_cropdetect(tmp_path):
+    """Coded 320x180 with black bars on the left 80 columns, shown turned by 90 degrees."""
+    coded, rotated = tmp_path / "coded.mp4", tmp_path / "rotated.mp4"
+    ffmpeg("-f", "lavfi", "-i", "testsrc2=s=240x180:r=25:d=1", "-vf", "pad=320:180:80:0", "-c:v", "libx264",
+           "-preset", "ultrafast", "-pix_fmt", "yuv420p", "file:" + str(coded))
+    ffmpeg("-display_rotation", "90", "-i", "file:" + str(coded), "-c", "copy", "file:" + str(rotated))
+    run = subprocess.run([ffmpeg_binary(), "-nostdin", "-hide_banner", "-i", f"file:{rotated}", "-vf",
+                          "cropdetect=limit=24:round=2:reset=0", "-f", "null", "-"], capture_output=True, text=True,
+                         check=True)
+    w, h, x, y = (int(v) for v in re.findall(r"crop=(\d+):(\d+):(\d+):(\d+)", run.stderr)[-1])
+    result = analyze(rotated)
+    assert (result["width"], result["height"]) == (180, 320)
+    area = result["active_area"]
+    assert abs(area["x"] - x) <= 2 and abs(area["y"] - y) <= 2
+    assert abs(area["width"] - w) <= 4 and abs(area["height"] - h) <= 4
