@@ -184,3 +184,56 @@ def test_cli_summary_and_json(transitions):
     as_json = CliRunner().invoke(cli, ["analyze", "--json", str(path)])
     assert as_json.exit_code == 0
     assert CONTRACT_KEYS <= set(json.loads(as_json.output))
+
+
+FACE = Path(__file__).parent / "data" / "face-grace-hopper.png"
+
+
+def test_the_shipped_cascade_finds_a_real_face_and_nothing_in_patterns(tmp_path):
+    import cv2
+
+    from onetake.workers.analysis.faces import detect_faces
+
+    gray = cv2.imread(str(FACE), cv2.IMREAD_GRAYSCALE)
+    faces = detect_faces(gray)
+    assert len(faces) == 1
+    x, y, w, _ = faces[0]
+    assert abs(x - 47) <= 6 and abs(y - 21) <= 6 and 60 <= w <= 90
+    bars = tmp_path / "bars.png"
+    ffmpeg("-f", "lavfi", "-i", "testsrc2=size=192x108", "-frames:v", "1", "-pix_fmt", "gray", str(bars))
+    assert detect_faces(cv2.imread(str(bars), cv2.IMREAD_GRAYSCALE)) == []
+
+
+def test_a_face_wins_the_crop_over_a_busier_moving_pattern(tmp_path, monkeypatch):
+    """Left half: testsrc2 (moving, full of edges); right half: the face photo on grey."""
+    clip = tmp_path / "face.mp4"
+    ffmpeg("-f", "lavfi", "-i", "testsrc2=s=320x360:r=25:d=4", "-loop", "1", "-framerate", "25", "-t", "4",
+           "-i", str(FACE), "-filter_complex",
+           "[1:v]scale=320:240,pad=320:360:0:60:color=0x404040,format=yuv420p[f];[0:v]format=yuv420p[b];"
+           "[b][f]hstack=inputs=2,format=yuv420p[v]", "-map", "[v]", "-c:v", "libx264", "-preset", "ultrafast",
+           "-t", "4", "file:" + str(clip))
+    with_faces = analyze(clip)
+    assert all(p["x"] > 0.6 for p in with_faces["crop_path"]["points"])
+    assert clips.jitter(with_faces) == 0.0
+    from onetake.workers.analysis import faces
+
+    monkeypatch.setattr(faces.FaceDetector, "__init__", lambda self: setattr(self, "available", False))
+    without = analyze(clip)
+    assert all(p["x"] < 0.5 for p in without["crop_path"]["points"])
+
+
+def test_active_area_of_a_rotated_phone_clip_matches_ffmpegs_cropdetect(tmp_path):
+    """Coded 320x180 with black bars on the left 80 columns, shown turned by 90 degrees."""
+    coded, rotated = tmp_path / "coded.mp4", tmp_path / "rotated.mp4"
+    ffmpeg("-f", "lavfi", "-i", "testsrc2=s=240x180:r=25:d=1", "-vf", "pad=320:180:80:0", "-c:v", "libx264",
+           "-preset", "ultrafast", "-pix_fmt", "yuv420p", "file:" + str(coded))
+    ffmpeg("-display_rotation", "90", "-i", "file:" + str(coded), "-c", "copy", "file:" + str(rotated))
+    run = subprocess.run([ffmpeg_binary(), "-nostdin", "-hide_banner", "-i", f"file:{rotated}", "-vf",
+                          "cropdetect=limit=24:round=2:reset=0", "-f", "null", "-"], capture_output=True, text=True,
+                         check=True)
+    w, h, x, y = (int(v) for v in re.findall(r"crop=(\d+):(\d+):(\d+):(\d+)", run.stderr)[-1])
+    result = analyze(rotated)
+    assert (result["width"], result["height"]) == (180, 320)
+    area = result["active_area"]
+    assert abs(area["x"] - x) <= 2 and abs(area["y"] - y) <= 2
+    assert abs(area["width"] - w) <= 4 and abs(area["height"] - h) <= 4

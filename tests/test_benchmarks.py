@@ -36,3 +36,22 @@ def test_framing_writes_its_ratios(tmp_path):
     assert abs(data["ratios"]["follow_vs_center"] - ratio) < 0.002
     assert data["analysis"]["wall_s"] > 0 and data["sendcmd_lines"]["still"] == 1
     assert "sendcmd" in " ".join(data["commands"]["follow"]) and "sendcmd" not in " ".join(data["commands"]["center"])
+
+
+def test_analyze_writes_comparable_json(tmp_path):
+    output = tmp_path / "analyze.json"
+    result = subprocess.run([sys.executable, "-m", "benchmarks", "analyze", "--seconds", "2", "--output", str(output)],
+                            cwd=ROOT, capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr[-2000:]
+    data = json.loads(output.read_text())
+    assert {"decode", "scenedetect", "onetake"} <= set(data["runs"])
+    for name in ("decode", "onetake"):
+        assert data["runs"][name]["wall_s"] > 0 and data["runs"][name]["cpu_s"] > 0
+    ratio = data["runs"]["onetake"]["wall_s"] / data["runs"]["decode"]["wall_s"]
+    assert abs(data["ratios"]["onetake_vs_decode"] - ratio) < 0.002
+    if data["runs"]["scenedetect"].get("ran", True):
+        assert data["ratios"]["onetake_vs_scenedetect"] > 0
+    else:  # not installed: said so, and no ratio made up
+        assert "not installed" in data["runs"]["scenedetect"]["reason"]
+        assert data["ratios"]["onetake_vs_scenedetect"] is None
+    assert data["accuracy"]["fifty_cuts"]["truth"] == 50

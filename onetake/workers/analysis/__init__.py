@@ -8,6 +8,7 @@ import os
 from collections.abc import Callable
 from typing import Any
 
+from ...pipeline.models import SourceInfo
 from ...pipeline.probe import probe
 from .settings import DEFAULT_SETTINGS, AnalysisSettings
 from .single_pass import run_pass
@@ -16,10 +17,12 @@ __all__ = ["DEFAULT_SETTINGS", "AnalysisSettings", "analyze"]
 
 
 def analyze(path: str | os.PathLike[str], *, report: Callable[[float], None] | None = None,
-            settings: AnalysisSettings = DEFAULT_SETTINGS) -> dict[str, Any]:
+            settings: AnalysisSettings = DEFAULT_SETTINGS, info: SourceInfo | None = None) -> dict[str, Any]:
     """Analyse the local file ``path`` in one decode pass; ``report(fraction)`` is called as it goes.
 
-    A file that cannot be used raises SourceError (the same checks and messages as ``probe``)."""
+    ``info``: the source's SourceInfo when the caller has probed it already (saves probing again). A file that
+    cannot be used raises SourceError (the same checks and messages as ``probe``)."""
     local = os.path.abspath(os.fspath(path))
-    info = probe(local, compute_hash=False)
+    if info is None:
+        info = probe(local, compute_hash=False)
     return run_pass(local, info, settings, report)

@@ -47,9 +47,9 @@ class AnalysisSettings:
     interlace_combing_min: float = 1.0
     # poster and cover
     poster_margin_s: float = 0.5          # keep this far from a transition
-    # faces: checked on this many frames per second at this width
-    face_rate: float = 2.0
-    face_width: int = 320
+    # faces: checked on this many frames per second at this width (the cascade costs 10-30 ms a frame)
+    face_rate: float = 0.5
+    face_width: int = 192                 # faces smaller than 24/192 of the width are not looked for
     # the 9:16 crop path
     crop_aspect: tuple[int, int] = (9, 16)
     profile_bins: int = 64                # columns of the saliency profile
