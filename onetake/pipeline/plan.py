@@ -518,8 +518,8 @@ def plan_job(source: SourceInfo, channels: Sequence[str] | None, catalog: Catalo
             path_of[r.key] = f"{work}/renditions/{r.key}/{r.file_name}"
     report_id = f"{asset_id}/report"
     report_file = f"{work}/reports/{analysis_key(source)}/{REPORT_NAME}"
-    tasks.append(Task(report_id, "report", {"source": source.path, "analysis": analysis_file,
-                                            "final": report_file, "title": source.name}, deps=(analyze_id,)))
+    tasks.append(Task(report_id, "report", {"source": source.path, "final": report_file, "title": source.name},
+                      deps=(analyze_id,)))
 
     verify_ids: dict[str, str] = {}
 

@@ -101,11 +101,9 @@ def _encode(params: dict[str, Any], outputs: list[dict[str, Any]], deps: Sequenc
         os.makedirs(o["partial"])
     argv = fill_measurements(params["argv"], measurement_of(deps))
     if "follow" in params:
-        follow = params["follow"]
-        analysis = analysis_of(deps)
-        Path(follow["commands"]).write_text(
-            follow_commands(analysis.get("crop_path") if analysis else None, analysis.get("fps") if analysis else None,
-                            follow["width"], follow["window"]), encoding="utf-8")
+        follow, analysis = params["follow"], analysis_of(deps) or {}
+        commands = follow_commands(analysis.get("crop_path"), analysis.get("fps"), follow["width"], follow["window"])
+        Path(follow["commands"]).write_text(commands, encoding="utf-8")
     duration = float(params["duration"])
     try:
         run_ffmpeg(argv, params["limits"], duration=duration, on_progress=report, what="encode",
