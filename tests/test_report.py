@@ -34,7 +34,8 @@ def analysis() -> dict:
 def test_report_is_self_contained_and_escapes_the_file_name(tmp_path: Path):
     source = make_clip(tmp_path / HOSTILE, seconds=2)
     final = tmp_path / "reports" / "report.html"
-    result = run_task("report", {"source": str(source), "final": str(final), "title": source.name}, [{"analysis": analysis(), "path": "", "reused": False}])
+    result = run_task("report", {"source": str(source), "final": str(final), "title": source.name},
+                      [{"analysis": analysis(), "path": "", "reused": False}])
     assert result == {"report": str(final)}
     page = final.read_text(encoding="utf-8")
     # nothing to fetch: no URLs, no scripts, no external style sheets or images
