@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import re
 from pathlib import Path
+from xml.etree import ElementTree
 
 import cv2
 import numpy as np
@@ -41,6 +42,8 @@ def test_report_is_self_contained_and_escapes_the_file_name(tmp_path: Path):
     # nothing to fetch: no URLs, no scripts, no external style sheets or images
     assert "http" not in page and 'src="//' not in page and "<script" not in page and "<link" not in page
     assert "<style>" in page and page.count("<svg") == 2 and "<polyline" in page
+    for svg in re.findall(r"<svg.*?</svg>", page, re.DOTALL):  # well-formed, so browsers draw all of it
+        ElementTree.fromstring(svg)
     posters = re.findall(r'<img src="data:image/jpeg;base64,([A-Za-z0-9+/=]+)"', page)
     assert len(posters) == 2
     for data in posters:  # real pictures of the clip: 144x108 (4:3), not blank
