@@ -101,7 +101,7 @@ def _timeline(analysis: dict[str, Any], duration: float) -> str:
         end = start + (float(tr["end_frame"]) - float(tr["frame"])) / fps if "end_frame" in tr else start
         x0, x1 = _x(start, duration), _x(end, duration)
         label = html.escape(f"{kind} at {_clock(start)} (frame {tr.get('frame')})")
-        parts.append(f'<rect x="{x0}" y="4" width="{max(1.5, x1 - x0)}" height="20" fill="{colour}">'
+        parts.append(f'<rect x="{x0}" y="4" width="{max(1.5, round(x1 - x0, 2))}" height="20" fill="{colour}">'
                      f'<title>{label}</title></rect>')
     for r, kind in enumerate(rows):
         y = top + r * row_h
@@ -110,7 +110,7 @@ def _timeline(analysis: dict[str, Any], duration: float) -> str:
         for seg in analysis.get(kind) or []:
             x0, x1 = _x(float(seg["start"]), duration), _x(float(seg["end"]), duration)
             label = html.escape(f"{kind} {_clock(float(seg['start']))} to {_clock(float(seg['end']))}")
-            parts.append(f'<rect x="{x0}" y="{y}" width="{max(1.0, x1 - x0)}" height="{row_h - 4}" '
+            parts.append(f'<rect x="{x0}" y="{y}" width="{max(1.0, round(x1 - x0, 2))}" height="{row_h - 4}" '
                          f'fill="{COLOURS[kind]}"><title>{label}</title></rect>')
     axis = top + row_h * len(rows) + 12
     for i in range(5):
