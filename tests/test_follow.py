@@ -108,3 +108,26 @@ def test_the_plan_keys_the_analysis_cache_by_the_version_the_analysis_writes():
     from onetake.workers.analysis.single_pass import RESULT_VERSION
 
     assert ANALYSIS_VERSION == RESULT_VERSION, "bump both: cached analyses and followed renditions are keyed by it"
+
+
+def test_follow_maps_the_path_through_an_anamorphic_picture(catalog, tmp_path: Path):
+    """720x576 16:9 anamorphic (SAR 64:45), red left half, green right half: a window at 0.15 of the display
+    width is all red, at 0.85 all green, and the output keeps 1080x1920 square pixels."""
+    graph = ("color=c=red:s=360x576:r=25:d=2[a];color=c=green:s=360x576:r=25:d=2[b];"
+             "[a][b]hstack,setsar=64/45[out0]")
+    source = make_clip(tmp_path / "pal 16x9.mp4", video=graph, audio=None, seconds=2)
+    path = {"aspect": "9:16", "points": [{"frame": 0, "x": 0.15, "y": 0.5}, {"frame": 24, "x": 0.15, "y": 0.5},
+                                         {"frame": 25, "x": 0.85, "y": 0.5}, {"frame": 49, "x": 0.85, "y": 0.5}]}
+    info = probe(source)
+    assert info.video[0].sar == "64:45"
+    plan = plan_job(info, ["short"], catalog, PlanOptions(out_dir=str(tmp_path / "out"), work_dir=str(tmp_path / "w")))
+    task = plan.task(f"{plan.asset_id}/encode/short-vertical")
+    assert task.params["follow"]["window"] == 228
+    [final] = run_task("encode", task.params, [{"analysis": {"fps": 25.0, "crop_path": path}}])["outputs"]
+    with av.open(str(Path(final) / "short-vertical.mp4")) as container:
+        stream = container.streams.video[0]
+        assert (stream.width, stream.height) == (1080, 1920) and stream.sample_aspect_ratio in (None, 1)
+        pictures = [f.to_ndarray(format="rgb24").reshape(-1, 3).mean(axis=0) for f in container.decode(stream)]
+    red = [i for i, (r, g, _) in enumerate(pictures) if r > 200 and g < 60]
+    green = [i for i, (r, g, _) in enumerate(pictures) if g > 90 and r < 60]
+    assert red == list(range(25)) and green == list(range(25, 50))
