@@ -21,6 +21,10 @@ from .settings import AnalysisSettings
 from .video import VideoKernels
 
 QUEUE_FRAMES = 8
+# The kernels look at pictures area-averaged to 160 px: the in-loop deblocking filter changes them by about a tenth of
+# a grey level there, and skipping it saves about 8 % of an H.264 decode's CPU time (measured on the 1080p25
+# benchmark source). Decoders without such a filter ignore the option.
+DECODER_OPTIONS = {"skip_loop_filter": "all"}
 RESULT_VERSION = 1
 
 
@@ -63,6 +67,7 @@ def run_pass(path: str, info: SourceInfo, settings: AnalysisSettings,
         if has_video:
             vstream = container.streams.video[[s.index for s in container.streams.video].index(info.video[0].index)]
             vstream.thread_type = "AUTO"
+            vstream.codec_context.options = dict(DECODER_OPTIONS)
             width, height = _display_size(info)
             video_kernels = VideoKernels(settings, width, height, info.video[0].rotation, fps)
             streams.append(vstream)
