@@ -5,6 +5,8 @@
   memory    peak memory of the whole process tree for a short and a long source
   storage   upload throughput of a delivery to a local S3 endpoint vs. plain boto3 upload_file
   watch     a burst of clips dropped into a watch folder: throughput, ingest and urgent-lane latency, memory
+  analyze   the one-decode analysis vs. a plain decode and PySceneDetect, and its accuracy on generated clips
+  framing   the 9:16 short video: following the subject vs. a centre crop, same output
 """
 
 from __future__ import annotations
@@ -12,10 +14,11 @@ from __future__ import annotations
 import argparse
 import sys
 
-from . import fanout, memory, overhead, storage, watch
+from . import analyze, fanout, framing, memory, overhead, storage, watch
 from .common import CommandFailed
 
-COMMANDS = {"fanout": fanout, "overhead": overhead, "memory": memory, "storage": storage, "watch": watch}
+COMMANDS = {"fanout": fanout, "overhead": overhead, "memory": memory, "storage": storage, "watch": watch,
+            "analyze": analyze, "framing": framing}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -19,7 +19,7 @@ from . import __version__
 from .pipeline.config import (LANES, FarmConfig, InboxConfig, WatchConfig, field_help, load_config, load_watch_config,
                               watch_help)
 from .pipeline.destinations import is_s3, parse_location
-from .pipeline.errors import ConfigError, OnetakeError, ProfileError
+from .pipeline.errors import ConfigError, OnetakeError, ProfileError, StorageError
 from .pipeline.models import JobPlan, SourceInfo, Task
 from .pipeline.plan import PlanOptions, plan_job
 from .pipeline.probe import probe
@@ -98,6 +98,7 @@ common_options = [
     click.option("--dest", "dests", multiple=True, metavar="CHANNEL=DEST", help=field_help("destinations")),
     click.option("--config", "config", type=click.Path(dir_okay=False), help="a farm config TOML file"),
     click.option("--profiles", "profiles_dir", type=click.Path(file_okay=False), help=field_help("profiles_dir")),
+    click.option("--qc", "qc", type=click.Choice(["enforce", "warn"]), help=field_help("qc")),
 ]
 
 
@@ -150,6 +151,90 @@ def probe_command(source: str, as_json: bool) -> None:
         click.echo("\n".join(_describe_source(info)))
 
 
+# --------------------------------------------------------------------------------------------------------- analyze
+
+
+def _spans(items: Sequence[dict[str, float]]) -> str:
+    if not items:
+        return "none"
+    return ", ".join(f"{x['start']:.2f}-{x['end']:.2f} s" for x in items)
+
+
+def _describe_analysis(path: str, r: dict[str, Any]) -> list[str]:
+    lines = [path]
+    if r["frames"]:
+        kinds = {k: sum(t["kind"] == k for t in r["transitions"]) for k in ("cut", "fade", "dissolve")}
+        lines.append(f"  picture     {r['width']}x{r['height']}, {r['frames']} frames at {r['fps']:g} fps, "
+                     f"{r['duration']:.3f} s; interlaced: "
+                     f"{'unknown' if r['interlaced'] is None else 'yes' if r['interlaced'] else 'no'}")
+        area = r["active_area"]
+        lines.append(f"  active area {area['width']}x{area['height']} at {area['x']},{area['y']}")
+        lines.append(f"  shots       {len(r['shots'])}; transitions: {kinds['cut']} cuts, {kinds['fade']} fades, "
+                     f"{kinds['dissolve']} dissolves")
+        for t in r["transitions"]:
+            span = f" to frame {t['end_frame']}" if "end_frame" in t else ""
+            lines.append(f"    {t['time']:9.3f} s  frame {t['frame']}{span}  {t['kind']}")
+        lines.append(f"  black       {_spans(r['black'])}")
+        lines.append(f"  frozen      {_spans(r['freeze'])}")
+    else:
+        lines.append(f"  no video, {r['duration']:.3f} s")
+    lines.append(f"  silent      {_spans(r['silence'])}")
+    loud = r["loudness"]
+    if loud["integrated"] is None:
+        lines.append("  loudness    not measurable (no audio, or silence only)")
+    else:
+        lines.append(f"  loudness    {loud['integrated']} LUFS integrated, LRA {loud['lra']} LU, "
+                     f"true peak {loud['true_peak']} dBTP")
+    if r["poster"]:
+        lines.append(f"  poster      frame {r['poster']['frame']} ({r['poster']['time']:.2f} s); cover frame "
+                     f"{r['cover']['frame']} ({r['cover']['time']:.2f} s)")
+        xs = [p["x"] for p in r["crop_path"]["points"]]
+        lines.append(f"  9:16 crop   {len(xs)} path points, centre between {min(xs):.3f} and {max(xs):.3f} "
+                     f"of the width")
+    return lines
+
+
+def _write_html_report(result: dict[str, Any], source: str, path: str) -> None:
+    """The report at ``path``, whole or not at all (a temp name beside it, renamed)."""
+    from .workers.report import write_report
+
+    target = Path(path).absolute()
+    partial = target.with_name(f".{target.name}.partial")
+    try:
+        write_report(result, os.path.abspath(source), str(partial), Path(source).name)
+        os.replace(partial, target)
+    except OSError as exc:
+        partial.unlink(missing_ok=True)
+        raise StorageError(f"{path}: cannot write the report ({exc.strerror or exc}); give a writable path") from exc
+
+
+@cli.command("analyze")
+@click.argument("source", type=click.Path(dir_okay=False))
+@click.option("--json", "as_json", is_flag=True, help="print the analysis as JSON (the shape other tools read)")
+@click.option("--report", "report_path", type=click.Path(dir_okay=False),
+              help="also write the analysis as a self-contained HTML page (posters, timeline, loudness) here")
+def analyze_command(source: str, as_json: bool, report_path: str | None) -> None:
+    """Look at SOURCE in one decode: cuts, fades and dissolves, black, frozen and silent stretches, loudness
+    (EBU R128), active picture area, interlacing, poster and cover frames, and a 9:16 crop path that follows
+    the subject."""
+    from .workers.analysis import analyze
+
+    show = sys.stderr.isatty()
+
+    def report(fraction: float) -> None:
+        click.echo(f"\ranalysing {fraction:4.0%}", nl=False, err=True)
+
+    result = analyze(source, report=report if show else None)
+    if show:
+        click.echo("\r" + " " * 20 + "\r", nl=False, err=True)
+    if report_path:
+        _write_html_report(result, source, report_path)
+    if as_json:
+        click.echo(json.dumps(result, indent=2))
+    else:
+        click.echo("\n".join(_describe_analysis(os.path.abspath(source), result)))
+
+
 # --------------------------------------------------------------------------------------------------------- plan
 
 
@@ -197,8 +282,15 @@ def _describe_task(task: Task) -> list[str]:
         lines.append("      " + " ".join(_quote(a) for a in p["argv"]))
     if task.kind == "encode":
         lines += [f"      -> {o['final']}  ({o['profile']})" for o in p["outputs"]]
+    if task.kind == "analyze":
+        lines.append(f"      {p['source']} -> {p['cache']}")
+    if task.kind == "encode" and "follow" in p:
+        lines.append(f"      crop window follows the subject: {p['follow']['commands']} from the analysis")
     if task.kind == "deliver":
         lines += [f"      {f['dest']}  <- {f['src']}" for f in p["files"]]
+        if p["qc"]["rules"]:
+            rules = ", ".join(f"{k}={v}" for k, v in p["qc"]["rules"].items())
+            lines.append(f"      QC ({p['qc']['mode']}): {rules}; record {p['qc']['record']}")
         lines.append(f"      into {p['dest']}/ with manifest.json last")
     return lines
 
@@ -214,10 +306,10 @@ def _quote(arg: str) -> str:
 @with_common
 @click.option("--json", "as_json", is_flag=True, help="print the JobPlan as JSON")
 def plan_command(source: str, channels: str | None, out: str | None, dests: tuple[str, ...], config: str | None,
-                 profiles_dir: str | None, as_json: bool) -> None:
+                 profiles_dir: str | None, qc: str | None, as_json: bool) -> None:
     """Print exactly what `onetake run SOURCE` would do, without doing it."""
     settings = _settings(config, out=out, profiles_dir=profiles_dir, channels=_channels(channels),
-                         destinations=_dests(dests))
+                         destinations=_dests(dests), qc=qc)
     catalog = _catalog(settings)
     _check_channels(settings, catalog)
     plan = plan_job(_probe_here(source, settings), settings.channels or None, catalog,
@@ -281,6 +373,8 @@ class ProgressView:
                     self.rows[task.id] = rows
                     for o, row in zip(task.params["outputs"], rows):
                         self.verify_row[f"{plan.asset_id}/verify/{o['profile']}"] = row
+                elif task.kind == "analyze":
+                    self.rows[task.id] = [self.progress.add_task(f"{plan.asset_id}  analysis", total=100)]
                 elif task.kind == "package":
                     row = self.progress.add_task(f"{plan.asset_id}  {task.id.rsplit('/', 1)[-1]}", total=100)
                     self.rows[task.id] = [row]
@@ -296,6 +390,11 @@ class ProgressView:
             passed = state == "done" and all(c["passed"] for c in detail)
             self.progress.update(row, completed=100, description=self.progress.tasks[row].description +
                                  ("  verified" if passed else "  FAILED"))
+        elif task.kind == "analyze" and task.id in self.rows:
+            row = self.rows[task.id][0]
+            self.progress.update(row, completed=100 if state == "done" else self.progress.tasks[row].completed,
+                                 description=self.progress.tasks[row].description +
+                                 ("  done" if state == "done" else "  FAILED"))
         elif state == "failed" and task.id in self.rows:
             for row in self.rows[task.id]:
                 self.progress.update(row, description=self.progress.tasks[row].description + "  FAILED")
@@ -355,6 +454,9 @@ def _report(outcomes: Sequence[SourceOutcome], as_json: bool) -> int:
             for c in o.channels:
                 if c.manifest:
                     click.echo(f"delivered {c.channel:<6} {c.manifest.rsplit('/', 1)[0]}")
+                for f in c.qc_failed:  # delivered under --qc warn
+                    click.echo(f"QC WARNING {o.source}: {c.channel}: {f['name']}: measured {f['value']}, "
+                               f"expected {f['limit']}", err=True)
         for o in outcomes:
             if not o.ok:
                 line = o.failure_line()
@@ -371,11 +473,11 @@ def _report(outcomes: Sequence[SourceOutcome], as_json: bool) -> int:
 @click.option("--workers", type=click.IntRange(0, 512), help=field_help("workers"))
 @click.option("--json", "as_json", is_flag=True, help="print one JSON summary, no progress")
 def run_command(sources: tuple[str, ...], channels: str | None, out: str | None, dests: tuple[str, ...],
-                config: str | None, profiles_dir: str | None, scheduler: str | None, workers: int | None,
-                as_json: bool) -> None:
+                config: str | None, profiles_dir: str | None, qc: str | None, scheduler: str | None,
+                workers: int | None, as_json: bool) -> None:
     """Make, verify and deliver every channel's renditions of each SOURCE (a local file or s3://bucket/key)."""
     settings = _settings(config, out=out, profiles_dir=profiles_dir, channels=_channels(channels),
-                         scheduler=scheduler, workers=workers, destinations=_dests(dests))
+                         scheduler=scheduler, workers=workers, destinations=_dests(dests), qc=qc)
     show = sys.stdout.isatty() and not as_json
     if not settings.ledger:
         sys.exit(_report(execute(sources, settings, show), as_json))
@@ -459,9 +561,9 @@ class StopSignals:
 @click.option("--scheduler", help=field_help("scheduler"))
 @click.option("--workers", type=click.IntRange(0, 512), help=field_help("workers"))
 def watch_command(inboxes: tuple[str, ...], channels: str | None, out: str | None, dests: tuple[str, ...],
-                  config: str | None, profiles_dir: str | None, lane: str | None, settle_s: float | None,
-                  poll_s: float | None, require: str | None, ledger: str | None, scheduler: str | None,
-                  workers: int | None) -> None:
+                  config: str | None, profiles_dir: str | None, qc: str | None, lane: str | None,
+                  settle_s: float | None, poll_s: float | None, require: str | None, ledger: str | None,
+                  scheduler: str | None, workers: int | None) -> None:
     """Take every file dropped into each INBOX once it has finished arriving, and deliver it.
 
     Runs until SIGTERM or Ctrl-C: the first lets running jobs finish (up to [watch] drain_timeout_s), the
@@ -474,7 +576,7 @@ def watch_command(inboxes: tuple[str, ...], channels: str | None, out: str | Non
 
     farm, watch, tables = load_watch_config(config) if config else (FarmConfig(), WatchConfig(), [])
     farm = farm.merged(out=out, profiles_dir=profiles_dir, channels=_channels(channels), ledger=ledger,
-                       destinations=_dests(dests), scheduler=scheduler, workers=workers)
+                       destinations=_dests(dests), qc=qc, scheduler=scheduler, workers=workers)
     watch = replace(watch, **{k: v for k, v in {"lane": lane, "settle_s": settle_s, "poll_s": poll_s,
                                                 "require": require}.items() if v is not None})
     tables = [*tables, *(InboxConfig(path=i) for i in inboxes)]

@@ -53,3 +53,35 @@ def test_watch_benchmark_runs_tiny(tmp_path):
     latency = data["ingest_latency_s"]["stable_to_started"]
     assert 0 <= latency["p50"] <= latency["p95"]
     assert data["urgent"]["backlog_stable_to_delivered_s"] > 0 and data["urgent"]["bulk_backlog_when_dropped"] >= 10
+
+
+def test_framing_writes_its_ratios(tmp_path):
+    output = tmp_path / "framing.json"
+    result = subprocess.run([sys.executable, "-m", "benchmarks", "framing", "--seconds", "1", "--repeat", "1",
+                             "--output", str(output)], cwd=ROOT, capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr[-2000:]
+    data = json.loads(output.read_text())
+    assert set(data["runs"]) == {"center", "still", "follow", "sweep"}
+    ratio = data["runs"]["follow"]["wall_s"] / data["runs"]["center"]["wall_s"]
+    assert abs(data["ratios"]["follow_vs_center"] - ratio) < 0.002
+    assert data["analysis"]["wall_s"] > 0 and data["sendcmd_lines"]["still"] == 1
+    assert "sendcmd" in " ".join(data["commands"]["follow"]) and "sendcmd" not in " ".join(data["commands"]["center"])
+
+
+def test_analyze_writes_comparable_json(tmp_path):
+    output = tmp_path / "analyze.json"
+    result = subprocess.run([sys.executable, "-m", "benchmarks", "analyze", "--seconds", "2", "--output", str(output)],
+                            cwd=ROOT, capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr[-2000:]
+    data = json.loads(output.read_text())
+    assert {"decode", "scenedetect", "onetake"} <= set(data["runs"])
+    for name in ("decode", "onetake"):
+        assert data["runs"][name]["wall_s"] > 0 and data["runs"][name]["cpu_s"] > 0
+    ratio = data["runs"]["onetake"]["wall_s"] / data["runs"]["decode"]["wall_s"]
+    assert abs(data["ratios"]["onetake_vs_decode"] - ratio) < 0.002
+    if data["runs"]["scenedetect"].get("ran", True):
+        assert data["ratios"]["onetake_vs_scenedetect"] > 0
+    else:  # not installed: said so, and no ratio made up
+        assert "not installed" in data["runs"]["scenedetect"]["reason"]
+        assert data["ratios"]["onetake_vs_scenedetect"] is None
+    assert data["accuracy"]["fifty_cuts"]["truth"] == 50

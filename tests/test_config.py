@@ -67,6 +67,9 @@ def test_example_configs_load():
     for path in sorted(configs.glob("*.toml")):
         load_config(path)
     assert load_catalog(configs / "profiles").profile("radio-bwf").loudness.integrated == -23.0
+    strict = load_catalog(configs / "qc")
+    assert strict.qc["tv"].max_black_s == 1.0 and strict.qc["short"].max_freeze_s == 5.0
+    assert list(strict.channels) == list(load_catalog().channels)
 
 
 def test_an_unexpected_error_is_one_line_with_a_way_to_the_traceback(tmp_path, clip, monkeypatch):

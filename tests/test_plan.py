@@ -9,8 +9,8 @@ from fractions import Fraction
 import pytest
 
 from onetake.pipeline.errors import PlanError
-from onetake.pipeline.models import AudioStreamInfo, JobPlan, SourceInfo, VideoStreamInfo
-from onetake.pipeline.plan import PlanOptions, asset_id_for, geometry, output_rate, plan_job
+from onetake.pipeline.models import AudioStreamInfo, JobPlan, SourceInfo, Task, VideoStreamInfo
+from onetake.pipeline.plan import PlanOptions, analysis_key, asset_id_for, geometry, output_rate, plan_job
 
 OPTIONS = PlanOptions(out_dir="/srv/out", work_dir="/srv/out/.onetake", encoder_version="ffmpeg 9.0.2")
 
@@ -63,13 +63,14 @@ def test_plan_changes_with_encoder_version_and_source(catalog):
 def test_decode_once_encode_many(catalog):
     plan = plan_job(source(), ["tv", "radio", "web", "app", "short", "edit"], catalog, OPTIONS)
     encodes = [t for t in plan.tasks if t.kind == "encode"]
-    assert len(encodes) == 1
+    # every rendition in one ffmpeg, but the short video that follows the subject: it waits for the analysis
+    assert [t.id for t in encodes] == [f"{plan.asset_id}/encode", f"{plan.asset_id}/encode/short-vertical"]
     argv = encodes[0].params["argv"]
     assert argv.count("-i") == 1, "the source is decoded once"
     # web and app share the 720/540/360 rungs and the poster: each is encoded once
     assert sorted(encode_outputs(plan)) == sorted([
         "tv-hd-xdcam422", "radio-bwf", "podcast-mp3", "podcast-aac", "hls-1080", "hls-720", "hls-540", "hls-360",
-        "web-poster", "web-sprite", "short-vertical", "short-cover", "edit-proxy"])
+        "web-poster", "web-sprite", "short-cover", "edit-proxy"])
     web = plan.task(f"{plan.asset_id}/deliver/web").params["files"]
     app = plan.task(f"{plan.asset_id}/deliver/app").params["files"]
     poster_web = next(f["src"] for f in web if f["profile"] == "web-poster")
@@ -203,8 +204,10 @@ def test_interlaced_source(catalog):
 
 def test_variable_frame_rate_is_made_constant(catalog):
     vfr = source(videos=[video(frame_rate="30/1", variable_frame_rate=True)])
-    graph = encode_graph(plan_job(vfr, ["edit", "short"], catalog, OPTIONS))
-    assert "fps=25/1" in graph and "fps=30/1" in graph
+    plan = plan_job(vfr, ["edit", "short"], catalog, OPTIONS)
+    assert "fps=25/1" in encode_graph(plan)
+    follow = plan.task(f"{plan.asset_id}/encode/short-vertical").params["argv"]
+    assert "fps=30/1" in follow[follow.index("-filter_complex") + 1]
 
 
 @pytest.mark.parametrize("streams, expected", [
@@ -244,10 +247,10 @@ def test_deliveries_and_checks_are_planned_per_channel(catalog):
     deliver = plan.task(f"{plan.asset_id}/deliver/web")
     assert deliver.params["dest"] == f"/srv/out/web/{plan.asset_id}"
     assert [f["dest"] for f in deliver.params["files"]] == ["web-hls", "web-hls.mp4", "web-poster.jpg",
-                                                            "web-sprite"]
+                                                            "web-sprite", "report.html"]
     assert set(deliver.deps) == {f"{plan.asset_id}/verify/{p}" for p in
                                  ("hls-1080", "hls-720", "hls-540", "hls-360", "web-hls", "web-poster",
-                                  "web-sprite")}
+                                  "web-sprite")} | {f"{plan.asset_id}/analyze", f"{plan.asset_id}/report"}
     sprite = plan.task(f"{plan.asset_id}/package/web-sprite").params
     assert sprite["sheet_count"] == 1 and len(sprite["cues"]) == 2
     assert sprite["cues"][1] == {"start": 5.0, "end": 10.0, "image": "sprite-001.jpg", "xywh": [160, 0, 160, 90]}
@@ -313,3 +316,85 @@ def test_encode_errors_name_the_cause_not_the_aftermath():
     assert str(error) == ("encode failed (exit status 234): [mxf @ 0x1] Drop frame is only allowed with multiples "
                           "of 30000/1001 FPS")
     assert str(EncodeError("x", [], 1, "")) == "x (exit status 1): no output"
+
+
+# ---------------------------------------------------------------------------------------------------------
+# the analysis, follow framing, QC and the report in the plan
+
+
+def test_one_analysis_per_source_shared_by_every_channel(catalog):
+    plan = plan_job(source(), ["tv", "radio", "web", "short"], catalog, OPTIONS)
+    [analyze] = [t for t in plan.tasks if t.kind == "analyze"]
+    key = analysis_key(source())
+    assert analyze == Task(f"{plan.asset_id}/analyze", "analyze", {
+        "source": "/media/in/news.mp4", "cache": f"/srv/out/.onetake/analysis/{key}.json",
+        "limits": analyze.params["limits"]})
+    [report] = [t for t in plan.tasks if t.kind == "report"]
+    assert report.deps == (analyze.id,) and report.params["final"] == f"/srv/out/.onetake/reports/{key}/report.html"
+    for channel in plan.channels:
+        deliver = plan.task(f"{plan.asset_id}/deliver/{channel}")
+        assert deliver.deps[-2:] == (analyze.id, report.id)
+        assert {"src": report.params["final"], "dest": "report.html", "profile": "report"} in deliver.params["files"]
+    # the key is the source's bytes x the analysis's version x onetake's: not the channels, not the encoder
+    assert analysis_key(source(name="other.mov")) == key
+    assert analysis_key(source(sha256="cd" * 32)) != key
+
+
+def test_follow_gets_its_own_encode_and_nothing_else_waits_for_the_analysis(catalog):
+    plan = plan_job(source(), ["web", "short"], catalog, OPTIONS)
+    shared = plan.task(f"{plan.asset_id}/encode")
+    follow = plan.task(f"{plan.asset_id}/encode/short-vertical")
+    assert shared.deps == (f"{plan.asset_id}/measure",)
+    assert follow.deps == (f"{plan.asset_id}/analyze", f"{plan.asset_id}/measure") and follow.heavy
+    assert [o["profile"] for o in follow.params["outputs"]] == ["short-vertical"]
+    assert "short-cover" in [o["profile"] for o in shared.params["outputs"]]
+    graph = follow.params["argv"][follow.params["argv"].index("-filter_complex") + 1]
+    final = follow.params["outputs"][0]["final"]
+    commands = f"{final}.partial/follow.cmd"
+    # 1920x1080 -> a 608 px wide window the full height, moved by the commands, then scaled to 1080x1920
+    assert follow.params["follow"] == {"commands": commands, "width": 1920, "window": 608}
+    assert f"sendcmd=f={commands}" in graph and "crop=608:1080:x=656:y=0" in graph
+    assert "scale=1080:1920" in graph and "loudnorm=" in graph
+    assert plan.task(f"{plan.asset_id}/verify/short-vertical").deps[0] == follow.id
+
+
+def test_center_and_fit_stay_in_the_shared_encode(catalog):
+    for framing in ("center", "fit"):
+        short = catalog.profile("short-vertical")
+        custom = replace(catalog, profiles={**catalog.profiles, "short-vertical": replace(
+            short, video=replace(short.video, framing=framing))})
+        plan = plan_job(source(), ["short"], custom, OPTIONS)
+        assert [t.id for t in plan.tasks if t.kind == "encode"] == [f"{plan.asset_id}/encode"]
+        assert "sendcmd" not in encode_graph(plan)
+
+
+def test_follow_of_a_picture_no_wider_than_the_box_is_a_centre_crop_in_the_shared_encode(catalog):
+    vertical = source(videos=[video(width=1080, height=1920)])
+    plan = plan_job(vertical, ["short"], catalog, OPTIONS)
+    assert [t.id for t in plan.tasks if t.kind == "encode"] == [f"{plan.asset_id}/encode"]
+    assert "sendcmd" not in encode_graph(plan)
+
+
+def test_follow_window_is_in_the_pixels_the_crop_sees():
+    from onetake.pipeline.plan import follow_window
+
+    assert follow_window(Fraction(16, 9), 1920, 1080, 1080, 1920) == 608
+    # anamorphic 720x576 shown 16:9 (SAR 64:45): a 9:16 window is 576 * 9/16 = 324 display px, 228 stored px
+    assert follow_window(Fraction(16, 9), 720, 576, 1080, 1920) == 228
+    assert follow_window(Fraction(9, 16), 1080, 1920, 1080, 1920) is None
+    # a phone clip stored 1920x1080 and turned 90 degrees is 1080x1920 after rotation: nothing to follow
+    rotated = video(rotation=90)
+    assert follow_window(rotated.display_aspect, *rotated.display_size, 1080, 1920) is None
+
+
+def test_qc_rules_and_mode_travel_to_deliver(catalog):
+    plan = plan_job(source(), ["tv", "web"], catalog, OPTIONS)
+    tv = plan.task(f"{plan.asset_id}/deliver/tv").params["qc"]
+    assert tv["mode"] == "enforce" and tv["record"] == f"/srv/out/tv/{plan.asset_id}.qc.json"
+    assert (tv["rules"]["max_black_s"], tv["rules"]["max_freeze_s"], tv["rules"]["max_silence_s"]) == (2.0, 3.0, 5.0)
+    assert plan.task(f"{plan.asset_id}/deliver/web").params["qc"] == {"mode": "enforce", "rules": None,
+                                                                     "record": None}
+    warn = plan_job(source(), ["tv"], catalog, replace(OPTIONS, farm=replace(OPTIONS.farm, qc="warn")))
+    assert warn.task(f"{warn.asset_id}/deliver/tv").params["qc"]["mode"] == "warn"
+    again = plan_job(source(), ["tv", "web"], catalog, OPTIONS)
+    assert again == plan and JobPlan.from_dict(json.loads(json.dumps(plan.to_dict()))) == plan

@@ -21,7 +21,7 @@ from click.testing import CliRunner
 
 from conftest import ffmpeg, make_clip
 from onetake.cli import cli
-from onetake.pipeline.probe import _combing
+from onetake.pipeline.probe import combing_ratio
 
 # ---------------------------------------------------------------------------------------------------------
 # helpers: running the CLI, decoding what it delivered
@@ -431,12 +431,12 @@ def test_variable_frame_rate_made_constant(vfr: Path, edit_radio: Batch) -> None
 def test_interlaced_source_deinterlaced_for_edit(interlaced: Path, edit_radio: Batch) -> None:
     info = probe_json(interlaced)["video"][0]
     assert info["scan"] == "tff"
-    source_combing = np.median([_combing(f.to_ndarray(format="gray")) for f in video_frames(interlaced, 6)])
+    source_combing = np.median([combing_ratio(f.to_ndarray(format="gray")) for f in video_frames(interlaced, 6)])
     assert source_combing > 3, "test source should show combing on motion"
 
     frames = video_frames(edit_proxy(edit_radio, interlaced), 6)
     assert not any(f.interlaced_frame for f in frames), "edit proxy is flagged interlaced"
-    combing = np.median([_combing(f.to_ndarray(format="gray")[:440, 80:880]) for f in frames])
+    combing = np.median([combing_ratio(f.to_ndarray(format="gray")[:440, 80:880]) for f in frames])
     assert combing < 1.0, f"edit proxy still shows interlace combing ({combing:.2f})"
 
 

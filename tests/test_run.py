@@ -277,7 +277,10 @@ def test_an_unwritable_work_folder_is_one_line_per_channel(tmp_path, clip):
                                 str(config), "--json")
     assert code == 1
     [edit] = summary["sources"][0]["channels"]
-    assert edit["error"].startswith(f"{blocker}/renditions: Not a directory during the encode step")
+    # the encode and the analysis both write under the work folder and start together: either fails first
+    assert (edit["error"].startswith(f"{blocker}/renditions: Not a directory during the encode step")
+            or edit["error"].startswith(f"{blocker}/analysis: Not a directory during the analyze step")), edit
+    assert edit["error"].endswith("check that the output and work folders exist, are writable and have space")
     assert "internal error" not in output
 
 

@@ -9,7 +9,8 @@
     ├── StorageError              an output could not be written or delivered
     ├── VerificationError         an output does not meet its profile
     ├── IngestError               a watch-folder file or its sidecar cannot be taken as it is
-    └── LedgerError               the job ledger cannot be opened, or a job command does not apply
+    ├── LedgerError               the job ledger cannot be opened, or a job command does not apply
+    └── QcError                   the source breaks a channel's QC rules (the channel is not delivered)
 
 Third-party exceptions (PyAV, subprocess, OS errors) are translated where they are raised, with
 ``raise ... from``, so the CLI can print ``str(error)`` as one line that says what to do.
@@ -90,3 +91,7 @@ class IngestError(OnetakeError):
 
 class LedgerError(OnetakeError):
     """The job ledger cannot be opened or read, or a job command does not apply to the job's state."""
+
+
+class QcError(OnetakeError):
+    """A channel's QC rules failed on the source; ``onetake run --qc warn`` delivers it anyway."""

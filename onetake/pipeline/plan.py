@@ -8,6 +8,7 @@ fills in.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import math
 import re
@@ -31,6 +32,9 @@ VIDEO_KINDS = ("av", "image", "sprite", "hls")
 MEASURED = ("measured_I", "measured_TP", "measured_LRA", "measured_thresh")
 ASSET_ID_MAX = 64
 AUDIO_RATE = 48000
+ANALYSIS_VERSION = 1  # the analysis result's meaning; part of its cache key and of every key that depends on it
+FOLLOW_COMMANDS = "follow.cmd"  # the crop window's path for ffmpeg's sendcmd, written by the worker
+REPORT_NAME = "report.html"
 
 
 @dataclass(frozen=True)
@@ -57,6 +61,14 @@ def asset_id_for(source: SourceInfo) -> str:
 
 def rendition_key(source: SourceInfo, profile: Profile, options: PlanOptions) -> str:
     blob = f"{source.sha256}|{profile.content_key()}|{options.encoder_version}|onetake {__version__}"
+    if profile.video is not None and profile.video.framing == "follow":  # the picture depends on the analysis
+        blob += f"|analysis {ANALYSIS_VERSION}"
+    return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+
+def analysis_key(source: SourceInfo) -> str:
+    """The analysis depends on the source's bytes and on the code that analyses them, nothing else."""
+    blob = f"{source.sha256}|analysis {ANALYSIS_VERSION}|onetake {__version__}"
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
 
@@ -113,11 +125,33 @@ def box_sar(spec: VideoSpec) -> Fraction:
     return Fraction(num, den) / Fraction(spec.width, spec.height)
 
 
-def geometry(aspect: Fraction, width: int, height: int, box_w: int, box_h: int, framing: str,
-             in_matrix: str, out_matrix: str, sar: Fraction = Fraction(1)) -> list[Filter]:
-    """Filters that put a picture of display ``aspect`` into a box of ``box_w`` x ``box_h`` pixels of shape
-    ``sar`` without stretching it."""
+def follow_window(aspect: Fraction, width: int, height: int, box_w: int, box_h: int,
+                  sar: Fraction = Fraction(1)) -> int | None:
+    """The width in source pixels of the crop window that ``follow`` moves across a picture of ``width`` x
+    ``height`` pixels (display ``aspect``); None when the picture is not wider than the box, and there is
+    nothing to follow sideways (the window is then centred like ``center``)."""
     box_aspect = Fraction(box_w, box_h) * sar
+    if aspect <= box_aspect:
+        return None
+    source_sar = aspect / Fraction(width, height)
+    window = min(width, _even(height * box_aspect / source_sar))
+    return window if window < width else None
+
+
+def geometry(aspect: Fraction, width: int, height: int, box_w: int, box_h: int, framing: str,
+             in_matrix: str, out_matrix: str, sar: Fraction = Fraction(1), commands: str = "") -> list[Filter]:
+    """Filters that put a picture of display ``aspect`` into a box of ``box_w`` x ``box_h`` pixels of shape
+    ``sar`` without stretching it. ``follow`` crops like ``center`` and moves the crop window sideways by the
+    ``commands`` file (ffmpeg's sendcmd), which the worker writes from the analysis's crop path."""
+    box_aspect = Fraction(box_w, box_h) * sar
+    if framing == "follow":
+        window = follow_window(aspect, width, height, box_w, box_h, sar)
+        if window is None or not commands:
+            return geometry(aspect, width, height, box_w, box_h, "center", in_matrix, out_matrix, sar)
+        # x is an expression evaluated on every frame: the commands replace it, one linear piece at a time
+        chain = [flt("sendcmd", f=commands), flt("crop", window, height, x=f"{(width - window) // 2}", y=0)]
+        return chain + geometry(Fraction(window, height) * (aspect / Fraction(width, height)), window, height,
+                                box_w, box_h, "center", in_matrix, out_matrix, sar)
     if framing == "fit":  # the whole picture, centred over a blurred copy that fills the box
         background = geometry(aspect, width, height, box_w // 4 * 2, box_h // 4 * 2, "center", in_matrix,
                               out_matrix, sar)
@@ -368,6 +402,7 @@ def start_timecode(profile: Profile, source: SourceInfo) -> str:
 class _Rendition:
     key: str
     profile: Profile
+    commands: str = ""  # the follow crop's sendcmd file, for a rendition that follows the subject
 
     @property
     def file_name(self) -> str:
@@ -454,14 +489,38 @@ def plan_job(source: SourceInfo, channels: Sequence[str] | None, catalog: Catalo
     elif not programme and any(r.profile.loudness for r in renditions.values()):
         notes.append("the source has no audio: loudness is not normalised")
 
-    encode_id = f"{asset_id}/encode"
-    argv, encoded = _encode_argv(source, list(renditions.values()), asset_id, work, options, programme)
-    tasks.append(Task(encode_id, "encode", {
-        "argv": argv, "source": source.path, "duration": programme_duration(source), "limits": limits,
-        "outputs": [{"key": r.key, "profile": r.profile.name, "partial": f"{work}/renditions/{r.key}.partial",
-                     "final": f"{work}/renditions/{r.key}"} for r in encoded]},
-        deps=(measure_id,) if measure_id else (), heavy=True))
-    path_of = {r.key: f"{work}/renditions/{r.key}/{r.file_name}" for r in encoded}
+    # one analysis per source, shared by follow framing, QC and the report; nothing else waits for it
+    analyze_id = f"{asset_id}/analyze"
+    analysis_file = f"{work}/analysis/{analysis_key(source)}.json"
+    tasks.append(Task(analyze_id, "analyze", {"source": source.path, "cache": analysis_file, "limits": limits}))
+
+    # a rendition that follows the subject needs the analysis: it gets an encode of its own, so that the
+    # shared encode of every other rendition starts at once
+    followers = [r for r in renditions.values() if follows(source, r.profile)]
+    shared = [r for r in renditions.values() if r not in followers]
+    encode_of: dict[str, str] = {}
+    path_of: dict[str, str] = {}
+    groups = [(f"{asset_id}/encode", shared, ())] if shared else []
+    for r in followers:
+        r.commands = f"{work}/renditions/{r.key}.partial/{FOLLOW_COMMANDS}"
+        groups.append((f"{asset_id}/encode/{r.profile.name}", [r], (analyze_id,)))
+    for encode_id, members, after in groups:
+        argv, encoded = _encode_argv(source, members, asset_id, work, options, programme)
+        params: dict[str, Any] = {
+            "argv": argv, "source": source.path, "duration": programme_duration(source), "limits": limits,
+            "outputs": [{"key": r.key, "profile": r.profile.name, "partial": f"{work}/renditions/{r.key}.partial",
+                         "final": f"{work}/renditions/{r.key}"} for r in encoded]}
+        if after:
+            params["follow"] = follow_params(source, members[0])
+        tasks.append(Task(encode_id, "encode", params, deps=(*after, *((measure_id,) if measure_id else ())),
+                          heavy=True))
+        for r in encoded:
+            encode_of[r.key] = encode_id
+            path_of[r.key] = f"{work}/renditions/{r.key}/{r.file_name}"
+    report_id = f"{asset_id}/report"
+    report_file = f"{work}/reports/{analysis_key(source)}/{REPORT_NAME}"
+    tasks.append(Task(report_id, "report", {"source": source.path, "final": report_file, "title": source.name},
+                      deps=(analyze_id,)))
 
     verify_ids: dict[str, str] = {}
 
@@ -490,9 +549,10 @@ def plan_job(source: SourceInfo, channels: Sequence[str] | None, catalog: Catalo
                 if not any(t.id == pkg_id for t in tasks):
                     tasks.append(Task(pkg_id, "package", {**_hls_params(source, p, rungs, rung_keys, path_of,
                                                                          pkg_dir), "limits": limits},
-                                      deps=(encode_id,)))
+                                      deps=tuple(dict.fromkeys(encode_of[k] for k in rung_keys))))
                 for rung, rk in zip(rungs, rung_keys):
-                    checks.append(verify(rk, rung, path_of[rk], expectations(source, rung, catalog), encode_id))
+                    checks.append(verify(rk, rung, path_of[rk], expectations(source, rung, catalog),
+                                         encode_of[rk]))
                 checks.append(verify(pkg_key, p, pkg_dir, expectations(source, p, catalog), pkg_id))
                 files.append({"src": pkg_dir, "dest": p.name, "profile": p.name})
                 assert p.hls is not None
@@ -503,22 +563,50 @@ def plan_job(source: SourceInfo, channels: Sequence[str] | None, catalog: Catalo
                 pkg_dir = f"{work}/packages/{key}"
                 sprite = sprite_params(source, p, f"{work}/renditions/{key}", pkg_dir)
                 if not any(t.id == pkg_id for t in tasks):
-                    tasks.append(Task(pkg_id, "package", sprite, deps=(encode_id,)))
+                    tasks.append(Task(pkg_id, "package", sprite, deps=(encode_of[key],)))
                 checks.append(verify(key, p, pkg_dir, expectations(source, p, catalog), pkg_id))
                 files.append({"src": pkg_dir, "dest": p.name, "profile": p.name})
             else:
-                checks.append(verify(key, p, path_of[key], expectations(source, p, catalog), encode_id))
+                checks.append(verify(key, p, path_of[key], expectations(source, p, catalog), encode_of[key]))
                 assert p.container is not None
                 files.append({"src": path_of[key], "dest": f"{p.name}.{p.container.extension}", "profile": p.name})
+        files.append({"src": report_file, "dest": REPORT_NAME, "profile": "report"})
+        rules = catalog.qc.get(channel)
         dest = where[channel].child(asset_id)
+        # a failed channel's QC record sits beside its delivery folder, or in the work dir for an S3 destination
+        record_dir = f"{work}/qc/{channel}" if dest.is_s3 else str(where[channel])
         deliver = {"channel": channel, "asset_id": asset_id, "dest": str(dest), "files": files, "notes": notes,
+                   "qc": {"mode": options.farm.qc, "rules": dataclasses.asdict(rules) if rules else None,
+                          "record": f"{record_dir}/{asset_id}.qc.json" if rules else None},
                    "source": {"path": source.url or source.path, "size": source.size, "sha256": source.sha256}}
         if dest.is_s3:
             deliver["transfer"] = options.farm.transfer()
-        delivers.append(Task(f"{asset_id}/deliver/{channel}", "deliver", deliver, deps=tuple(dict.fromkeys(checks))))
+        # deps: the verify results, then the analysis (for QC) and the report, in that order
+        delivers.append(Task(f"{asset_id}/deliver/{channel}", "deliver", deliver,
+                             deps=(*dict.fromkeys(checks), analyze_id, report_id)))
     tasks.extend(delivers)
     return JobPlan(asset_id=asset_id, source=source, channels=channels, out_dir=options.out_dir,
                    work_dir=options.work_dir, tasks=tuple(tasks), notes=tuple(notes))
+
+
+def follows(source: SourceInfo, profile: Profile) -> bool:
+    """Whether ``profile``'s output moves its crop window with the subject (a picture wider than its box)."""
+    spec = profile.video
+    if profile.kind != "av" or spec is None or spec.framing != "follow" or not source.video:
+        return False
+    v = source.video[0]
+    return follow_window(v.display_aspect, *v.display_size, spec.width, spec.height, box_sar(spec)) is not None
+
+
+def follow_params(source: SourceInfo, rendition: _Rendition) -> dict[str, Any]:
+    """What the worker needs to turn the analysis's crop path into the sendcmd file: the picture's width and
+    the window's, in the pixels the crop filter sees (after rotation, before SAR)."""
+    spec = rendition.profile.video
+    assert spec is not None
+    v = source.video[0]
+    width, height = v.display_size
+    window = follow_window(v.display_aspect, width, height, spec.width, spec.height, box_sar(spec))
+    return {"commands": rendition.commands, "width": width, "window": window}
 
 
 def programme_duration(source: SourceInfo) -> float:
@@ -674,7 +762,7 @@ def _video_tree(source: SourceInfo, renditions: list[_Rendition]) -> Chain:
             out_matrix = _output_matrix(spec)
             if previous is None:
                 node = parent.child(*geometry(aspect, width, height, spec.width, spec.height, framing,
-                                              in_matrix, out_matrix, box_sar(spec)))
+                                              in_matrix, out_matrix, box_sar(spec), r.commands))
             else:  # cascaded: scale the previous rung's picture down, same shape, same padding
                 node = parent.child(flt("scale", spec.width, spec.height))
             tail = node.child(*_finish(spec, source, r.profile, rate))

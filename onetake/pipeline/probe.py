@@ -105,7 +105,7 @@ def _snap_rate(rate: Fraction) -> Fraction:
     return best if abs(float(best - rate)) <= 0.015 * float(best) else rate.limit_denominator(1001)
 
 
-def _combing(gray: np.ndarray) -> float:
+def combing_ratio(gray: np.ndarray) -> float:
     """How much neighbouring lines differ compared with lines two apart: about 0.5 on progressive pictures,
     above 1 where the two fields of a frame were taken at different moments (interlaced motion)."""
     g = gray.astype(np.float32)
@@ -141,7 +141,7 @@ def _video_info(container: av.container.InputContainer, stream: av.video.stream.
     else:
         scan, basis = "progressive", "flag"
         if first.height >= 480 and len(frames) >= 4:
-            combs = [_combing(f.to_ndarray(format="gray")[:, ::2]) for f in frames[1::3]]
+            combs = [combing_ratio(f.to_ndarray(format="gray")[:, ::2]) for f in frames[1::3]]
             if np.median(combs) > 1.0:
                 scan, basis = "tff", "sampled"
     rate = _nominal_rate(stream)

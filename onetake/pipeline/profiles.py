@@ -45,8 +45,9 @@ class VideoSpec:
     frame_rate: str = option("source", pattern=r"source|\d{1,3}(/1001)?",
                              help="'source' keeps the source's rate (halved above max_frame_rate)")
     max_frame_rate: float = option(30.0, min=1, max=120)
-    framing: str = option("pad", choices=("pad", "center", "fit"),
-                          help="pad: pillar/letterbox; center: crop to fill; fit: over a blurred copy")
+    framing: str = option("pad", choices=("pad", "center", "fit", "follow"),
+                          help="pad: pillar/letterbox; center: crop to fill; fit: over a blurred copy; "
+                               "follow: crop to fill, the window following the subject the analysis found")
     gop_seconds: float = option(0.0, min=0, max=20, help="keyframe interval in seconds (or use gop_frames)")
     gop_frames: int = option(0, min=0, max=600)
     bframes: int = option(2, min=0, max=16)
@@ -112,6 +113,20 @@ class CheckSpec:
     peak_to_bandwidth: float = option(1.1, min=1, max=3)
     max_duration_s: float = option(0.0, min=0, max=86400, help="platform limit; 0 for none")
     max_size_mb: float = option(0.0, min=0, max=1_000_000, help="platform limit; 0 for none")
+
+
+@dataclass(frozen=True)
+class QcSpec:
+    """A channel's quality gate, judged on the source's analysis; 0 turns a rule off."""
+
+    max_black_s: float = option(0.0, min=0, max=86400, help="longest black stretch allowed; 0: no rule")
+    black_at_edges: bool = option(True, help="black touching the head or the tail is allowed at any length")
+    max_freeze_s: float = option(0.0, min=0, max=86400, help="longest frozen picture allowed; 0: no rule")
+    max_silence_s: float = option(0.0, min=0, max=86400, help="longest silence allowed; 0: no rule")
+    silence_at_edges: bool = option(True, help="silence touching the head or the tail is allowed at any length")
+    max_lra_lu: float = option(0.0, min=0, max=50, help="largest loudness range of the programme; 0: no rule")
+    edge_s: float = option(0.5, min=0, max=60, help="a stretch starting or ending this close to the head or the "
+                                                     "tail counts as at the edge")
 
 
 SECTIONS: dict[str, type] = {
@@ -187,6 +202,9 @@ def _check_consistency(p: Profile, where: str) -> None:
             raise ProfileError(f"{where} [video]: set exactly one of 'gop_seconds' and 'gop_frames'")
         if v.width % 2 or v.height % 2:
             raise ProfileError(f"{where} [video]: width and height must be even for {v.pix_fmt}")
+    if v is not None and v.framing == "follow" and (p.kind != "av" or v.scan != "progressive"):
+        raise ProfileError(f"{where} [video]: framing = \"follow\" is for progressive 'av' profiles; use "
+                           f"\"center\" here")
     if p.audio is not None and p.audio.tracks == "interleaved" and p.audio.channels not in (1, 2, 4):
         raise ProfileError(f"{where} [audio]: interleaved audio has 1, 2 or 4 channels; use tracks = \"mono\" "
                            f"for {p.audio.channels} tracks")
@@ -207,6 +225,7 @@ class Catalog:
     profiles: dict[str, Profile]
     channels: dict[str, tuple[str, ...]]
     origins: dict[str, str]
+    qc: dict[str, QcSpec] = dataclasses.field(default_factory=dict)  # channels without rules are absent
 
     def profile(self, name: str) -> Profile:
         try:
@@ -220,15 +239,20 @@ class Catalog:
         return tuple(self.profile(p) for p in self.channels[name])
 
 
-def _parse_channels(text: str, where: str, catalog_names: set[str]) -> dict[str, tuple[str, ...]]:
+def _parse_channels(text: str, where: str,
+                    catalog_names: set[str]) -> tuple[dict[str, tuple[str, ...]], dict[str, QcSpec]]:
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise ProfileError(f"{where}: not valid TOML ({exc})") from exc
     channels: dict[str, tuple[str, ...]] = {}
+    qc: dict[str, QcSpec] = {}
     for channel, table in data.items():
-        if not isinstance(table, dict) or set(table) - {"profiles", "description"}:
-            raise ProfileError(f"{where} [{channel}]: only 'profiles' and 'description' are allowed")
+        if not isinstance(table, dict) or set(table) - {"profiles", "description", "qc"}:
+            raise ProfileError(f"{where} [{channel}]: only 'profiles', 'description' and a [{channel}.qc] "
+                               f"table are allowed")
+        if "qc" in table:
+            qc[channel] = build(QcSpec, table["qc"], f"{where} [{channel}.qc]", ProfileError)
         names = table.get("profiles")
         if not isinstance(names, list) or not names or not all(isinstance(n, str) for n in names):
             raise ProfileError(f"{where} [{channel}]: 'profiles' must be a non-empty list of profile names")
@@ -236,7 +260,7 @@ def _parse_channels(text: str, where: str, catalog_names: set[str]) -> dict[str,
             if n not in catalog_names:
                 raise ProfileError(f"{where} [{channel}]: unknown profile '{n}'")
         channels[channel] = tuple(names)
-    return channels
+    return channels, qc
 
 
 def load_catalog(user_dir: Path | None = None) -> Catalog:
@@ -269,5 +293,5 @@ def load_catalog(user_dir: Path | None = None) -> Catalog:
                     raise ProfileError(f"{texts[p.name][1]} [hls]: rung '{rung}' is not a known 'av' profile")
     if channels_text is None:
         raise ProfileError("channels.toml is missing from the profiles")
-    channels = _parse_channels(channels_text[0], channels_text[1], set(profiles))
-    return Catalog(profiles=profiles, channels=channels, origins={n: w for n, (_, w) in texts.items()})
+    channels, qc = _parse_channels(channels_text[0], channels_text[1], set(profiles))
+    return Catalog(profiles=profiles, channels=channels, origins={n: w for n, (_, w) in texts.items()}, qc=qc)

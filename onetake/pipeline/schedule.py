@@ -39,6 +39,7 @@ class ChannelOutcome:
     channel: str
     manifest: str | None = None
     error: str | None = None
+    qc_failed: list[dict[str, Any]] = field(default_factory=list)  # delivered anyway under --qc warn
 
 
 @dataclass
@@ -88,7 +89,8 @@ def channel_outcome(task: Task, result: Any, error: BaseException | None) -> Cha
         return None
     if error is not None:
         return ChannelOutcome(task.params["channel"], error=describe_error(error))
-    return ChannelOutcome(task.params["channel"], manifest=result["manifest"])
+    return ChannelOutcome(task.params["channel"], manifest=result["manifest"],
+                          qc_failed=list(result.get("qc_failed") or []))
 
 
 def run_plans(plans: Sequence[JobPlan], executor: Executor, on_event: Event | None = None) -> list[SourceOutcome]:

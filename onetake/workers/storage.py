@@ -46,6 +46,20 @@ def build_manifest(channel: str, asset_id: str, source: dict[str, Any], files: l
     return manifest
 
 
+def write_qc_record(path: str, record: dict[str, Any]) -> str:
+    """A channel's failed QC, beside where its delivery goes (``OUT/<channel>/<asset_id>.qc.json``), written
+    to a temp name and renamed, whether the channel is delivered (``--qc warn``) or not."""
+    target = Path(path)
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        partial = target.with_name(f".{target.name}.partial-{uuid.uuid4().hex[:8]}")
+        partial.write_text(json.dumps(record, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+        os.replace(partial, target)
+    except OSError as exc:
+        raise StorageError(f"{path}: cannot write the QC record ({exc.strerror or exc})") from exc
+    return str(target)
+
+
 class StorageBackend(ABC):
     """One destination kind (local folder, S3, ...)."""
 

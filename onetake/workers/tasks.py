@@ -18,13 +18,17 @@ from typing import Any
 
 import av
 
-from ..pipeline.errors import EncodeError, SourceError, StorageError, VerificationError
+from ..pipeline.errors import EncodeError, QcError, SourceError, StorageError, VerificationError
 from ..pipeline.plan import MEASURED
 from ..pipeline.probe import probe
+from ..pipeline.profiles import QcSpec
+from ..pipeline.qc import evaluate as evaluate_qc
 from .ffmpeg import run_ffmpeg
 from .files import exclusive, publish_dir
+from .follow import follow_commands
 from .package import package
-from .storage import backend_for, build_manifest, expand
+from .report import write_report
+from .storage import backend_for, build_manifest, expand, write_qc_record
 from .verify import SILENCE_LUFS, Check, verify_output
 
 Report = Callable[[float], None]
@@ -58,6 +62,30 @@ def fill_measurements(argv: list[str], measured: dict[str, Any] | None) -> list[
     return [*argv[:at], graph, *argv[at + 1:]]
 
 
+def analyze_task(params: dict[str, Any], deps: Sequence[Any], report: Report) -> dict[str, Any]:
+    """The source's analysis, made once: a rerun (or a second run of the same file) reads the cached result."""
+    cache = Path(params["cache"])
+    with exclusive([str(cache)]):
+        if cache.is_file():
+            report(1.0)
+            return {"analysis": json.loads(cache.read_text(encoding="utf-8")), "path": str(cache), "reused": True}
+        from .analysis import analyze
+
+        result = analyze(params["source"], report=report)
+        partial = cache.with_name(cache.name + ".partial")
+        partial.write_text(json.dumps(result, ensure_ascii=False), encoding="utf-8")
+        os.replace(partial, cache)
+    return {"analysis": result, "path": str(cache), "reused": False}
+
+
+def analysis_of(deps: Sequence[Any]) -> dict[str, Any] | None:
+    return next((d["analysis"] for d in deps if isinstance(d, dict) and "analysis" in d), None)
+
+
+def measurement_of(deps: Sequence[Any]) -> dict[str, Any] | None:
+    return next((d for d in deps if isinstance(d, dict) and "measured_I" in d), None)
+
+
 def encode(params: dict[str, Any], deps: Sequence[Any], report: Report) -> dict[str, Any]:
     """One ffmpeg for every rendition of the source; outputs appear only when all of them are done."""
     outputs = params["outputs"]
@@ -73,7 +101,11 @@ def _encode(params: dict[str, Any], outputs: list[dict[str, Any]], deps: Sequenc
     for o in outputs:
         shutil.rmtree(o["partial"], ignore_errors=True)
         os.makedirs(o["partial"])
-    argv = fill_measurements(params["argv"], deps[0] if deps else None)
+    argv = fill_measurements(params["argv"], measurement_of(deps))
+    if "follow" in params:
+        follow, analysis = params["follow"], analysis_of(deps) or {}
+        commands = follow_commands(analysis.get("crop_path"), analysis.get("fps"), follow["width"], follow["window"])
+        Path(follow["commands"]).write_text(commands, encoding="utf-8")
     duration = float(params["duration"])
     try:
         run_ffmpeg(argv, params["limits"], duration=duration, on_progress=report, what="encode",
@@ -91,22 +123,52 @@ def package_task(params: dict[str, Any], deps: Sequence[Any], report: Report) ->
 
 
 def verify(params: dict[str, Any], deps: Sequence[Any], report: Report) -> list[dict[str, Any]]:
-    measured = next((d for d in deps if isinstance(d, dict) and "measured_I" in d), None)
-    return verify_output(params["profile"], params["path"], params["expect"], params["limits"], measured)
+    return verify_output(params["profile"], params["path"], params["expect"], params["limits"],
+                         measurement_of(deps))
+
+
+def report_task(params: dict[str, Any], deps: Sequence[Any], report: Report) -> dict[str, Any]:
+    """The source's HTML report, once per analysis; every channel delivers the same file."""
+    final = Path(params["final"])
+    with exclusive([str(final)]):
+        if not final.is_file():
+            final.parent.mkdir(parents=True, exist_ok=True)
+            partial = final.with_name(final.name + ".partial")
+            write_report(analysis_of(deps) or {}, params["source"], str(partial), params["title"])
+            partial.chmod(0o444)  # deliveries hard-link to it
+            os.replace(partial, final)
+    report(1.0)
+    return {"report": str(final)}
 
 
 def deliver(params: dict[str, Any], deps: Sequence[Any], report: Report) -> dict[str, Any]:
-    """Deliver a channel whose every check passed; otherwise raise with every failed check named."""
-    checks = [c for result in deps for c in result]
+    """Deliver a channel whose every check passed and whose QC passed (or is only warned about); otherwise
+    raise with every failed check named. A channel that fails QC gets a record beside where its delivery goes
+    (``OUT/<channel>/<asset_id>.qc.json``), delivered or not; a pass removes an earlier run's record."""
+    checks = [c for result in deps if isinstance(result, list) for c in result]
     failed = [Check(**c) for c in checks if not c["passed"]]
     if failed:
         detail = "; ".join(c.describe() for c in failed)
         raise VerificationError(f"channel {params['channel']} failed verification: {detail}")
+    qc = params["qc"]
+    findings = evaluate_qc(analysis_of(deps) or {}, QcSpec(**qc["rules"])) if qc["rules"] else []
+    qc_failed = [f for f in findings if not f["passed"]]
+    if qc["record"] and qc_failed:
+        write_qc_record(qc["record"], {"asset_id": params["asset_id"], "channel": params["channel"],
+                                       "source": params["source"], "mode": qc["mode"], "passed": False,
+                                       "delivered": qc["mode"] == "warn", "checks": findings})
+    elif qc["record"]:
+        Path(qc["record"]).unlink(missing_ok=True)  # an earlier run's failure, fixed since
+    if qc_failed and qc["mode"] == "enforce":
+        detail = "; ".join(Check(**f).describe() for f in qc_failed)
+        raise QcError(f"channel {params['channel']} failed QC: {detail} (record: {qc['record']}; "
+                      f"--qc warn delivers anyway)")
     files = expand(params["files"])
     manifest = build_manifest(params["channel"], params["asset_id"], params["source"], files, checks,
                               params.get("notes", []), params.get("metadata"))
+    manifest["qc"] = {"mode": qc["mode"], "failed": qc_failed, "checks": findings}
     path = backend_for(params["dest"], params.get("transfer")).deliver(params["dest"], files, manifest)
-    return {"channel": params["channel"], "manifest": path, "files": len(files)}
+    return {"channel": params["channel"], "manifest": path, "files": len(files), "qc_failed": qc_failed}
 
 
 def fetch(params: dict[str, Any], deps: Sequence[Any], report: Report) -> dict[str, Any]:
@@ -126,8 +188,8 @@ def fetch(params: dict[str, Any], deps: Sequence[Any], report: Report) -> dict[s
 
 
 REGISTRY: dict[str, Callable[[dict[str, Any], Sequence[Any], Report], Any]] = {
-    "fetch": fetch, "measure": measure, "encode": encode, "package": package_task, "verify": verify,
-    "deliver": deliver,
+    "fetch": fetch, "measure": measure, "analyze": analyze_task, "encode": encode, "package": package_task,
+    "verify": verify, "report": report_task, "deliver": deliver,
 }
 
 
