@@ -24,7 +24,7 @@ def hard_cuts(f: VideoFeatures, fps: float, s: AnalysisSettings) -> list[int]:
     w = max(2, round(s.cut_neighbourhood_s * fps))
     cuts: list[int] = []
     for i in np.flatnonzero(d >= s.cut_min_score).tolist():
-        if i == 0:
+        if i == 0 or _flash(f, i, s):
             continue
         around = np.concatenate([d[max(1, i - w):i], d[i + 1:i + 1 + w]])
         local = float(np.median(around)) if len(around) else 0.0
@@ -36,6 +36,18 @@ def hard_cuts(f: VideoFeatures, fps: float, s: AnalysisSettings) -> list[int]:
             continue
         cuts.append(i)
     return cuts
+
+
+def _flash(f: VideoFeatures, i: int, s: AnalysisSettings) -> bool:
+    """The start or the end of a photographer's flash or a glitch of a few frames: the picture before the jump
+    comes back within ``flash_max_frames``, or the picture after it was there just before the interruption."""
+    def differ(a: int, b: int) -> float:
+        return float(np.abs(f.thumbs[a].astype(np.float32) - f.thumbs[b].astype(np.float32)).mean())
+
+    jump = differ(i, i - 1)
+    n = s.flash_max_frames
+    return (any(differ(k, i - 1) < 0.25 * jump for k in range(i + 1, min(f.count, i + 1 + n))) or
+            any(differ(i, k) < 0.25 * jump for k in range(max(0, i - 1 - n), i - 1)))
 
 
 def gradual_transitions(f: VideoFeatures, cuts: list[int], s: AnalysisSettings) -> list[dict[str, Any]]:
