@@ -237,3 +237,12 @@ def test_active_area_of_a_rotated_phone_clip_matches_ffmpegs_cropdetect(tmp_path
     area = result["active_area"]
     assert abs(area["x"] - x) <= 2 and abs(area["y"] - y) <= 2
     assert abs(area["width"] - w) <= 4 and abs(area["height"] - h) <= 4
+
+
+def test_a_flash_is_not_a_cut(tmp_path):
+    """A one-frame and a two-frame white flash over testsrc2 (frames 25 and 60-61), and a real cut at 80."""
+    clip = tmp_path / "flash.mp4"
+    ffmpeg("-filter_complex", "testsrc2=s=320x180:r=25:d=3.2,drawbox=c=white:t=fill:enable='eq(n\\,25)+eq(n\\,60)"
+           "+eq(n\\,61)'[a];smptebars=s=320x180:r=25:d=1[b];[a][b]concat=n=2:v=1:a=0[v]", "-map", "[v]",
+           "-c:v", "libx264", "-preset", "ultrafast", "-pix_fmt", "yuv420p", "file:" + str(clip))
+    assert [(t["frame"], t["kind"]) for t in analyze(clip)["transitions"]] == [(80, "cut")]

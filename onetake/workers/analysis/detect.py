@@ -24,7 +24,7 @@ def hard_cuts(f: VideoFeatures, fps: float, s: AnalysisSettings) -> list[int]:
     w = max(2, round(s.cut_neighbourhood_s * fps))
     cuts: list[int] = []
     for i in np.flatnonzero(d >= s.cut_min_score).tolist():
-        if i == 0:
+        if i == 0 or _flash(f, i, s):
             continue
         around = np.concatenate([d[max(1, i - w):i], d[i + 1:i + 1 + w]])
         local = float(np.median(around)) if len(around) else 0.0
@@ -38,6 +38,38 @@ def hard_cuts(f: VideoFeatures, fps: float, s: AnalysisSettings) -> list[int]:
     return cuts
 
 
+def _flash(f: VideoFeatures, i: int, s: AnalysisSettings) -> bool:
+    """The start or the end of a photographer's flash or a glitch of a few frames: the picture before the jump
+    comes back within ``flash_max_frames``, or the picture after it was there just before the interruption."""
+    def differ(a: int, b: int) -> float:
+        return float(np.abs(f.thumbs[a].astype(np.float32) - f.thumbs[b].astype(np.float32)).mean())
+
+    jump = differ(i, i - 1)
+    n = s.flash_max_frames
+    return (any(differ(k, i - 1) < 0.25 * jump for k in range(i + 1, min(f.count, i + 1 + n))) or
+            any(differ(i, k) < 0.25 * jump for k in range(max(0, i - 1 - n), i - 1)))
+
+
+STEP_CHUNK = 4096  # frames of thumbnails turned into float at a time (an hour at 25 fps is 90 000)
+
+
+def _step_measures(thumbs: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+    """Per frame: the mean |change| from the previous thumbnail, and the cosine between that change and the
+    previous one (0 for the first frames); computed in chunks so that hours of video stay small in memory."""
+    n = len(thumbs)
+    magnitude = np.zeros(n, np.float32)
+    agree = np.zeros(n, np.float32)
+    for lo in range(0, n, STEP_CHUNK):
+        a = max(0, lo - 2)
+        block = np.stack(thumbs[a:lo + STEP_CHUNK]).reshape(-1, thumbs[0].size).astype(np.float32)
+        steps = block[1:] - block[:-1]                      # steps[k] is the change into frame a + 1 + k
+        norms = np.linalg.norm(steps, axis=1) + 1e-6
+        cos = (steps[1:] * steps[:-1]).sum(axis=1) / (norms[1:] * norms[:-1])   # into frame a + 2 + k
+        magnitude[a + 1:a + 1 + len(steps)] = np.abs(steps).mean(axis=1)
+        agree[a + 2:a + 2 + len(cos)] = cos
+    return magnitude, agree
+
+
 def gradual_transitions(f: VideoFeatures, cuts: list[int], s: AnalysisSettings) -> list[dict[str, Any]]:
     """Fades and dissolves: runs of frames that each move the picture the same way, whose ends differ a lot,
     and whose middle frames are a linear blend of the ends. Returns ``{frame, end_frame, kind}``
@@ -45,13 +77,7 @@ def gradual_transitions(f: VideoFeatures, cuts: list[int], s: AnalysisSettings) 
     n = f.count
     if n < s.gradual_min_frames + 2:
         return []
-    thumbs = np.stack(f.thumbs).reshape(n, -1).astype(np.float32)
-    steps = np.zeros_like(thumbs)
-    steps[1:] = thumbs[1:] - thumbs[:-1]
-    magnitude = np.abs(steps).mean(axis=1)
-    norms = np.linalg.norm(steps, axis=1) + 1e-6
-    agree = np.zeros(n, np.float32)
-    agree[1:] = (steps[1:] * steps[:-1]).sum(axis=1) / (norms[1:] * norms[:-1])
+    magnitude, agree = _step_measures(f.thumbs)
     along = np.maximum(agree, np.concatenate([agree[1:], [0.0]]))  # agrees with the step before or after
     moving = (magnitude >= s.gradual_step_min) & (along >= s.gradual_direction_min)
     moving[0] = False
@@ -61,12 +87,13 @@ def gradual_transitions(f: VideoFeatures, cuts: list[int], s: AnalysisSettings) 
         if b - a < s.gradual_min_frames:
             continue
         first, last = a - 1, b - 1
-        start, end = thumbs[first], thumbs[last]
+        thumbs = np.stack(f.thumbs[first:last + 1]).reshape(last + 1 - first, -1).astype(np.float32)
+        start, end = thumbs[0], thumbs[-1]
         change = end - start
         size = float(np.abs(change).mean())
         if size < s.gradual_min_change or size / float(magnitude[a:b].sum()) < s.gradual_net_ratio_min:
             continue
-        middle = thumbs[a:last] - start
+        middle = thumbs[1:-1] - start
         scale = float(change @ change)
         alpha = middle @ change / scale
         residual = np.linalg.norm(middle - alpha[:, None] * change[None, :], axis=1) / np.sqrt(scale)

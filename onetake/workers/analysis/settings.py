@@ -17,6 +17,7 @@ class AnalysisSettings:
     cut_local_margin: float = 4.0         # ... plus this
     cut_neighbourhood_s: float = 0.5      # neighbours on each side
     min_shot_frames: int = 4              # a second cut closer than this to the last one is a flash, not a shot
+    flash_max_frames: int = 3             # a change that is undone within this many frames is a flash, not a cut
     # gradual transitions (fades, dissolves) on the thumbnails
     gradual_step_min: float = 0.35        # mean |change| per frame (gray levels) that counts as a step at all
     gradual_direction_min: float = 0.6    # correlation of consecutive steps: a blend keeps its direction
