@@ -174,7 +174,8 @@ def test_hostile_file_names_plan_to_keys_under_the_prefix(catalog):
 def test_content_types_and_upload_stages():
     expected = {"a/index.m3u8": "application/vnd.apple.mpegurl", "a/segment_00001.m4s": "video/iso.segment",
                 "x.mp4": "video/mp4", "tv.MXF": "application/mxf", "r.wav": "audio/wav", "p.jpg": "image/jpeg",
-                "s.vtt": "text/vtt", "manifest.json": "application/json", "odd.bin": "application/octet-stream"}
+                "s.vtt": "text/vtt", "report.html": "text/html; charset=utf-8",
+                "manifest.json": "application/json", "odd.bin": "application/octet-stream"}
     assert {k: content_type(k) for k in expected} == expected
     assert upload_stages(["w/master.m3u8", "manifest.json", "w/a/index.m3u8", "w/a/s.m4s", "tv.mxf"]) == [
         ["w/a/s.m4s", "tv.mxf"], ["w/a/index.m3u8"], ["w/master.m3u8"], ["manifest.json"]]

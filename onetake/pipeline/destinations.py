@@ -25,6 +25,7 @@ CONTENT_TYPES = {
     ".mxf": "application/mxf", ".wav": "audio/wav", ".mp3": "audio/mpeg", ".m4a": "audio/mp4",
     ".aac": "audio/aac", ".mp2": "audio/mpeg", ".jpg": "image/jpeg", ".jpeg": "image/jpeg", ".png": "image/png",
     ".vtt": "text/vtt", ".json": "application/json", ".mov": "video/quicktime", ".ts": "video/mp2t",
+    ".html": "text/html; charset=utf-8",
 }
 DEFAULT_CONTENT_TYPE = "application/octet-stream"
 
