@@ -8,8 +8,9 @@ import json
 import logging
 import os
 import sys
+import tempfile
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -139,12 +140,30 @@ def _describe_source(info: SourceInfo) -> list[str]:
     return lines
 
 
+@contextlib.contextmanager
+def _readable_here(source: str) -> Iterator[str]:
+    """A local path for ``source``: itself, or for s3://bucket/key a copy in a temporary folder, removed after."""
+    if not is_s3(source):
+        yield source
+        return
+    from .workers.s3 import Transfer, fetch
+
+    with tempfile.TemporaryDirectory(prefix="onetake-") as scratch:
+        yield fetch(source, scratch, Transfer.from_params(FarmConfig().transfer()))
+
+
 @cli.command("probe")
-@click.argument("source", type=click.Path(dir_okay=False))
+@click.argument("source")
 @click.option("--json", "as_json", is_flag=True, help="print SourceInfo as JSON")
 def probe_command(source: str, as_json: bool) -> None:
-    """Describe SOURCE: streams, rates, scan, aspect, rotation, colour, audio layout, offsets, timecode."""
-    info = probe(source)
+    """Describe SOURCE (a file or s3://bucket/key): streams, rates, scan, aspect, rotation, colour, audio layout,
+    offsets, timecode."""
+    import dataclasses
+
+    with _readable_here(source) as local:
+        info = probe(local)
+    if is_s3(source):
+        info = dataclasses.replace(info, url=source)
     if as_json:
         click.echo(json.dumps(info.to_dict(), indent=2, ensure_ascii=False))
     else:
@@ -209,7 +228,7 @@ def _write_html_report(result: dict[str, Any], source: str, path: str) -> None:
 
 
 @cli.command("analyze")
-@click.argument("source", type=click.Path(dir_okay=False))
+@click.argument("source")
 @click.option("--json", "as_json", is_flag=True, help="print the analysis as JSON (the shape other tools read)")
 @click.option("--report", "report_path", type=click.Path(dir_okay=False),
               help="also write the analysis as a self-contained HTML page (posters, timeline, loudness) here")
@@ -224,15 +243,16 @@ def analyze_command(source: str, as_json: bool, report_path: str | None) -> None
     def report(fraction: float) -> None:
         click.echo(f"\ranalysing {fraction:4.0%}", nl=False, err=True)
 
-    result = analyze(source, report=report if show else None)
-    if show:
-        click.echo("\r" + " " * 20 + "\r", nl=False, err=True)
-    if report_path:
-        _write_html_report(result, source, report_path)
+    with _readable_here(source) as local:
+        result = analyze(local, report=report if show else None)
+        if show:
+            click.echo("\r" + " " * 20 + "\r", nl=False, err=True)
+        if report_path:
+            _write_html_report(result, local, report_path)
     if as_json:
         click.echo(json.dumps(result, indent=2))
     else:
-        click.echo("\n".join(_describe_analysis(os.path.abspath(source), result)))
+        click.echo("\n".join(_describe_analysis(_absolute(source), result)))
 
 
 # --------------------------------------------------------------------------------------------------------- plan
@@ -593,18 +613,20 @@ def watch_command(inboxes: tuple[str, ...], channels: str | None, out: str | Non
     def plan_options(inbox_out: str) -> PlanOptions:
         return _plan_options(farm.merged(out=inbox_out), encoder)
 
+    def log(line: str) -> None:
+        click.echo(f"{time.strftime('%H:%M:%S')} {line}", err=True)
+
     with StopSignals() as signals, Ledger(farm.ledger_path()) as job_ledger, open_cluster(farm) as client:
         executor = DaskExecutor(client)
         watcher = Watcher(tables, watch, farm, job_ledger, executor, catalog, plan_options,
-                          encode_workers=max(1, executor.encode_workers),
-                          log=lambda line: click.echo(f"{time.strftime('%H:%M:%S')} {line}", err=True))
+                          encode_workers=max(1, executor.encode_workers), log=log)
         signals.watcher = watcher
         signals.arm()
         if signals.count:
             watcher.drain()
         names = ", ".join(f"{i.config.path} ({i.config.lane})" for i in watcher.inboxes)
         click.echo(f"watching {names}; ledger {job_ledger.path}", err=True)
-        observer = _observe(watcher) if watch.events else None
+        observer = _observe(watcher, log) if watch.events else None
         try:
             watcher.run()
         finally:
@@ -614,8 +636,9 @@ def watch_command(inboxes: tuple[str, ...], channels: str | None, out: str | Non
     sys.exit(0 if watcher.stopped_reason == "drained" else 1)
 
 
-def _observe(watcher: Any) -> Any:
-    """Wake the watcher on file-system events; polling still runs, for shares where no events arrive."""
+def _observe(watcher: Any, log: Callable[[str], None]) -> Any:
+    """Wake the watcher on file-system events; polling still runs, for shares where no events arrive (and alone
+    when events cannot be had, e.g. the inotify watch limit is reached)."""
     from watchdog.events import FileSystemEventHandler
     from watchdog.observers import Observer
 
@@ -627,7 +650,11 @@ def _observe(watcher: Any) -> Any:
     for inbox in watcher.inboxes:
         observer.schedule(Wake(), str(inbox.path), recursive=False)
     observer.daemon = True
-    observer.start()
+    try:
+        observer.start()
+    except OSError as exc:
+        log(f"no file-system events ({exc.strerror or exc}); polling every [watch] poll_s instead")
+        return None
     return observer
 
 
@@ -650,7 +677,8 @@ def _open_ledger(ledger: str | None, config: str | None, out: str | None) -> Any
 ledger_options = [
     click.option("--ledger", type=click.Path(dir_okay=False), help=field_help("ledger")),
     click.option("--config", "config", type=click.Path(dir_okay=False), help="a farm config TOML file"),
-    click.option("--out", type=click.Path(file_okay=False), help="the default ledger is OUT/.onetake/jobs.sqlite"),
+    click.option("--out", type=click.Path(file_okay=False), help="the default ledger is WORK_DIR/jobs.sqlite, WORK_DIR "
+                 "defaulting to OUT/.onetake (./.onetake when OUT is in S3)"),
 ]
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import tempfile
 import threading
 import time
 import uuid
@@ -415,6 +416,24 @@ def test_a_source_read_from_s3(store, tmp_path):
     assert json.loads(Path(manifest).read_text())["source"]["path"] == url
     [copy] = [p for p in (work / "sources").rglob("*") if p.is_file() and not p.name.endswith(".lock")]
     assert copy.read_bytes() == src.read_bytes() and copy.name == "中文-clip.mp4"
+
+
+def test_probe_and_analyze_read_an_s3_source_and_leave_no_copy(store, tmp_path, monkeypatch):
+    src = make_clip(tmp_path / "clip.mp4", seconds=1)
+    store.direct.upload_file(str(src), store.bucket, "raw/clip.mp4")
+    url = f"s3://{store.bucket}/raw/clip.mp4"
+    (tmp_path / "tmp").mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path / "tmp"))  # gettempdir() caches; TMPDIR is read once
+    probed = CliRunner().invoke(cli, ["probe", url, "--json"])
+    assert probed.exit_code == 0, probed.output
+    info = json.loads(probed.stdout)
+    assert info["url"] == url and info["size"] == src.stat().st_size
+    analysed = CliRunner().invoke(cli, ["analyze", url, "--json", "--report", str(tmp_path / "report.html")])
+    assert analysed.exit_code == 0, analysed.output
+    assert json.loads(analysed.stdout)["frames"] == 25 and (tmp_path / "report.html").is_file()
+    assert not list((tmp_path / "tmp").iterdir())  # the temporary copies are gone
+    missing = CliRunner().invoke(cli, ["probe", f"s3://{store.bucket}/raw/none.mp4"])
+    assert missing.exit_code == 2 and "no such object" in missing.output and "Traceback" not in missing.output
 
 
 def _config(tmp_path: Path, **farm) -> Path:

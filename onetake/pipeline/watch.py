@@ -140,7 +140,11 @@ class Inbox:
             raise IngestError(f"{self.path}: no such inbox folder; create it or fix the path")
         self.folders = {name: self.path / name for name in FOLDERS}
         for folder in self.folders.values():
-            folder.mkdir(exist_ok=True)
+            try:
+                folder.mkdir(exist_ok=True)
+            except OSError as exc:
+                raise IngestError(f"{folder}: cannot create it ({exc.strerror or exc}); the watcher needs write "
+                                  f"access to the inbox for processing/, done/ and failed/") from exc
 
     def candidates(self) -> list[Path]:
         try:
