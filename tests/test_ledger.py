@@ -12,7 +12,7 @@ import pytest
 from onetake.pipeline.config import InboxConfig, load_watch_config
 from onetake.pipeline.errors import ConfigError, IngestError, LedgerError
 from onetake.pipeline.ledger import Ledger, process_owner
-from onetake.pipeline.watch import Settling, is_candidate, read_sidecar
+from onetake.pipeline.watch import Settling, error_text, is_candidate, read_sidecar
 
 
 @pytest.fixture
@@ -183,3 +183,10 @@ def test_run_records_into_the_ledger_when_one_is_configured(tmp_path):
     assert [(j.kind, j.source, j.state, j.attempts) for j in jobs] == [
         ("run", str(good), "delivered", 1), ("run", str(bad), "failed", 1)]
     assert jobs[0].manifests and jobs[0].asset_id.startswith("good-") and "text file" in jobs[1].error
+
+
+def test_a_qc_failure_says_to_look_at_the_material_not_to_retry(tmp_path):
+    qc = error_text(7, "clip.mp4", "bulk", "tv: channel tv failed QC: black 4.0 s > 2.0 s", tmp_path / "jobs.sqlite")
+    assert "--qc warn" in qc and "failed/clip.mp4" in qc and "jobs retry" not in qc
+    other = error_text(7, "clip.mp4", "bulk", "clip.mp4: truncated", tmp_path / "jobs.sqlite")
+    assert f"onetake jobs retry 7 --ledger {tmp_path / 'jobs.sqlite'}" in other

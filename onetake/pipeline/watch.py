@@ -240,6 +240,13 @@ class Held:
 
 
 def error_text(job_id: int, name: str, lane: str, cause: str, ledger: Path) -> str:
+    if "failed QC" in cause:
+        # a retry under the same rules fails the same way: the material itself has to be looked at
+        what = (f"look at the material: it breaks the channel's QC rules (the record named above has the "
+                f"findings). To deliver it as it is, run `onetake run failed/{name} --qc warn` with this "
+                f"watcher's config, or drop a corrected file into the inbox again")
+        return (f"onetake did not deliver {name} (job {job_id}, lane {lane}) at "
+                f"{time.strftime('%Y-%m-%d %H:%M:%S %Z')}.\n\nCause: {cause}\n\nWhat to do: {what}.\n")
     if "; " in cause and not cause.startswith("channel"):
         what = "fix the cause above"
     else:
@@ -530,6 +537,10 @@ class Watcher:
         if failed:
             self.finish_failed(held, "; ".join(f"{o.channel}: {o.error}" for o in failed), manifests)
             return
+        for o in held.outcomes:
+            for finding in o.qc_failed:  # delivered under qc = "warn"
+                self.log(f"QC warning job {job_id} {held.path.name}: {o.channel}: {finding['name']}: measured "
+                         f"{finding['value']}, expected {finding['limit']}")
         if self.ledger.delivered(job_id, held.plan.asset_id, manifests):
             self.log(f"delivered job {job_id} {held.path.name}: {', '.join(held.plan.channels)}")
             self.archive(held)
