@@ -6,6 +6,7 @@ import time
 
 import psutil
 import pytest
+from conftest import ffmpeg, make_clip
 from distributed import Client, LocalCluster
 
 from onetake.pipeline.config import FarmConfig
@@ -41,6 +42,36 @@ def test_cancelling_a_running_task_stops_its_ffmpeg(client):
     while _ffmpeg_children():
         assert time.monotonic() < deadline, "ffmpeg kept running after its task was cancelled"
         time.sleep(0.2)
+
+
+def _worker_task_states(client) -> dict[str, str]:
+    [states] = client.run(lambda dask_worker: {str(k): ts.state for k, ts in dask_worker.state.tasks.items()}).values()
+    return states
+
+
+def test_cancelling_a_running_analysis_stops_its_decode(client, tmp_path):
+    """The analysis decodes in the worker's process (no child to kill): a cancelled one must stop by itself.
+    Dask keeps a cancelled task on the worker until its function returns, so its leaving shows the decode ended."""
+    make_clip(tmp_path / "ten.mp4", seconds=10, size="160x120", audio=None)
+    source = tmp_path / "long.mp4"  # 300 s: several seconds of analysis, made in a moment by copying
+    ffmpeg("-stream_loop", "29", "-i", str(tmp_path / "ten.mp4"), "-c", "copy", str(source))
+    cache = tmp_path / "long.analysis.json"
+    seen = []
+    executor = DaskExecutor(client, on_progress=lambda task_id, fraction: seen.append(fraction))
+    analysis = Task("long/analyze", "analyze", {"source": str(source), "cache": str(cache),
+                                                "limits": FarmConfig().limits(300)})
+    future = executor.submit(analysis, [])
+    deadline = time.monotonic() + 30
+    while not seen:
+        assert time.monotonic() < deadline, "the analysis never reported progress"
+        time.sleep(0.05)
+    future.cancel()
+    cancelled = time.monotonic()
+    while future.key in _worker_task_states(client):
+        assert time.monotonic() - cancelled < 20, "the analysis kept running after its task was cancelled"
+        time.sleep(0.1)
+    assert not cache.exists(), "the analysis ran to the end although its task was cancelled"
+    assert max(seen) < 1.0
 
 
 def test_progress_comes_back_from_the_worker(client, tmp_path):

@@ -10,7 +10,8 @@
     ├── VerificationError         an output does not meet its profile
     ├── IngestError               a watch-folder file or its sidecar cannot be taken as it is
     ├── LedgerError               the job ledger cannot be opened, or a job command does not apply
-    └── QcError                   the source breaks a channel's QC rules (the channel is not delivered)
+    ├── QcError                   the source breaks a channel's QC rules (the channel is not delivered)
+    └── TaskCancelled             in-process work (the analysis) stopped because its Dask task was cancelled
 
 Third-party exceptions (PyAV, subprocess, OS errors) are translated where they are raised, with
 ``raise ... from``, so the CLI can print ``str(error)`` as one line that says what to do.
@@ -95,3 +96,7 @@ class LedgerError(OnetakeError):
 
 class QcError(OnetakeError):
     """A channel's QC rules failed on the source; ``onetake run --qc warn`` delivers it anyway."""
+
+
+class TaskCancelled(OnetakeError):
+    """In-process work stopped because its Dask task was cancelled (nobody waits for its result)."""

@@ -9,7 +9,7 @@ from typing import Any
 from distributed import WorkerPlugin
 
 from ..pipeline.models import Task
-from .ffmpeg import kill_task_children
+from .ffmpeg import stop_task
 from .tasks import run_task
 
 PROGRESS_TOPIC = "onetake-progress"
@@ -18,13 +18,14 @@ ENCODE_RESOURCE = "encode"
 
 class StopCancelledEncodes(WorkerPlugin):
     """Dask does not stop a running task when its future is cancelled (and its resource slot stays held until
-    the function returns): kill the ffmpeg it started, so the slot and the CPU come back at once."""
+    the function returns): kill the ffmpeg it started, and tell in-process work (the analysis) to stop within a
+    few packets, so the slot and the CPU come back at once."""
 
     name = "onetake-stop-cancelled"
 
     def transition(self, key: Any, start: str, finish: str, **kwargs: Any) -> None:
         if start == "executing" and finish in ("cancelled", "released", "forgotten"):
-            kill_task_children(str(key))
+            stop_task(str(key))
 
 
 def _on_worker(kind: str, task_id: str, params: dict[str, Any], *deps: Any) -> Any:

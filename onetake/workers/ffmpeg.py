@@ -3,6 +3,7 @@ a stall watchdog fed by ``-progress`` and a hard time limit."""
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import functools
 import os
@@ -14,15 +15,17 @@ import subprocess
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 
 from ..pipeline.errors import EncodeError
 
 PR_SET_PDEATHSIG = 1
 STDERR_KEEP = 400  # lines
 
-# ffmpeg process groups by the Dask task that started them, so that a cancelled task can stop its child
+# ffmpeg process groups by the Dask task that started them, so that a cancelled task can stop its child; and the
+# stop events of in-process work (the analysis decode) by task, which that work checks between steps
 _RUNNING: dict[str, set[int]] = {}
+_STOPS: dict[str, set[threading.Event]] = {}
 _RUNNING_LOCK = threading.Lock()
 
 
@@ -45,6 +48,36 @@ def kill_task_children(key: str) -> int:
         except ProcessLookupError:
             pass
     return len(groups)
+
+
+def stop_task(key: str) -> None:
+    """Stop what task ``key`` runs: kill its ffmpeg children and set the stop events of its in-process work."""
+    with _RUNNING_LOCK:
+        events = set(_STOPS.get(str(key), ()))
+    for event in events:
+        event.set()
+    kill_task_children(key)
+
+
+@contextlib.contextmanager
+def task_stop_event() -> Iterator[threading.Event]:
+    """An event that ``stop_task`` sets when the Dask task running this thread is cancelled (never set outside
+    a Dask worker): for in-process work, which cannot be killed like a child and must check it as it goes."""
+    key = _current_task_key()
+    event = threading.Event()
+    if key is None:
+        yield event
+        return
+    with _RUNNING_LOCK:
+        _STOPS.setdefault(key, set()).add(event)
+    try:
+        yield event
+    finally:
+        with _RUNNING_LOCK:
+            events = _STOPS.get(key, set())
+            events.discard(event)
+            if not events:
+                _STOPS.pop(key, None)
 
 
 @functools.cache

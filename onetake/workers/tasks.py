@@ -12,18 +12,20 @@ import math
 import os
 import re
 import shutil
+import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
 import av
 
-from ..pipeline.errors import EncodeError, QcError, SourceError, StorageError, VerificationError
+from ..pipeline.config import TIME_FLOOR_S
+from ..pipeline.errors import EncodeError, QcError, SourceError, StorageError, TaskCancelled, VerificationError
 from ..pipeline.plan import MEASURED
 from ..pipeline.probe import probe
 from ..pipeline.profiles import QcSpec
 from ..pipeline.qc import evaluate as evaluate_qc
-from .ffmpeg import run_ffmpeg
+from .ffmpeg import run_ffmpeg, task_stop_event
 from .files import exclusive, publish_dir
 from .follow import follow_commands
 from .package import package
@@ -63,7 +65,13 @@ def fill_measurements(argv: list[str], measured: dict[str, Any] | None) -> list[
 
 
 def analyze_task(params: dict[str, Any], deps: Sequence[Any], report: Report) -> dict[str, Any]:
-    """The source's analysis, made once: a rerun (or a second run of the same file) reads the cached result."""
+    """The source's analysis, made once: a rerun (or a second run of the same file) reads the cached result.
+
+    The decode runs in this process, so the task's limits and its cancellation are checked each time it reports
+    (at least every second of the source and every few packets): past ``timeout_s``, after ``stall_timeout_s``
+    without progress, or once its Dask task is cancelled, it stops within a few packets. Not bounded: the probe
+    before the decode, and a decode stuck inside one libav call (a hung read), which stops only when that call
+    returns; a stall counts only between reports. Only running the analysis in a child process would bound those."""
     cache = Path(params["cache"])
     with exclusive([str(cache)]):
         if cache.is_file():
@@ -71,7 +79,29 @@ def analyze_task(params: dict[str, Any], deps: Sequence[Any], report: Report) ->
             return {"analysis": json.loads(cache.read_text(encoding="utf-8")), "path": str(cache), "reused": True}
         from .analysis import analyze
 
-        result = analyze(params["source"], report=report)
+        source = params["source"]
+        stall_timeout, timeout = params["limits"]["stall_timeout_s"], params["limits"].get("timeout_s")
+        started = last_progress = time.monotonic()
+        done = -1.0
+
+        def checked(fraction: float) -> None:
+            nonlocal last_progress, done
+            now = time.monotonic()
+            if stop.is_set():
+                raise TaskCancelled(f"{source}: the analysis was stopped because its task was cancelled")
+            if fraction > done:
+                done, last_progress = fraction, now
+            elif now - last_progress > stall_timeout:
+                raise SourceError(source, f"its analysis made no progress for {stall_timeout:g} s and was stopped",
+                                  "raise stall_timeout_s in [farm] if the source is on slow storage")
+            if timeout is not None and now - started > timeout:
+                raise SourceError(source, f"its analysis ran past its limit of {timeout:g} s and was stopped",
+                                  f"raise timeout_factor in [farm] (the limit is {TIME_FLOOR_S:g} s + timeout_factor x "
+                                  f"the source duration)")
+            report(fraction)
+
+        with task_stop_event() as stop:
+            result = analyze(source, report=checked)
         partial = cache.with_name(cache.name + ".partial")
         partial.write_text(json.dumps(result, ensure_ascii=False), encoding="utf-8")
         os.replace(partial, cache)

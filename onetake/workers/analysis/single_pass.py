@@ -26,6 +26,9 @@ QUEUE_FRAMES = 8
 # benchmark source). Decoders without such a filter ignore the option.
 DECODER_OPTIONS = {"skip_loop_filter": "all"}
 RESULT_VERSION = 1
+# ``report`` is also where a caller stops the pass (time limits, a cancelled task): it is called at least every
+# second of the source and every this many packets, so that a slow decode is still checked often
+REPORT_PACKETS = 16
 
 
 def _display_size(info: SourceInfo) -> tuple[int, int]:
@@ -86,6 +89,8 @@ def run_pass(path: str, info: SourceInfo, settings: AnalysisSettings,
         worker.start()
         decode_error = None
         next_report = 0.0
+        fraction = 0.0
+        unreported = 0
         try:
             for packet in container.demux(streams):
                 try:
@@ -98,11 +103,16 @@ def run_pass(path: str, info: SourceInfo, settings: AnalysisSettings,
                     worker.queue.put(frame)
                 if worker.error is not None:
                     break
-                if report and packet.pts is not None and packet.time_base and duration:
-                    t = float(packet.pts * packet.time_base)
-                    if t >= next_report:
-                        report(min(1.0, t / duration))
+                if report:
+                    unreported += 1
+                    t = float(packet.pts * packet.time_base) if packet.pts is not None and packet.time_base else None
+                    second_passed = t is not None and duration > 0 and t >= next_report
+                    if second_passed:
+                        fraction = max(fraction, min(1.0, t / duration))
                         next_report = t + 1.0
+                    if second_passed or unreported >= REPORT_PACKETS:
+                        report(fraction)
+                        unreported = 0
         finally:
             worker.queue.put(None)
             worker.join()
