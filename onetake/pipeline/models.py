@@ -103,7 +103,7 @@ class Task:
     """One unit of work for a worker. ``params`` is plain JSON; ``deps`` name other tasks' ids."""
 
     id: str
-    kind: str                  # measure | encode | package | verify | deliver
+    kind: str                  # fetch | measure | analyze | encode | package | verify | report | deliver
     params: dict[str, Any]
     deps: tuple[str, ...] = ()
     heavy: bool = False        # holds an encode slot while it runs

@@ -489,7 +489,8 @@ def plan_job(source: SourceInfo, channels: Sequence[str] | None, catalog: Catalo
     elif not programme and any(r.profile.loudness for r in renditions.values()):
         notes.append("the source has no audio: loudness is not normalised")
 
-    # one analysis per source, shared by follow framing, QC and the report; nothing else waits for it
+    # one analysis per source, shared by follow framing, QC and the report; the shared encode does not wait for
+    # it (every deliver does: QC and the report need it)
     analyze_id = f"{asset_id}/analyze"
     analysis_file = f"{work}/analysis/{analysis_key(source)}.json"
     tasks.append(Task(analyze_id, "analyze", {"source": source.path, "cache": analysis_file, "limits": limits}))
