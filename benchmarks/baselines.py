@@ -16,6 +16,14 @@ plan that ``onetake run`` executes.
 Both write HLS rungs straight from the encoder (``-f hls``, fMP4 segments of the profile's length) and
 the web MP4 as its own encode of the top rung, and both run the same loudness measurement pass (pass 1
 of loudnorm) that onetake's plan runs; its values go into pass 2 with onetake's ``fill_measurements``.
+
+Both also run onetake's analysis as one runs it by hand, ``onetake analyze --json --report FILE SOURCE``
+(``onetake run`` analyses every source: its figure includes that pass, and it delivers the report). A
+rendition framed by following the subject (``short-vertical``) is planned with a ``sendcmd`` file that
+moves its crop window: the baselines write that file from their analysis's crop path with onetake's own
+``follow_commands``, as onetake's worker does, so their follow output has the same crop. The follow crop
+is given an instance name of its own (``crop@follow_...``): in the expert's merged graph other renditions
+have crop filters too, and ``sendcmd`` sends a command to the first filter of the name it is given.
 """
 
 from __future__ import annotations
@@ -36,6 +44,8 @@ from onetake.pipeline.plan import PlanOptions, plan_job
 from onetake.pipeline.probe import probe
 from onetake.pipeline.profiles import Catalog, load_catalog
 from onetake.workers.ffmpeg import ffmpeg_binary
+from onetake.workers.follow import TARGET as FOLLOW_CROP
+from onetake.workers.follow import follow_commands
 from onetake.workers.tasks import SILENCE_LUFS, fill_measurements
 
 from .common import run_step
@@ -43,6 +53,7 @@ from .common import run_step
 WORK_MARK = "/__onetake_benchmark_work__"  # stands for onetake's scratch folder in the plans built here
 BENCH_CHANNEL = "__benchmark_one_rendition__"
 SPLITS = ("split", "asplit")
+REPORT_NAME = "report.html"     # the analysis's HTML report, which onetake delivers with every channel
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -222,6 +233,32 @@ class GraphMerger:
         return ";".join(segments), [queue[key].pop(0) for key in self.sinks]
 
 
+def graph_value(text: str) -> str:
+    """``text`` as a filter option's value inside a filter graph, escaped as ffmpeg-python escapes the plan's."""
+    for special in ("\\'=:", "\\'[],;"):  # the option level, then the graph level
+        text = "".join("\\" + c if c in special else c for c in text)
+    return text
+
+
+def follow_crop_name(profile: str) -> str:
+    return f"{FOLLOW_CROP}@follow_{re.sub(r'[^A-Za-z0-9_]', '_', profile)}"
+
+
+def with_follow_commands(graph: str, planned_commands: str, commands: Path, crop_name: str) -> str:
+    """The planned follow graph reading its sendcmd file from ``commands``, its crop named ``crop_name``."""
+    segments = parse_graph(graph)
+    sendcmd = [s for s in segments if s.name == "sendcmd"]
+    if len(sendcmd) != 1 or sendcmd[0].spec != f"sendcmd=f={graph_value(planned_commands)}":
+        raise RuntimeError(f"expected one sendcmd reading {planned_commands} in the planned graph {graph!r}")
+    crop = [s for s in segments if s.inputs == sendcmd[0].outputs and s.name == FOLLOW_CROP]
+    if len(crop) != 1:
+        raise RuntimeError(f"expected the planned sendcmd to feed one {FOLLOW_CROP} filter in {graph!r}")
+    sendcmd[0].spec = f"sendcmd=f={graph_value(str(commands))}"
+    crop[0].spec = crop_name + crop[0].spec[len(FOLLOW_CROP):]
+    return ";".join("".join(f"[{i}]" for i in s.inputs) + s.spec + "".join(f"[{o}]" for o in s.outputs)
+                    for s in segments)
+
+
 # ---------------------------------------------------------------------------------------------------------
 # the deliverables and the commands
 
@@ -236,6 +273,19 @@ class Deliverable:
     planned: PlannedCommand | None = None
     file_name: str = ""
     segment_seconds: float = 6.0  # HLS segment length, from the ladder's profile
+    follow: dict[str, Any] | None = None  # the plan's follow params (commands, width, window): a follow crop
+
+    def commands_file(self, base: Path) -> Path:
+        """Where this deliverable's follow crop reads its sendcmd commands when writing under ``base``."""
+        return base / ".follow" / f"{self.profile}.cmd"
+
+    def graph(self, base: Path) -> str:
+        """The planned filter graph, a follow crop reading its commands from under ``base``."""
+        assert self.planned is not None
+        if self.follow is None:
+            return self.planned.graph
+        return with_follow_commands(self.planned.graph, self.follow["commands"], self.commands_file(base),
+                                    follow_crop_name(self.profile))
 
     def target(self, base: Path) -> tuple[list[str], str]:
         """The output options and URL when writing under ``base``."""
@@ -291,12 +341,14 @@ class Fanout:
         info = probe(str(source))
         options = plan_options()
         plan = plan_job(info, tuple(channels), catalog, options)
-        encode = next(t for t in plan.tasks if t.kind == "encode")
+        # every encode of the plan: the shared one, and one per rendition that follows the subject
+        planned: list[tuple[PlannedOutput, bool]] = []
+        for encode in (t for t in plan.tasks if t.kind == "encode"):
+            names = [o["profile"] for o in encode.params["outputs"]]
+            planned += [(o, "follow" in encode.params) for o in split_argv(encode.params["argv"], names).outputs]
         measure = next((t for t in plan.tasks if t.kind == "measure"), None)
-        names = [o["profile"] for o in encode.params["outputs"]]
-        full = split_argv(encode.params["argv"], names)
         self = cls(Path(source), tuple(channels), info, catalog, plan,
-                   list(measure.params["argv"]) if measure else None, onetake_outputs=names)
+                   list(measure.params["argv"]) if measure else None, onetake_outputs=[o.profile for o, _ in planned])
 
         rung_of: dict[str, tuple[str, int, float, bool]] = {}  # rung profile -> (hls profile, index, seg, mp4)
         for task in plan.tasks:
@@ -309,33 +361,40 @@ class Fanout:
                     rung_of[v["name"]] = (hls_name, i, hls.segment_seconds, hls.progressive_mp4)
                 self.hls_masters.append({"name": hls_name, "variants": variants})
 
-        for planned in full.outputs:
-            single = self._single(planned.profile, options)
+        for output, follows in planned:
+            single, follow = self._single(output.profile, options)
             mine = without_maps(single.outputs[0].options)
-            theirs = without_maps(planned.options)
+            theirs = without_maps(output.options)
             if mine != theirs:
-                raise RuntimeError(f"the one-rendition plan of {planned.profile} encodes with other options than "
+                raise RuntimeError(f"the one-rendition plan of {output.profile} encodes with other options than "
                                    f"onetake's full plan:\n  {mine}\n  {theirs}")
-            if planned.profile in rung_of:
-                hls_name, index, seconds, mp4 = rung_of[planned.profile]
-                self.deliverables.append(Deliverable(f"{hls_name}/{planned.profile}", planned.profile, True,
-                                                     single, planned.file_name, seconds))
+            if follows != (follow is not None):
+                raise RuntimeError(f"{output.profile}: the one-rendition plan and the full plan differ on whether "
+                                   f"it follows the subject")
+            if output.profile in rung_of:
+                hls_name, index, seconds, mp4 = rung_of[output.profile]
+                self.deliverables.append(Deliverable(f"{hls_name}/{output.profile}", output.profile, True,
+                                                     single, output.file_name, seconds))
                 if index == 0 and mp4:  # the progressive MP4 of the top rung: its own encode, by hand
-                    self.deliverables.append(Deliverable(f"{hls_name}.mp4", planned.profile, False, single,
-                                                         planned.file_name))
+                    self.deliverables.append(Deliverable(f"{hls_name}.mp4", output.profile, False, single,
+                                                         output.file_name))
             else:
-                self.deliverables.append(Deliverable(planned.profile, planned.profile, False, single,
-                                                     planned.file_name))
+                self.deliverables.append(Deliverable(output.profile, output.profile, False, single,
+                                                     output.file_name, follow=follow))
+        made = {d.profile for d in self.deliverables}
+        if made != set(self.onetake_outputs):
+            raise RuntimeError(f"the baselines would make {sorted(made)}, onetake {sorted(self.onetake_outputs)}")
         return self
 
-    def _single(self, profile: str, options: PlanOptions) -> PlannedCommand:
+    def _single(self, profile: str, options: PlanOptions) -> tuple[PlannedCommand, dict[str, Any] | None]:
+        """The plan of ``profile`` alone: its encode, and its follow params when it follows the subject."""
         catalog = dataclasses.replace(self.catalog, channels={BENCH_CHANNEL: (profile,)})
         plan = plan_job(self.info, (BENCH_CHANNEL,), catalog, options)
-        encode = next(t for t in plan.tasks if t.kind == "encode")
+        [encode] = [t for t in plan.tasks if t.kind == "encode"]
         names = [o["profile"] for o in encode.params["outputs"]]
         if names != [profile]:
             raise RuntimeError(f"a plan of {profile} alone made {names}")
-        return split_argv(encode.params["argv"], names)
+        return split_argv(encode.params["argv"], names), encode.params.get("follow")
 
     # -------------------------------------------------------------- running
 
@@ -352,6 +411,25 @@ class Fanout:
         self.last_measured = values
         return values
 
+    def analyze(self, base: Path, steps: list[dict[str, Any]]) -> dict[str, Any]:
+        """onetake's analysis of the source and its HTML report, run by hand (``onetake analyze --json --report``),
+        and each follow crop's sendcmd file written from its crop path as onetake's worker writes it."""
+        argv = [sys.executable, "-m", "onetake.cli", "analyze", "--json", "--report", str(base / REPORT_NAME),
+                str(self.source)]
+        analysis = json.loads(run_step("analysis + report (onetake analyze)", argv, steps, capture_stdout=True).stdout)
+        for d in self.deliverables:
+            if d.follow is None:
+                continue
+            commands = follow_commands(analysis.get("crop_path"), analysis.get("fps"), d.follow["width"],
+                                       d.follow["window"])
+            # the same commands, addressed to this crop's own name (see with_follow_commands)
+            commands = re.sub(rf"^(\S+) {FOLLOW_CROP} ", rf"\1 {follow_crop_name(d.profile)} ", commands,
+                              flags=re.MULTILINE)
+            path = d.commands_file(base)
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(commands, encoding="utf-8")
+        return analysis
+
     def prepare(self, base: Path) -> None:
         for d in self.deliverables:
             (base / d.name).mkdir(parents=True, exist_ok=True)
@@ -361,7 +439,7 @@ class Fanout:
         for d in self.deliverables:
             assert d.planned is not None
             options, url = d.target(base)
-            argv = ["ffmpeg", *d.planned.head, "-filter_complex", d.planned.graph, *options, url, *d.planned.tail]
+            argv = ["ffmpeg", *d.planned.head, "-filter_complex", d.graph(base), *options, url, *d.planned.tail]
             commands.append((d.name, [ffmpeg_binary(), *fill_measurements(argv, measured)[1:]]))
         return commands
 
@@ -388,7 +466,7 @@ class Fanout:
                 options, url = d.target(base)
             maps = [options[i + 1] for i, a in enumerate(options) if a == "-map"]
             labels = [m[1:-1] for m in maps if m.startswith("[")]
-            per_output.append((options, url, merger.add(p.graph, labels)))
+            per_output.append((options, url, merger.add(d.graph(base), labels)))
         graph, sink_labels = merger.emit()
         argv = ["ffmpeg", *first.head, "-filter_complex", graph]
         for options, url, numbers in per_output:
@@ -471,7 +549,8 @@ class Fanout:
     # -------------------------------------------------------------- description
 
     def describe(self) -> list[dict[str, Any]]:
-        return [{"output": d.name, "profile": d.profile, "as": "hls rung" if d.hls else "file"}
+        return [{"output": d.name, "profile": d.profile, "as": "hls rung" if d.hls else "file",
+                 **({"framing": "follow (sendcmd file from the analysis's crop path)"} if d.follow else {})}
                 for d in self.deliverables]
 
 

@@ -5,7 +5,9 @@
 (c) onetake  ``onetake run SOURCE --channels ...`` (probe, plan, Dask, encode, package, verify, deliver)
 
 (a) and (b) are built from onetake's own plan (see baselines.py), so every output has onetake's encoder
-settings; both include the loudness measurement pass. Ratios are onetake's wall time over each baseline's.
+settings; both include the loudness measurement pass and onetake's analysis with its report (``onetake
+analyze --json --report``, which onetake run does for every source too), whose crop path moves the crop of
+the follow-framed ``short-vertical`` as in onetake. Ratios are onetake's wall time over each baseline's.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ import shlex
 from pathlib import Path
 from typing import Any
 
-from .baselines import Fanout, onetake_run_argv
+from .baselines import REPORT_NAME, Fanout, onetake_run_argv
 from .common import (MEDIA, RESULTS, STATS, CommandFailed, Measurement, clean, disturbed, header, measure, phases,
                      pick_run, print_table, ratio, run_step, source_for, wait_for_quiet, write_json)
 
@@ -59,7 +61,7 @@ def output_bytes(folder: Path) -> int:
 
 
 def check_baseline_outputs(fan: Fanout, base: Path) -> list[str]:
-    missing = []
+    missing = [] if (base / REPORT_NAME).is_file() else [REPORT_NAME]
     for d in fan.deliverables:
         folder = base / d.name
         if not folder.is_dir() or not any(f.stat().st_size > 0 for f in folder.iterdir() if f.is_file()):
@@ -76,6 +78,7 @@ def run_variant(name: str, fan: Fanout, base: Path, onetake_extra: list[str], ve
 
         def body(steps: list[dict[str, Any]]) -> None:
             measured = fan.measure_loudness(steps)
+            fan.analyze(base, steps)
             for step, argv in fan.naive_commands(base, measured):
                 run_step(step, argv, steps)
             fan.write_hls_masters(base)
@@ -84,6 +87,7 @@ def run_variant(name: str, fan: Fanout, base: Path, onetake_extra: list[str], ve
 
         def body(steps: list[dict[str, Any]]) -> None:
             measured = fan.measure_loudness(steps)
+            fan.analyze(base, steps)
             run_step("one ffmpeg, every output", fan.expert_command(base, measured, tee=name == "expert-tee"), steps)
             fan.write_hls_masters(base)
     else:
@@ -101,6 +105,7 @@ def run_variant(name: str, fan: Fanout, base: Path, onetake_extra: list[str], ve
         if not result.get("ok"):
             raise CommandFailed(f"onetake run did not deliver every channel: {json.dumps(result)[:4000]}")
     else:
+        m.extra["analysis_wall_s"] = next(s["wall_s"] for s in m.steps if s["step"].startswith("analysis"))
         missing = check_baseline_outputs(fan, base)
         m.extra["ok"] = not missing
         if missing:
@@ -121,8 +126,9 @@ def main(args: argparse.Namespace) -> int:
     onetake_extra = shlex.split(args.onetake_args)
     work = args.work.resolve() / "fanout"
 
-    print(f"source {source} ({desc['duration_s']} s); channels {','.join(channels)}; "
-          f"{len(fan.deliverables)} outputs per variant")
+    print(f"source {source} ({desc['duration_s']} s); channels {','.join(channels)}; onetake makes "
+          f"{len(fan.onetake_outputs)} renditions; each baseline {len(fan.deliverables)} outputs from them "
+          f"(the top HLS rung's MP4 is an output of its own) + {REPORT_NAME}")
     for w in warnings:
         print(f"warning: {w}")
     samples: dict[str, list[Measurement]] = {v: [] for v in variants}
@@ -159,6 +165,7 @@ def main(args: argparse.Namespace) -> int:
         "source": {**desc, "generated": not args.source, "warnings": warnings},
         "channels": list(channels),
         "outputs": fan.describe(),
+        "renditions": fan.onetake_outputs,
         "onetake_command": onetake_run_argv(source, channels, work / "onetake", onetake_extra)[1:],
         "repeat": args.repeat,
         "stat": args.stat,

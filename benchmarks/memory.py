@@ -81,6 +81,7 @@ def main(args: argparse.Namespace) -> int:
 
             def expert(steps: list[dict[str, Any]]) -> None:
                 measured = fan.measure_loudness(steps)
+                fan.analyze(base, steps)  # the analysis, the report and the follow crop's commands
                 run_step("one ffmpeg, every output", fan.expert_command(base, measured), steps)
 
             print(f"{label}: expert ffmpeg ...", flush=True)

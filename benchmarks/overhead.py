@@ -1,16 +1,21 @@
 """``python -m benchmarks overhead``: what onetake costs on top of the ffmpeg work it plans.
 
-``onetake run SOURCE --channels web`` on a 10 s source, against the same ffmpeg work run directly: the
-argvs of ``onetake plan SOURCE --channels web --json`` (the loudness measurement, the one encode with the
-measured values filled in, and the HLS packaging) run back to back with the same ffmpeg, nothing else.
-Target: onetake's wall time <= 1.2 x the direct run's. A breakdown, timed separately afterwards, shows
-where onetake's extra time goes (start-up and planning, the Dask cluster, packaging and verification).
+``onetake run SOURCE --channels web`` on a 10 s source, against the same work run directly: the argvs of
+``onetake plan SOURCE --channels web --json`` (the loudness measurement, the encodes with the measured values
+filled in, and the HLS packaging) run back to back with the same ffmpeg, and the analysis that ``onetake
+run`` makes of every source, as a hand-run makes it: ``onetake.workers.analysis.analyze`` called directly
+(in a forked child of this process, so that its CPU time and memory are counted as the ffmpegs' are, and
+no interpreter start-up is added). A follow-framed rendition's sendcmd file is written from the analysis's
+crop path as onetake's worker writes it. Target: onetake's wall time <= 1.2 x the direct run's. A
+breakdown, timed separately afterwards, shows where onetake's extra time goes (start-up and planning, the
+Dask cluster, packaging, the HTML report, verification and delivery).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import multiprocessing
 import os
 import subprocess
 import sys
@@ -18,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from onetake.workers.ffmpeg import ffmpeg_binary
+from onetake.workers.follow import follow_commands
 from onetake.workers.tasks import SILENCE_LUFS, fill_measurements
 
 from .baselines import onetake_run_argv
@@ -62,16 +68,51 @@ def parse_loudnorm(log: str) -> dict[str, Any]:
     return values
 
 
-def direct_work(plan: dict[str, Any], steps: list[dict[str, Any]]) -> dict[str, Any] | None:
-    """The plan's ffmpeg argvs, back to back: measure -> encode -> HLS packaging; returns the measurement."""
+def analyze_in_child(params: dict[str, Any], steps: list[dict[str, Any]]) -> dict[str, Any]:
+    """The analyze task's work done by hand: ``analyze(source)``, its JSON written where the plan keeps it.
+
+    It runs in a forked child: the analysis module is imported here beforehand, so the child starts at once,
+    and its CPU time (reaped like an ffmpeg's) and memory (sampled as a descendant) count as the ffmpegs' do."""
+    from onetake.workers.analysis import analyze
+
+    cache = Path(params["cache"])
+
+    def child() -> None:
+        result = analyze(params["source"])
+        cache.parent.mkdir(parents=True, exist_ok=True)
+        cache.write_text(json.dumps(result, ensure_ascii=False), encoding="utf-8")
+
+    with Clock() as clock:
+        process = multiprocessing.get_context("fork").Process(target=child, name="analysis")
+        process.start()
+        process.join()
+    steps.append({"step": "analysis (analyze(), forked child)", "wall_s": round(clock.wall_s, 3),
+                  "cpu_s": round(clock.cpu_s, 3), "other_cpu_s": round(clock.other_cpu_s, 3)})
+    if process.exitcode != 0:
+        raise CommandFailed(f"the analysis of {params['source']} failed (exit status {process.exitcode}); "
+                            f"`onetake analyze {params['source']}` shows why")
+    return json.loads(cache.read_text(encoding="utf-8"))
+
+
+def direct_work(plan: dict[str, Any], steps: list[dict[str, Any]]) -> dict[str, Any]:
+    """The plan's work, back to back: measure -> analysis -> encodes -> HLS packaging.
+
+    Returns the loudness measurement (``measured``, None when nothing is normalised) and the analysis."""
     ffmpeg = ffmpeg_binary()
     measured = None
     for t in tasks_of(plan, "measure"):
         measured = parse_loudnorm(run_step("measure", [ffmpeg, *t["params"]["argv"][1:]], steps).stderr)
+    analysis: dict[str, Any] = {}
+    for t in tasks_of(plan, "analyze"):
+        analysis = analyze_in_child(t["params"], steps)
     for t in tasks_of(plan, "encode"):
         outputs = t["params"]["outputs"]
         for o in outputs:
             os.makedirs(o["partial"], exist_ok=True)
+        if "follow" in t["params"]:  # the follow crop's sendcmd file, as the worker writes it
+            f = t["params"]["follow"]
+            Path(f["commands"]).write_text(follow_commands(analysis.get("crop_path"), analysis.get("fps"),
+                                                           f["width"], f["window"]), encoding="utf-8")
         run_step("encode", [ffmpeg, *fill_measurements(t["params"]["argv"], measured)[1:]], steps)
         for o in outputs:
             os.rename(o["partial"], o["final"])
@@ -82,7 +123,7 @@ def direct_work(plan: dict[str, Any], steps: list[dict[str, Any]]) -> dict[str, 
         for v in p["variants"]:
             os.makedirs(os.path.join(p["partial"], v["name"]), exist_ok=True)
         run_step("hls packaging", [ffmpeg, *p["argv"][1:]], steps)
-    return measured
+    return {"measured": measured, "analysis": analysis}
 
 
 def breakdown(source: Path, channels: str, work: Path) -> dict[str, Any]:
@@ -109,12 +150,15 @@ def breakdown(source: Path, channels: str, work: Path) -> dict[str, Any]:
     clean(base)
     plan = plan_json(source, channels, base)
     steps: list[dict[str, Any]] = []
-    measured = direct_work(plan, steps)
+    done = direct_work(plan, steps)
     for t in tasks_of(plan, "package"):  # onetake's package task redoes the HLS step, playlists included
         clean(Path(t["params"]["partial"]))
-    results: dict[str, Any] = {t["id"]: measured for t in tasks_of(plan, "measure")}
+    # the results onetake's tasks pass on, as the direct run made them
+    results: dict[str, Any] = {t["id"]: done["measured"] for t in tasks_of(plan, "measure")}
+    results.update({t["id"]: {"analysis": done["analysis"], "path": t["params"]["cache"], "reused": False}
+                    for t in tasks_of(plan, "analyze")})
     results.update({t["id"]: {"reused": False} for t in tasks_of(plan, "encode")})
-    for kind in ("package", "verify", "deliver"):
+    for kind in ("package", "report", "verify", "deliver"):
         total_wall = total_cpu = 0.0
         detail = []
         for t in tasks_of(plan, kind):
@@ -175,8 +219,10 @@ def main(args: argparse.Namespace) -> int:
     data.update({
         "source": {**desc, "generated": not args.source, "warnings": warnings},
         "channels": channels.split(","),
-        "direct_commands": [[ "ffmpeg", *t["params"]["argv"][1:]] for kind in ("measure", "encode", "package")
+        "direct_commands": [["ffmpeg", *t["params"]["argv"][1:]] for kind in ("measure", "encode", "package")
                             for t in tasks_of(plan, kind) if "argv" in t["params"]],
+        "direct_analysis": [f"onetake.workers.analysis.analyze({t['params']['source']!r}) in a forked child, "
+                            f"before the encodes" for t in tasks_of(plan, "analyze")],
         "repeat": args.repeat,
         "stat": args.stat,
         "runs": runs,

@@ -13,8 +13,8 @@ ROOT = Path(__file__).parents[1]
 def test_fanout_writes_comparable_json(tmp_path):
     output = tmp_path / "fanout.json"
     result = subprocess.run([sys.executable, "-m", "benchmarks", "fanout", "--seconds", "1", "--channels",
-                             "tv,radio,edit", "--output", str(output)], cwd=ROOT, capture_output=True, text=True,
-                            timeout=600)
+                             "tv,short,radio,edit", "--work", str(tmp_path / "work"), "--output", str(output)],
+                            check=False, cwd=ROOT, capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stderr[-2000:]
     data = json.loads(output.read_text())
     assert set(data["runs"]) == {"naive", "expert", "onetake"}
@@ -23,6 +23,27 @@ def test_fanout_writes_comparable_json(tmp_path):
     ratio = data["runs"]["onetake"]["wall_s"] / data["runs"]["naive"]["wall_s"]
     assert abs(data["ratios"]["onetake_vs_naive"] - ratio) < 0.002
     assert "onetake_vs_expert" in data["ratios"]
+    # the baselines make every rendition onetake makes, the follow-framed one included, and pass its checks
+    assert {o["profile"] for o in data["outputs"]} == set(data["renditions"])
+    assert [o["profile"] for o in data["outputs"] if o.get("framing", "").startswith("follow")] == ["short-vertical"]
+    for name in ("naive", "expert"):
+        run = data["runs"][name]
+        assert run["verified"]["ok"], run["verified"]["failed"]
+        assert run["analysis_wall_s"] > 0 and run["steps"][1]["step"].startswith("analysis")
+
+
+def test_overhead_runs_with_the_analysis_and_a_follow_encode(tmp_path):
+    output = tmp_path / "overhead.json"
+    result = subprocess.run([sys.executable, "-m", "benchmarks", "overhead", "--seconds", "1", "--repeat", "1",
+                             "--channels", "short", "--work", str(tmp_path / "work"), "--output", str(output)],
+                            check=False, cwd=ROOT, capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr[-2000:]
+    data = json.loads(output.read_text())
+    ratio = data["runs"]["onetake"]["wall_s"] / data["runs"]["direct"]["wall_s"]
+    assert abs(data["ratios"]["onetake_vs_direct"] - ratio) < 0.002
+    steps = [s["step"] for s in data["runs"]["direct"]["steps"]]
+    assert steps[0] == "measure" and steps[1].startswith("analysis") and steps.count("encode") == 2
+    assert {"report tasks, one after another", "deliver tasks, one after another"} <= set(data["breakdown"])
 
 
 def test_storage_writes_comparable_json(tmp_path):
