@@ -25,9 +25,8 @@ from onetake.workers.ffmpeg import ffmpeg_binary
 from . import analysis_clips as clips
 from .common import (
     MEDIA,
-    RESULTS,
-    STATS,
     Measurement,
+    add_timing_arguments,
     disturbed,
     header,
     measure,
@@ -51,14 +50,7 @@ IN_PROCESS = ("import json, resource, sys, time\n"
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--source", type=Path, help="a source file (default: a generated 1080p25 test clip)")
-    p.add_argument("--seconds", type=float, default=30.0, help="length of the generated source (default 30)")
-    p.add_argument("--output", type=Path, default=RESULTS / "analyze.json", help="the JSON result file")
-    p.add_argument("--repeat", type=int, default=1, help="runs of each variant, interleaved (default 1)")
-    p.add_argument("--stat", choices=STATS, default="min",
-                   help="which run represents a variant when repeated: the fastest (default) or the median")
-    p.add_argument("--quiet-wait", type=float, default=0.0, metavar="SECONDS",
-                   help="before each timed run, wait up to this long for other processes to go quiet")
+    add_timing_arguments(p, "analyze", seconds=30.0, repeat=1)
     p.add_argument("--no-accuracy", action="store_true", help="skip the accuracy figures on generated clips")
 
 

@@ -377,6 +377,20 @@ def clean(path: Path) -> None:
 STATS = ("min", "median")
 
 
+def add_timing_arguments(p: Any, name: str, *, seconds: float, repeat: int) -> None:
+    """The options every timed benchmark shares: its source, the JSON it writes, repeats, quiet wait."""
+    p.add_argument("--source", type=Path, help="a source file (default: a generated 1080p25 test clip)")
+    p.add_argument("--seconds", type=float, default=seconds,
+                   help=f"length of the generated source (default {seconds:g})")
+    p.add_argument("--output", type=Path, default=RESULTS / f"{name}.json", help="the JSON result file")
+    p.add_argument("--repeat", type=int, default=repeat,
+                   help=f"runs of each variant, interleaved (default {repeat})")
+    p.add_argument("--stat", choices=STATS, default="min",
+                   help="which run represents a variant when repeated: the fastest (default) or the median")
+    p.add_argument("--quiet-wait", type=float, default=0.0, metavar="SECONDS",
+                   help="before each timed run, wait up to this long for other processes to go quiet")
+
+
 def pick_run(samples: list[Measurement], stat: str = "min") -> Measurement:
     """The sample that represents a variant: the fastest (``min``: other work on the machine only ever
     adds time, so the fastest run is the best estimate of the variant's own cost) or the median one."""
@@ -502,6 +516,18 @@ def disturbed(runs: dict[str, dict[str, Any]], share: float = 0.1) -> list[str]:
             out.append(f"{name}: other processes used {r['other_cpu_s']:.1f} cpu-s during its {r['wall_s']:.1f} s "
                        f"on {cpus} cpus; its times are disturbed")
     return out
+
+
+def finish(data: dict[str, Any], output: Path, *, show_phases: bool = False) -> None:
+    """Mark the runs other processes disturbed, print them (and each run's phases), write the JSON."""
+    data["disturbed"] = disturbed(data["runs"])
+    if show_phases:
+        for v, r in data["runs"].items():
+            if r.get("phases"):
+                print(f"  {v} phases (s): " + ", ".join(f"{k.removesuffix('_s')} {x}" for k, x in r["phases"].items()))
+    for line in data["disturbed"]:
+        print(f"warning: {line}")
+    write_json(data, output)
 
 
 def ratio(a: float, b: float) -> float | None:

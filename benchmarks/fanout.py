@@ -20,8 +20,23 @@ from pathlib import Path
 from typing import Any
 
 from .baselines import REPORT_NAME, Fanout, onetake_run_argv
-from .common import (MEDIA, RESULTS, STATS, CommandFailed, Measurement, clean, disturbed, header, measure, phases,
-                     pick_run, print_table, ratio, run_step, source_for, wait_for_quiet, write_json)
+from .common import (
+    MEDIA,
+    CommandFailed,
+    Measurement,
+    add_timing_arguments,
+    clean,
+    finish,
+    header,
+    measure,
+    phases,
+    pick_run,
+    print_table,
+    ratio,
+    run_step,
+    source_for,
+    wait_for_quiet,
+)
 
 DEFAULT_CHANNELS = "tv,web,short,radio,edit"
 VARIANTS = ("naive", "expert", "expert-tee", "onetake")
@@ -30,20 +45,13 @@ TARGET_VS_EXPERT = 1.0
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--source", type=Path, help="a source file (default: a generated 1080p25 test clip)")
-    p.add_argument("--seconds", type=float, default=30.0, help="length of the generated source (default 30)")
+    add_timing_arguments(p, "fanout", seconds=30.0, repeat=1)
     p.add_argument("--channels", default=DEFAULT_CHANNELS, help=f"channels to make (default {DEFAULT_CHANNELS})")
-    p.add_argument("--output", type=Path, default=RESULTS / "fanout.json", help="the JSON result file")
-    p.add_argument("--repeat", type=int, default=1, help="runs of each variant, interleaved (default 1)")
-    p.add_argument("--stat", choices=STATS, default="min",
-                   help="which run represents a variant when repeated: the fastest (default) or the median")
     p.add_argument("--variants", default=",".join(DEFAULT_VARIANTS),
                    help="which of naive,expert,expert-tee,onetake to run (default naive,expert,onetake); "
                         "expert-tee is the expert with the web MP4 and the top HLS rung from one encode")
     p.add_argument("--work", type=Path, default=MEDIA / "work", help="scratch folder for every variant's outputs")
     p.add_argument("--keep", action="store_true", help="keep the outputs (default: delete them after each run)")
-    p.add_argument("--quiet-wait", type=float, default=0.0, metavar="SECONDS",
-                   help="before each timed run, wait up to this long for other processes to go quiet")
     p.add_argument("--no-verify", action="store_true",
                    help="skip checking the baselines' outputs with onetake's verifier (untimed)")
     p.add_argument("--onetake-args", default="", help="extra arguments for `onetake run`, e.g. '--workers 2'")
@@ -184,11 +192,5 @@ def main(args: argparse.Namespace) -> int:
                 ["variant", "wall_s", "cpu_s", "peak_rss_mb", "processes", "onetake/this"], rows)
     for name, value in ratios.items():
         print(f"  {name:<20} {value}")
-    data["disturbed"] = disturbed(data["runs"])
-    for v, r in data["runs"].items():
-        if r.get("phases"):
-            print(f"  {v} phases (s): " + ", ".join(f"{k.removesuffix('_s')} {x}" for k, x in r["phases"].items()))
-    for line in data["disturbed"]:
-        print(f"warning: {line}")
-    write_json(data, args.output)
+    finish(data, args.output, show_phases=True)
     return 0

@@ -35,25 +35,33 @@ from onetake.pipeline.probe import probe
 from onetake.pipeline.profiles import load_catalog
 from onetake.workers.ffmpeg import ffmpeg_binary
 from onetake.workers.follow import follow_commands
-from onetake.workers.tasks import fill_measurements, measure as measure_task
+from onetake.workers.tasks import fill_measurements
+from onetake.workers.tasks import measure as measure_task
 
-from .common import (MEDIA, RESULTS, STATS, Clock, Measurement, clean, disturbed, header, measure, pick_run,
-                     print_table, ratio, run_step, source_for, wait_for_quiet, write_json)
+from .common import (
+    MEDIA,
+    Clock,
+    Measurement,
+    add_timing_arguments,
+    clean,
+    finish,
+    header,
+    measure,
+    pick_run,
+    print_table,
+    ratio,
+    run_step,
+    source_for,
+    wait_for_quiet,
+)
 
 TARGET = 1.15
 VARIANTS = ("center", "still", "follow", "sweep")
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--source", type=Path, help="a source file (default: a generated 1080p25 test clip)")
-    p.add_argument("--seconds", type=float, default=10.0, help="length of the generated source (default 10)")
-    p.add_argument("--output", type=Path, default=RESULTS / "framing.json", help="the JSON result file")
-    p.add_argument("--repeat", type=int, default=3, help="runs of each variant, interleaved (default 3)")
-    p.add_argument("--stat", choices=STATS, default="min",
-                   help="which run represents a variant when repeated: the fastest (default) or the median")
+    add_timing_arguments(p, "framing", seconds=10.0, repeat=3)
     p.add_argument("--work", type=Path, default=MEDIA / "work", help="scratch folder")
-    p.add_argument("--quiet-wait", type=float, default=0.0, metavar="SECONDS",
-                   help="before each timed run, wait up to this long for other processes to go quiet")
 
 
 def _encode_task(source: Path, framing: str, work: Path) -> dict[str, Any]:
@@ -152,8 +160,5 @@ def main(args: argparse.Namespace) -> int:
     print(f"  analysis (separate)   wall {analysis_run['wall_s']} s")
     for k, v in data["ratios"].items():
         print(f"  {k:<30} {v}" + (f"  (target <= {TARGET})" if k == "follow_vs_center" else ""))
-    data["disturbed"] = disturbed(data["runs"])
-    for line in data["disturbed"]:
-        print(f"warning: {line}")
-    write_json(data, args.output)
+    finish(data, args.output)
     return 0

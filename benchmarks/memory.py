@@ -14,8 +14,20 @@ from pathlib import Path
 from typing import Any
 
 from .baselines import Fanout, onetake_run_argv
-from .common import (MEDIA, RESULTS, clean, describe_source, disturbed, header, make_source,
-                     measure, print_table, ratio, run_step, wait_for_quiet, write_json)
+from .common import (
+    MEDIA,
+    RESULTS,
+    clean,
+    describe_source,
+    finish,
+    header,
+    make_source,
+    measure,
+    print_table,
+    ratio,
+    run_step,
+    wait_for_quiet,
+)
 from .fanout import DEFAULT_CHANNELS
 
 TARGET = 1.1
@@ -114,10 +126,7 @@ def main(args: argparse.Namespace) -> int:
                  for k, r in runs.items()])
     for k, v in ratios.items():
         print(f"  {k:<32} {v}")
-    data["disturbed"] = disturbed(data["runs"])
-    for line in data["disturbed"]:
-        print(f"warning: {line}")
-    write_json(data, args.output)
+    finish(data, args.output)
     for k in failed:
         print(f"onetake run failed on the {k} source: {runs[k].get('error', '')[-1500:]}")
     return 1 if failed else 0

@@ -27,24 +27,33 @@ from onetake.workers.follow import follow_commands
 from onetake.workers.tasks import SILENCE_LUFS, fill_measurements
 
 from .baselines import onetake_run_argv
-from .common import (MEDIA, RESULTS, ROOT, STATS, Clock, CommandFailed, Measurement, clean,
-                     disturbed, header, measure, phases, pick_run, print_table, ratio,
-                     run_step, source_for, wait_for_quiet, write_json)
+from .common import (
+    MEDIA,
+    ROOT,
+    Clock,
+    CommandFailed,
+    Measurement,
+    add_timing_arguments,
+    clean,
+    finish,
+    header,
+    measure,
+    phases,
+    pick_run,
+    print_table,
+    ratio,
+    run_step,
+    source_for,
+    wait_for_quiet,
+)
 
 TARGET = 1.2
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--source", type=Path, help="a source file (default: a generated 1080p25 test clip)")
-    p.add_argument("--seconds", type=float, default=10.0, help="length of the generated source (default 10)")
+    add_timing_arguments(p, "overhead", seconds=10.0, repeat=3)
     p.add_argument("--channels", default="web", help="channels to make (default web)")
-    p.add_argument("--output", type=Path, default=RESULTS / "overhead.json", help="the JSON result file")
-    p.add_argument("--repeat", type=int, default=3, help="runs of each variant, interleaved (default 3)")
-    p.add_argument("--stat", choices=STATS, default="min",
-                   help="which run represents a variant when repeated: the fastest (default) or the median")
     p.add_argument("--work", type=Path, default=MEDIA / "work", help="scratch folder")
-    p.add_argument("--quiet-wait", type=float, default=0.0, metavar="SECONDS",
-                   help="before each timed run, wait up to this long for other processes to go quiet")
     p.add_argument("--no-breakdown", action="store_true", help="skip timing onetake's parts separately")
 
 
@@ -242,11 +251,5 @@ def main(args: argparse.Namespace) -> int:
     if "breakdown" in data:
         print_table("onetake's parts, timed separately", ["part", "wall_s", "cpu_s"],
                     [[k, v["wall_s"], v["cpu_s"]] for k, v in data["breakdown"].items()])
-    data["disturbed"] = disturbed(data["runs"])
-    for v, r in data["runs"].items():
-        if r.get("phases"):
-            print(f"  {v} phases (s): " + ", ".join(f"{k.removesuffix('_s')} {x}" for k, x in r["phases"].items()))
-    for line in data["disturbed"]:
-        print(f"warning: {line}")
-    write_json(data, args.output)
+    finish(data, args.output, show_phases=True)
     return 0
