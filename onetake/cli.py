@@ -17,9 +17,17 @@ from typing import Any
 import click
 
 from . import __version__
-from .pipeline.config import (LANES, FarmConfig, InboxConfig, WatchConfig, field_help, load_config, load_watch_config,
-                              watch_help)
-from .pipeline.destinations import is_s3, parse_location
+from .pipeline.config import (
+    LANES,
+    FarmConfig,
+    InboxConfig,
+    WatchConfig,
+    field_help,
+    load_config,
+    load_watch_config,
+    watch_help,
+)
+from .pipeline.destinations import absolute_location, is_s3, parse_location
 from .pipeline.errors import ConfigError, OnetakeError, ProfileError, StorageError
 from .pipeline.models import JobPlan, SourceInfo, Task
 from .pipeline.plan import PlanOptions, plan_job
@@ -66,15 +74,10 @@ def _catalog(settings: FarmConfig) -> Catalog:
     return load_catalog(Path(settings.profiles_dir) if settings.profiles_dir else None)
 
 
-def _absolute(dest: str) -> str:
-    """A local destination as an absolute path (workers may run elsewhere); an S3 URL as given."""
-    return dest if is_s3(dest) else os.path.abspath(dest)
-
-
 def _plan_options(settings: FarmConfig, encoder_version: str) -> PlanOptions:
-    destinations = tuple(f"{c}={_absolute(d)}" for c, d in settings.channel_destinations().items())
+    destinations = tuple(f"{c}={absolute_location(d)}" for c, d in settings.channel_destinations().items())
     farm = settings.merged(destinations=destinations)
-    return PlanOptions(out_dir=_absolute(settings.out), work_dir=os.path.abspath(settings.work_path()),
+    return PlanOptions(out_dir=absolute_location(settings.out), work_dir=os.path.abspath(settings.work_path()),
                        encoder_version=encoder_version, x264_threads=settings.x264_threads, farm=farm)
 
 
@@ -252,7 +255,7 @@ def analyze_command(source: str, as_json: bool, report_path: str | None) -> None
     if as_json:
         click.echo(json.dumps(result, indent=2))
     else:
-        click.echo("\n".join(_describe_analysis(_absolute(source), result)))
+        click.echo("\n".join(_describe_analysis(absolute_location(source), result)))
 
 
 # --------------------------------------------------------------------------------------------------------- plan
@@ -505,8 +508,8 @@ def run_command(sources: tuple[str, ...], channels: str | None, out: str | None,
 
     with Ledger(settings.ledger) as ledger:
         owner = process_owner()
-        paths = [_absolute(s) for s in dict.fromkeys(sources)]
-        jobs = [ledger.add(kind="run", source=p, path=p, lane="normal", out=_absolute(settings.out),
+        paths = [absolute_location(s) for s in dict.fromkeys(sources)]
+        jobs = [ledger.add(kind="run", source=p, path=p, lane="normal", out=absolute_location(settings.out),
                            channels=settings.channels, state="running", owner=owner) for p in paths]
         outcomes = execute(sources, settings, show)
         for job_id, outcome in zip(jobs, outcomes):

@@ -10,7 +10,7 @@ from dataclasses import dataclass, fields, replace
 from pathlib import Path
 from typing import Any
 
-from .destinations import is_s3, parse_location
+from .destinations import absolute_location, is_s3, parse_location
 from .errors import ConfigError
 from .schema import build, option, read_toml
 
@@ -164,14 +164,10 @@ class InboxConfig:
 
     def resolved(self, farm: FarmConfig, watch: WatchConfig) -> InboxConfig:
         """Every empty value filled from ``watch`` and ``farm``, paths made absolute."""
-        return replace(self, path=str(Path(self.path).absolute()), out=_absolute(self.out or farm.out),
+        return replace(self, path=str(Path(self.path).absolute()), out=absolute_location(self.out or farm.out),
                        channels=self.channels or farm.channels, lane=self.lane or watch.lane,
                        require=self.require or watch.require, on_success=self.on_success or watch.on_success,
                        settle_s=self.settle_s or watch.settle_s)
-
-
-def _absolute(location: str) -> str:
-    return location if is_s3(location) else str(Path(location).absolute())
 
 
 def load_watch_config(path: str | Path) -> tuple[FarmConfig, WatchConfig, list[InboxConfig]]:

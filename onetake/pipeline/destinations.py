@@ -5,6 +5,7 @@ Pure: parsing, key building, content types and upload order. Talking to a store 
 
 from __future__ import annotations
 
+import os
 import posixpath
 import re
 import unicodedata
@@ -59,6 +60,11 @@ class Location:
 
 def is_s3(text: str) -> bool:
     return text.startswith(S3_SCHEME)
+
+
+def absolute_location(text: str) -> str:
+    """A local folder or file as an absolute path (workers may run elsewhere); an S3 URL as given."""
+    return text if is_s3(text) else os.path.abspath(text)
 
 
 def parse_location(text: str, what: str = "destination") -> Location:
