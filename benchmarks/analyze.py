@@ -30,9 +30,9 @@ from .common import (
     disturbed,
     header,
     measure,
-    pick_run,
     print_table,
     ratio,
+    representative_runs,
     run_step,
     source_for,
     wait_for_quiet,
@@ -150,12 +150,7 @@ def main(args: argparse.Namespace) -> int:
             m.extra["waited_for_quiet_s"] = waited
             samples[v].append(m)
             print(f"  {v}: wall {m.wall_s:.2f} s, cpu {m.cpu_s:.2f} s", flush=True)
-    runs: dict[str, Any] = {}
-    for v, ms in samples.items():
-        best = pick_run(ms, args.stat)
-        runs[v] = best.to_dict()
-        if len(ms) > 1:
-            runs[v]["samples"] = [{"wall_s": round(m.wall_s, 3), "cpu_s": round(m.cpu_s, 3)} for m in ms]
+    runs: dict[str, Any] = representative_runs(samples, args.stat)
     for v, why in not_run.items():
         runs[v] = {"ran": False, "reason": why}
     ran = {v: r for v, r in runs.items() if r.get("ran", True)}

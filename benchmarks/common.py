@@ -377,6 +377,20 @@ def clean(path: Path) -> None:
 STATS = ("min", "median")
 
 
+def representative_runs(samples: dict[str, list[Measurement]], stat: str,
+                        fields: Sequence[str] = ("wall_s", "cpu_s")) -> dict[str, dict[str, Any]]:
+    """Each variant's representative run (``pick_run``), with ``fields`` of every sample under ``samples``
+    (a Measurement attribute, rounded, or a key of its ``extra``)."""
+    def value(m: Measurement, name: str) -> Any:
+        return m.extra[name] if name in m.extra else round(getattr(m, name), 3)
+
+    runs = {}
+    for v, ms in samples.items():
+        runs[v] = pick_run(ms, stat).to_dict()
+        runs[v]["samples"] = [{name: value(m, name) for name in fields} for m in ms]
+    return runs
+
+
 def add_timing_arguments(p: Any, name: str, *, seconds: float, repeat: int) -> None:
     """The options every timed benchmark shares: its source, the JSON it writes, repeats, quiet wait."""
     p.add_argument("--source", type=Path, help="a source file (default: a generated 1080p25 test clip)")

@@ -30,9 +30,9 @@ from .common import (
     header,
     measure,
     phases,
-    pick_run,
     print_table,
     ratio,
+    representative_runs,
     run_step,
     source_for,
     wait_for_quiet,
@@ -152,12 +152,7 @@ def main(args: argparse.Namespace) -> int:
             if not args.keep:
                 clean(work / v)
 
-    runs = {}
-    for v, ms in samples.items():
-        best = pick_run(ms, args.stat)
-        runs[v] = best.to_dict()
-        if len(ms) > 1:
-            runs[v]["samples"] = [{"wall_s": round(m.wall_s, 3), "cpu_s": round(m.cpu_s, 3)} for m in ms]
+    runs = representative_runs(samples, args.stat)
     ratios: dict[str, Any] = {}
     cpu_ratios: dict[str, Any] = {}
     if "onetake" in runs:

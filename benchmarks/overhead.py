@@ -39,9 +39,9 @@ from .common import (
     header,
     measure,
     phases,
-    pick_run,
     print_table,
     ratio,
+    representative_runs,
     run_step,
     source_for,
     wait_for_quiet,
@@ -219,11 +219,7 @@ def main(args: argparse.Namespace) -> int:
             samples[variant].append(m)
             print(f"  {variant}: wall {m.wall_s:.2f} s, cpu {m.cpu_s:.2f} s, other load {m.other_cpu_s:.1f} cpu-s",
                   flush=True)
-    runs = {}
-    for v, ms in samples.items():
-        runs[v] = pick_run(ms, args.stat).to_dict()
-        runs[v]["samples"] = [{"wall_s": round(m.wall_s, 3), "cpu_s": round(m.cpu_s, 3),
-                               "other_cpu_s": round(m.other_cpu_s, 3), "phases": m.extra.get("phases")} for m in ms]
+    runs = representative_runs(samples, args.stat, ("wall_s", "cpu_s", "other_cpu_s", "phases"))
     value = ratio(runs["onetake"]["wall_s"], runs["direct"]["wall_s"])
     data.update({
         "source": {**desc, "generated": not args.source, "warnings": warnings},

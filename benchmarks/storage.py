@@ -40,9 +40,9 @@ from .common import (
     clean,
     disturbed,
     header,
-    pick_run,
     print_table,
     ratio,
+    representative_runs,
     wait_for_quiet,
     write_json,
 )
@@ -168,10 +168,7 @@ def main(args: argparse.Namespace) -> int:
                     taken.append(m)
                     print(f"  run {rep + 1}/{args.repeat} {v}: {m.wall_s:.2f} s, {m.extra['mb_per_s']} MiB/s, "
                           f"endpoint cpu {m.extra['endpoint_cpu_s']} s", flush=True)
-            runs = {}
-            for v, ms in samples.items():
-                runs[v] = pick_run(ms, args.stat).to_dict()
-                runs[v]["samples"] = [{"wall_s": round(m.wall_s, 3), "mb_per_s": m.extra["mb_per_s"]} for m in ms]
+            runs = representative_runs(samples, args.stat, ("wall_s", "mb_per_s"))
             value = ratio(runs["onetake"]["mb_per_s"], runs["boto3"]["mb_per_s"])
             target = TARGETS[kind][1]
             sets[kind] = {"files": len(files), "bytes": runs["boto3"]["bytes"], "runs": runs,
