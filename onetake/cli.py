@@ -12,7 +12,7 @@ import tempfile
 import time
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
@@ -30,10 +30,15 @@ from .pipeline.config import (
 from .pipeline.destinations import absolute_location, is_s3, parse_location
 from .pipeline.errors import ConfigError, OnetakeError, ProfileError, StorageError
 from .pipeline.models import JobPlan, SourceInfo, Task
-from .pipeline.plan import PlanOptions, plan_job
 from .pipeline.probe import probe
-from .pipeline.profiles import Catalog, load_catalog, load_profile_file
 from .pipeline.schedule import SourceOutcome, describe_error, fetch_sources, run_plans
+
+if TYPE_CHECKING:
+    from .pipeline.plan import PlanOptions
+    from .pipeline.profiles import Catalog
+
+# Planning, profiles, Dask and the workers are imported by the commands that use them, so that `probe` and
+# `analyze` start without them.
 
 
 class OnetakeGroup(click.Group):
@@ -70,11 +75,19 @@ def _settings(config: str | None, **overrides: Any) -> FarmConfig:
     return load_config(config).merged(**overrides)
 
 
+def _load_catalog(profiles_dir: str | None) -> Catalog:
+    from .pipeline.profiles import load_catalog
+
+    return load_catalog(Path(profiles_dir) if profiles_dir else None)
+
+
 def _catalog(settings: FarmConfig) -> Catalog:
-    return load_catalog(Path(settings.profiles_dir) if settings.profiles_dir else None)
+    return _load_catalog(settings.profiles_dir)
 
 
 def _plan_options(settings: FarmConfig, encoder_version: str) -> PlanOptions:
+    from .pipeline.plan import PlanOptions
+
     destinations = tuple(f"{c}={absolute_location(d)}" for c, d in settings.channel_destinations().items())
     farm = settings.merged(destinations=destinations)
     return PlanOptions(out_dir=absolute_location(settings.out), work_dir=os.path.abspath(settings.work_path()),
@@ -263,6 +276,8 @@ def analyze_command(source: str, as_json: bool, report_path: str | None) -> None
 
 def _make_plans(sources: Sequence[str | SourceInfo], settings: FarmConfig, catalog: Catalog,
                 channels: Sequence[str] | None, encoder_version: str) -> tuple[list[JobPlan], list[SourceOutcome]]:
+    from .pipeline.plan import plan_job
+
     plans, failures = [], []
     options = _plan_options(settings, encoder_version)
     for source in sources:
@@ -333,6 +348,8 @@ def plan_command(source: str, channels: str | None, out: str | None, dests: tupl
     """Print exactly what `onetake run SOURCE` would do, without doing it."""
     settings = _settings(config, out=out, profiles_dir=profiles_dir, channels=_channels(channels),
                          destinations=_dests(dests), qc=qc)
+    from .pipeline.plan import plan_job
+
     catalog = _catalog(settings)
     _check_channels(settings, catalog)
     plan = plan_job(_probe_here(source, settings), settings.channels or None, catalog,
@@ -772,7 +789,7 @@ def verify_command(path: str, profile_name: str, source: str | None, profiles_di
     from .workers.tasks import measure
     from .workers.verify import verify_output
 
-    catalog = load_catalog(Path(profiles_dir) if profiles_dir else None)
+    catalog = _load_catalog(profiles_dir)
     profile = catalog.profile(profile_name)
     if source is None and profile.kind in ("hls", "sprite"):
         raise ConfigError(f"verifying {profile.kind} output needs --source, the file it was made from, to know "
@@ -806,7 +823,7 @@ def profiles_group() -> None:
 @click.option("--profiles", "profiles_dir", type=click.Path(file_okay=False), help=field_help("profiles_dir"))
 def profiles_list(profiles_dir: str | None) -> None:
     """Every profile and which channels use it."""
-    catalog = load_catalog(Path(profiles_dir) if profiles_dir else None)
+    catalog = _load_catalog(profiles_dir)
     users: dict[str, list[str]] = {}
     for channel, names in catalog.channels.items():
         for n in names:
@@ -822,7 +839,7 @@ def profiles_list(profiles_dir: str | None) -> None:
 @click.option("--json", "as_json", is_flag=True)
 def profiles_show(name: str, profiles_dir: str | None, as_json: bool) -> None:
     """Every value of one profile, defaults included."""
-    catalog = load_catalog(Path(profiles_dir) if profiles_dir else None)
+    catalog = _load_catalog(profiles_dir)
     profile = catalog.profile(name)
     data = profile.to_dict()
     if as_json:
@@ -840,6 +857,8 @@ def profiles_show(name: str, profiles_dir: str | None, as_json: bool) -> None:
 @click.argument("files", nargs=-1, required=True, type=click.Path(dir_okay=False))
 def profiles_validate(files: tuple[str, ...]) -> None:
     """Check profile files; prints one line per file, exits 1 if any is invalid."""
+    from .pipeline.profiles import load_profile_file
+
     bad = 0
     for f in files:
         try:

@@ -116,14 +116,14 @@ def combing_ratio(gray: np.ndarray) -> float:
 
 
 def _video_info(container: av.container.InputContainer, stream: av.video.stream.VideoStream,
-                path: str) -> VideoStreamInfo:
+                path: str, sample_frames: int) -> VideoStreamInfo:
     cc = stream.codec_context
     stream.thread_type = "AUTO"
     frames = []
     try:
         for frame in container.decode(stream):
             frames.append(frame)
-            if len(frames) >= SAMPLE_FRAMES:
+            if len(frames) >= sample_frames:
                 break
     except av.FFmpegError as exc:
         if not frames:
@@ -253,8 +253,11 @@ def _check_complete(container: av.container.InputContainer, target: av.stream.St
                           "copy the file again from the card or sender")
 
 
-def probe(path: str | os.PathLike[str], *, compute_hash: bool = True) -> SourceInfo:
-    """Describe ``path``; every way it can be unusable raises SourceError naming the file."""
+def probe(path: str | os.PathLike[str], *, compute_hash: bool = True, sample_scan: bool = True) -> SourceInfo:
+    """Describe ``path``; every way it can be unusable raises SourceError naming the file.
+
+    ``sample_scan``: decode a dozen pictures to tell whether an unflagged source is interlaced; the analysis,
+    which looks at every picture anyway, turns it off and decodes one."""
     path = os.path.abspath(os.fspath(path))
     shown = path
     try:
@@ -302,7 +305,7 @@ def probe(path: str | os.PathLike[str], *, compute_hash: bool = True) -> SourceI
             container.seek(0)
             videos = []
             for s in vstreams:
-                videos.append(_video_info(container, s, shown))
+                videos.append(_video_info(container, s, shown, SAMPLE_FRAMES if sample_scan else 1))
                 container.seek(0)
             audios = [_audio_info(s) for s in container.streams.audio if s.codec_context.channels]
         except av.FFmpegError as exc:

@@ -24,5 +24,5 @@ def analyze(path: str | os.PathLike[str], *, report: Callable[[float], None] | N
     cannot be used raises SourceError (the same checks and messages as ``probe``)."""
     local = os.path.abspath(os.fspath(path))
     if info is None:
-        info = probe(local, compute_hash=False)
+        info = probe(local, compute_hash=False, sample_scan=False)
     return run_pass(local, info, settings, report)

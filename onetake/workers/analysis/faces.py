@@ -21,7 +21,6 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-GRID_SHARE = 0.2  # below this share of windows still in the race, stages look only at those
 MODEL = Path(__file__).with_name("models") / "haarcascade_frontalface_default.xml.gz"
 
 
@@ -33,6 +32,17 @@ class Stage:
     node_thresholds: np.ndarray  # (features,)
     leaves: np.ndarray      # (features, 2): the vote when below / not below the threshold
 
+    @functools.cached_property
+    def corners(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Each feature as 12 integral-image corners (rows, columns, signed weights: (features, 12) each), so
+        that its value is one gather and one weighted sum."""
+        x, y, w, h = (self.rects[..., i] for i in range(4))
+        rows = np.stack([y + h, y, y + h, y], axis=-1).reshape(len(x), -1)
+        cols = np.stack([x + w, x + w, x, x], axis=-1).reshape(len(x), -1)
+        signs = np.array([1.0, -1.0, -1.0, 1.0])
+        coefficients = (self.weights[..., None] * signs * (w[..., None] > 0)).reshape(len(x), -1)
+        return rows, cols, coefficients
+
 
 @dataclass(frozen=True)
 class Cascade:
@@ -40,8 +50,9 @@ class Cascade:
     stages: tuple[Stage, ...]
 
 
-def _numbers(element: ET.Element | None) -> list[float]:
-    return [float(x) for x in (element.text or "").split()] if element is not None else []
+def _numbers(elements: list[ET.Element], per_element: int) -> np.ndarray:
+    """The numbers of every element's text, one row per element (parsed at once: the file holds ~10^4)."""
+    return np.array(" ".join(e.text or "" for e in elements).split(), np.float64).reshape(-1, per_element)
 
 
 @functools.cache
@@ -50,33 +61,25 @@ def load_cascade(path: Path = MODEL) -> Cascade:
     cascade = root.find("cascade")
     if cascade is None or cascade.findtext("featureType", "").strip() != "HAAR":
         raise ValueError(f"{path} is not a Haar cascade")
+    if any((t.text or "").strip() not in ("", "0") for t in cascade.iterfind("features/_/tilted")):
+        raise ValueError(f"{path}: tilted features are not supported")
     size = (int(cascade.findtext("width", "0")), int(cascade.findtext("height", "0")))
-    features = []
-    for feature in cascade.find("features") or []:
-        rects = [_numbers(r) for r in feature.find("rects") or []]
-        if feature.findtext("tilted", "0").strip() not in ("", "0"):
-            raise ValueError(f"{path}: tilted features are not supported")
-        features.append(rects)
+    # every feature as 3 rectangles (x, y, w, h, weight); unused ones stay zero
+    feature_rects = [f.findall("rects/_") for f in cascade.iterfind("features/_")]
+    counts = np.array([len(r) for r in feature_rects])
+    features = np.zeros((len(feature_rects), 3, 5))
+    features[np.repeat(np.arange(len(counts)), counts), np.concatenate([np.arange(n) for n in counts])] = \
+        _numbers([r for rects in feature_rects for r in rects], 5)
     stages = []
-    for stage in cascade.find("stages") or []:
-        rects, weights, thresholds, leaves = [], [], [], []
-        for weak in stage.find("weakClassifiers") or []:
-            left, right, index, threshold = _numbers(weak.find("internalNodes"))
-            if (left, right) != (0, -1):
-                raise ValueError(f"{path}: only stump classifiers are supported")
-            fr = features[int(index)] + [[0, 0, 0, 0, 0.0]] * (3 - len(features[int(index)]))
-            rects.append([r[:4] for r in fr])
-            weights.append([r[4] for r in fr])
-            thresholds.append(threshold)
-            leaves.append(_numbers(weak.find("leafValues")))
-        stages.append(Stage(float(stage.findtext("stageThreshold", "0")), np.array(rects, np.int64),
-                            np.array(weights, np.float64), np.array(thresholds, np.float64),
-                            np.array(leaves, np.float64)))
+    for stage in cascade.iterfind("stages/_"):
+        weak = stage.findall("weakClassifiers/_")
+        nodes = _numbers([w.find("internalNodes") for w in weak], 4)  # type: ignore[misc]
+        if not (nodes[:, :2] == (0, -1)).all():
+            raise ValueError(f"{path}: only stump classifiers are supported")
+        chosen = features[nodes[:, 2].astype(np.int64)]
+        stages.append(Stage(float(stage.findtext("stageThreshold", "0")), chosen[..., :4].astype(np.int64),
+                            chosen[..., 4], nodes[:, 3], _numbers([w.find("leafValues") for w in weak], 2)))  # type: ignore[misc]
     return Cascade(size, tuple(stages))
-
-
-def _rect_sums(ii: np.ndarray, x: np.ndarray, y: np.ndarray, w: np.ndarray, h: np.ndarray) -> np.ndarray:
-    return ii[y + h, x + w] - ii[y, x + w] - ii[y + h, x] + ii[y, x]
 
 
 def _grid_sum(ii: np.ndarray, rx: int, ry: int, rw: int, rh: int, ny: int, nx: int, step: int) -> np.ndarray:
@@ -89,8 +92,8 @@ def _grid_sum(ii: np.ndarray, rx: int, ry: int, rw: int, rh: int, ny: int, nx: i
 def _windows(cascade: Cascade, gray: np.ndarray, step: int) -> np.ndarray:
     """Top-left corners (x, y) of the windows of ``gray`` that pass every stage.
 
-    While most windows are still in the race a stage is evaluated on the whole grid by slicing the integral
-    image; once few are left, only on those, by gathering their rectangle corners."""
+    The first stage, which every window meets, is evaluated on the whole grid at once by slicing the integral
+    image; it leaves few windows, and each later stage gathers its features' corners for those alone."""
     ww, wh = cascade.size
     ii, sq = cv2.integral2(gray, sdepth=cv2.CV_64F, sqdepth=cv2.CV_64F)
     ny, nx = (gray.shape[0] - wh) // step + 1, (gray.shape[1] - ww) // step + 1
@@ -101,27 +104,22 @@ def _windows(cascade: Cascade, gray: np.ndarray, step: int) -> np.ndarray:
     q = _grid_sum(sq, 1, 1, ww - 2, wh - 2, ny, nx, step)
     nf = area * q - s * s
     nf = np.where(nf > 0, np.sqrt(np.maximum(nf, 0)), 1.0)
-    alive = np.ones((ny, nx), bool)
-    stages = iter(cascade.stages)
-    for stage in stages:
-        total = np.zeros((ny, nx))
-        for f in range(len(stage.node_thresholds)):
-            value = sum(stage.weights[f, k] * _grid_sum(ii, *stage.rects[f, k].tolist(), ny, nx, step)
-                        for k in range(3) if stage.rects[f, k, 2])
-            total += np.where(value < stage.node_thresholds[f] * nf, stage.leaves[f, 0], stage.leaves[f, 1])
-        alive &= total >= stage.threshold
-        if alive.sum() < GRID_SHARE * alive.size:
-            break
-    y, x = np.nonzero(alive)
+    first, *later = cascade.stages
+    total = np.zeros((ny, nx))
+    for f in range(len(first.node_thresholds)):
+        value = sum(first.weights[f, k] * _grid_sum(ii, *first.rects[f, k].tolist(), ny, nx, step)
+                    for k in range(3) if first.rects[f, k, 2])
+        total += np.where(value < first.node_thresholds[f] * nf, first.leaves[f, 0], first.leaves[f, 1])
+    y, x = np.nonzero(total >= first.threshold)
     nf = nf[y, x]
     y, x = y * step, x * step
-    for stage in stages:
+    flat, stride = ii.ravel(), ii.shape[1]
+    for stage in later:
         if not len(x):
             break
-        r = stage.rects[None]                                   # (1, F, 3, 4)
-        px, py = x[:, None, None], y[:, None, None]
-        sums = _rect_sums(ii, px + r[..., 0], py + r[..., 1], r[..., 2], r[..., 3])  # (N, F, 3)
-        value = (sums * stage.weights[None]).sum(axis=2)       # (N, F)
+        rows, cols, coefficients = stage.corners
+        at = (y * stride + x)[:, None, None] + (rows * stride + cols)[None]   # (windows, features, 12)
+        value = np.einsum("nfk,fk->nf", flat[at], coefficients)
         votes = np.where(value < stage.node_thresholds[None] * nf[:, None], stage.leaves[:, 0], stage.leaves[:, 1])
         keep = votes.sum(axis=1) >= stage.threshold
         x, y, nf = x[keep], y[keep], nf[keep]

@@ -11,6 +11,7 @@ from fractions import Fraction
 from typing import Any
 
 import av
+import cv2
 
 from ...pipeline.errors import SourceError
 from ...pipeline.models import SourceInfo
@@ -57,6 +58,9 @@ class _Worker(threading.Thread):
 
 def run_pass(path: str, info: SourceInfo, settings: AnalysisSettings,
              report: Callable[[float], None] | None = None) -> dict[str, Any]:
+    # the kernels' pictures are a few hundred pixels: OpenCV's thread pool would only add hand-offs and compete
+    # with the decoder's threads for the cores
+    cv2.setNumThreads(1)
     duration = info.duration or 0.0
     has_video = bool(info.video)
     fps = float(Fraction(info.video[0].frame_rate)) if has_video else 0.0
