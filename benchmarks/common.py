@@ -459,7 +459,18 @@ def versions() -> dict[str, Any]:
     return out
 
 
+def compile_onetake() -> None:
+    """Write onetake's bytecode before anything is timed, as installing a package does: an editable install
+    run with PYTHONDONTWRITEBYTECODE set would otherwise compile every changed module at every start."""
+    import compileall
+
+    import onetake
+
+    compileall.compile_dir(Path(onetake.__file__).parent, quiet=1)
+
+
 def header(benchmark: str) -> dict[str, Any]:
+    compile_onetake()
     return {"benchmark": benchmark, "started_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
             "command": " ".join([Path(sys.executable).name, "-m", "benchmarks", *sys.argv[1:]]),
             "machine": machine(), "versions": versions()}

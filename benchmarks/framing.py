@@ -1,19 +1,29 @@
 """``python -m benchmarks framing``: what following the subject costs over a centre crop, same output.
 
-Three encodes of the ``short-vertical`` rendition (1080x1920 H.264) of a 1080p25 source, each the argv that
+Encodes of the ``short-vertical`` rendition (1080x1920 H.264) of a 1080p25 source, each the argv that
 ``onetake plan`` makes for it, run with the same ffmpeg, interleaved and repeated:
 
   center   ``framing = "center"``: a fixed crop
   follow   ``framing = "follow"``: the crop window moved by sendcmd along the crop path of onetake's analysis
            of the same source
-  still    ``follow`` along a path that holds the window still, off centre: the cost of the mechanism
-           (sendcmd, a crop whose x is an expression) without a moving picture
+  parked   ``follow`` along a path that holds the window still where the follow path spends its time on
+           average: the same mechanism (sendcmd, a crop whose x is an expression) and about the same part of
+           the picture, without the moves
   sweep    ``follow`` along a synthetic path that moves on every 5th frame, back and forth across the picture
-           (more commands than a real path)
+           (more commands and more movement than a real path)
 
-A window that moves makes a panning picture, which x264 spends more on than a still one: ``follow`` against
-``still`` is that cost, which depends on how much the subject moves; ``still`` against ``center`` is the
-mechanism's. CPU-time ratios are reported beside the wall-time ones (on a busy machine they are the steadier).
+The source (``--scene``, unless ``--source`` names a file):
+
+  speaker        a presenter (a portrait photograph) standing, walking across the frame and stepping back, in
+                 front of a textured wall, with the temporal noise of a camera sensor: what follow framing is
+                 for, and the default
+  speaker-clean  the same without sensor noise: a picture no camera makes, where every still block is free
+  testsrc2       FFmpeg's moving test pattern, whose parts differ a lot in how hard they are to encode
+
+What moves the ratio: x264 skips the blocks of a still window that did not change, and a moving window has
+none. On camera pictures few blocks are skipped anyway, so the moves cost little; on clean synthetic pictures
+they cost a lot. ``parked`` against ``center`` shows how much of a ratio is the part of the picture that is
+framed rather than the following. CPU-time ratios are reported beside the wall-time ones.
 
 Target: follow's wall time <= 1.15 x center's. The analysis is not in the follow encode's time: run makes
 it once per source for QC, the report and the follow framing together, beside the encodes that do not
@@ -26,6 +36,8 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import os
+import subprocess
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -33,6 +45,7 @@ from typing import Any
 from onetake.pipeline.plan import PlanOptions, plan_job
 from onetake.pipeline.probe import probe
 from onetake.pipeline.profiles import load_catalog
+from onetake.workers.analysis.framing import x_at
 from onetake.workers.ffmpeg import ffmpeg_binary
 from onetake.workers.follow import follow_commands
 from onetake.workers.tasks import fill_measurements
@@ -40,10 +53,12 @@ from onetake.workers.tasks import measure as measure_task
 
 from .common import (
     MEDIA,
+    ROOT,
     Clock,
     Measurement,
     add_timing_arguments,
     clean,
+    describe_source,
     finish,
     header,
     measure,
@@ -56,12 +71,63 @@ from .common import (
 )
 
 TARGET = 1.15
-VARIANTS = ("center", "still", "follow", "sweep")
+VARIANTS = ("center", "parked", "follow", "sweep")
+SCENES = ("speaker", "speaker-clean", "testsrc2")
+PORTRAIT = ROOT / "tests" / "data" / "face-grace-hopper.png"
+# the presenter's centre, as a fraction of the picture width, and when (fractions of the clip) they move:
+# they stand, walk across, stand, step back part of the way, stand
+PRESENTER_START = 0.3
+PRESENTER_MOVES = ((0.3, 0.5, 0.68), (0.8, 0.9, 0.55))   # (start, end, new centre)
+SENSOR_NOISE = 3   # strength of FFmpeg's temporal noise filter (uniform); 0 for speaker-clean
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     add_timing_arguments(p, "framing", seconds=10.0, repeat=3)
+    p.add_argument("--scene", choices=SCENES, default="speaker",
+                   help="what the generated source shows (default speaker; see the module help)")
     p.add_argument("--work", type=Path, default=MEDIA / "work", help="scratch folder")
+
+
+def _presenter_x(seconds: float) -> str:
+    """An FFmpeg expression of t: the presenter's centre (fraction of the width), eased in and out of each move."""
+    expr, at = f"{PRESENTER_START}", PRESENTER_START
+    for start, end, to in PRESENTER_MOVES:
+        t0, length = start * seconds, (end - start) * seconds
+        u = f"clip((t-{t0:g})/{length:g},0,1)"
+        expr += f"+({to - at:.3f})*{u}*{u}*(3-2*{u})"
+        at = to
+    return expr
+
+
+def make_speaker_source(seconds: float, noise: int, folder: Path = MEDIA) -> Path:
+    """The ``speaker`` scene as a 1920x1080 25p BT.709 H.264 file with a stereo tone, cached under ``folder``."""
+    folder.mkdir(parents=True, exist_ok=True)
+    clip = folder / f"speaker-noise{noise}-1080p25-bt709-{seconds:g}s.mp4"
+    if clip.exists():
+        return clip
+    wall = ("color=c=0x4a5560:s=1920x1080:r=25:d=0.04,"
+            "geq=lum='110+28*sin(X/37)*sin(Y/29)+14*sin((X+2*Y)/11)':cb='128+6*sin(X/90)':cr='128+5*cos(Y/70)',"
+            f"loop=loop=-1:size=1,trim=duration={seconds:g},setpts=N/25/TB")
+    if noise:
+        wall += f",noise=alls={noise}:allf=t"
+    # the portrait is 160x120: enlarged, the face is about a quarter of the picture height, a medium shot
+    graph = (f"[1:v]scale=640:480,format=yuv420p[presenter];"
+             f"[0:v][presenter]overlay=x='W*({_presenter_x(seconds)})-w/2':y='(H-h)/2+6*sin(4*PI*t)':eval=frame"
+             f":shortest=1,scale=out_color_matrix=bt709:out_range=tv,format=yuv420p[v]")
+    partial = folder / f".{clip.name}.partial.mp4"
+    argv = [ffmpeg_binary(), "-nostdin", "-hide_banner", "-loglevel", "error", "-y",
+            "-f", "lavfi", "-i", wall, "-loop", "1", "-framerate", "25", "-i", f"file:{PORTRAIT}",
+            "-f", "lavfi", "-i", f"sine=frequency=220:sample_rate=48000:duration={seconds:g}",
+            "-filter_complex", graph, "-map", "[v]", "-map", "2:a",
+            "-af", "volume=-20dB,aformat=channel_layouts=stereo",
+            "-c:v", "libx264", "-preset", "veryfast", "-crf", "18", "-g", "50",
+            "-colorspace", "bt709", "-color_primaries", "bt709", "-color_trc", "bt709", "-color_range", "tv",
+            "-c:a", "aac", "-b:a", "192k", "-t", f"{seconds:g}", "-movflags", "+faststart", "file:" + str(partial)]
+    print(f"generating {clip.name} ({seconds:g} s speaker scene, sensor noise {noise}) ...", file=sys.stderr,
+          flush=True)
+    subprocess.run(argv, check=True)
+    partial.rename(clip)
+    return clip
 
 
 def _encode_task(source: Path, framing: str, work: Path) -> dict[str, Any]:
@@ -83,11 +149,22 @@ def _sweep_path(frames: int) -> dict[str, Any]:
     return {"aspect": "9:16", "points": points + [{"frame": frames - 1, "x": points[-1]["x"], "y": 0.5}]}
 
 
+def _moving_share(points: list[dict[str, Any]], frames: int) -> float:
+    """The share of frames at which the follow window is moving."""
+    x = x_at(points, frames)
+    return round(float((abs(x[1:] - x[:-1]) > 1e-6).mean()), 3) if frames > 1 else 0.0
+
+
 def main(args: argparse.Namespace) -> int:
     from onetake.workers.analysis import analyze
 
     data = header("framing")
-    source, desc, warnings = source_for(args.source, args.seconds, 10.0)
+    scene = "file" if args.source else args.scene
+    if scene.startswith("speaker"):
+        source = make_speaker_source(args.seconds, 0 if scene == "speaker-clean" else SENSOR_NOISE)
+        desc, warnings = describe_source(source), []
+    else:
+        source, desc, warnings = source_for(args.source, args.seconds, 10.0)
     work = args.work.resolve() / "framing"
     clean(work)
     print(f"source {source} ({desc['duration_s']} s)")
@@ -97,14 +174,16 @@ def main(args: argparse.Namespace) -> int:
     analysis_run = {"wall_s": round(clock.wall_s, 3), "cpu_s": round(time.process_time() - cpu0 + clock.cpu_s, 3)}
     tasks = {"center": _encode_task(source, "center", work), "follow": _encode_task(source, "follow", work)}
     tasks["sweep"] = _encode_task(source, "follow", work / "sweep")
-    tasks["still"] = _encode_task(source, "follow", work / "still")
+    tasks["parked"] = _encode_task(source, "follow", work / "parked")
     measured = None
     if tasks["center"]["measure"]:
         measured = measure_task(tasks["center"]["measure"], [], lambda fraction: None)
     frames = int(analysis.get("frames") or 0) or 250
-    paths = {"follow": analysis.get("crop_path"), "sweep": _sweep_path(frames),
-             "still": {"aspect": "9:16", "points": [{"frame": 0, "x": 0.3, "y": 0.5}, {"frame": frames - 1, "x": 0.3,
-                                                                                       "y": 0.5}]}}
+    follow_path = analysis.get("crop_path") or {"points": []}
+    parked_x = round(float(x_at(follow_path["points"], frames).mean()), 4)
+    paths = {"follow": follow_path, "sweep": _sweep_path(frames),
+             "parked": {"aspect": "9:16", "points": [{"frame": 0, "x": parked_x, "y": 0.5},
+                                                     {"frame": frames - 1, "x": parked_x, "y": 0.5}]}}
     commands_lines = {}
     ffmpeg = ffmpeg_binary()
     samples: dict[str, list[Measurement]] = {v: [] for v in VARIANTS}
@@ -131,26 +210,30 @@ def main(args: argparse.Namespace) -> int:
     runs = representative_runs(samples, args.stat, ("wall_s", "cpu_s", "other_cpu_s"))
     follow = ratio(runs["follow"]["wall_s"], runs["center"]["wall_s"])
     data.update({
-        "source": {**desc, "generated": not args.source, "warnings": warnings},
+        "source": {**desc, "scene": scene, "generated": not args.source, "warnings": warnings},
         "commands": {"center": tasks["center"]["params"]["argv"], "follow": tasks["follow"]["params"]["argv"]},
         "sendcmd_lines": commands_lines,
         "crop_path_points": {k: len((p or {}).get("points") or []) for k, p in paths.items()},
+        "parked_x": parked_x,
+        "follow_moving_share": _moving_share(follow_path["points"], frames),
         "repeat": args.repeat, "stat": args.stat,
         "runs": runs,
         "analysis": {**analysis_run, "note": "onetake's analyze(), in this process, once; not in the encode "
                                               "times (run shares it between QC, the report and framing)"},
         "ratios": {"follow_vs_center": follow,
-                   "still_vs_center": ratio(runs["still"]["wall_s"], runs["center"]["wall_s"]),
+                   "parked_vs_center": ratio(runs["parked"]["wall_s"], runs["center"]["wall_s"]),
+                   "follow_vs_parked": ratio(runs["follow"]["wall_s"], runs["parked"]["wall_s"]),
                    "sweep_vs_center": ratio(runs["sweep"]["wall_s"], runs["center"]["wall_s"]),
                    "cpu_follow_vs_center": ratio(runs["follow"]["cpu_s"], runs["center"]["cpu_s"]),
-                   "cpu_still_vs_center": ratio(runs["still"]["cpu_s"], runs["center"]["cpu_s"]),
+                   "cpu_parked_vs_center": ratio(runs["parked"]["cpu_s"], runs["center"]["cpu_s"]),
                    "follow_plus_analysis_vs_center": ratio(runs["follow"]["wall_s"] + analysis_run["wall_s"],
                                                            runs["center"]["wall_s"])},
         "targets": {"follow_vs_center": {"max": TARGET, "value": follow, "met": follow is not None
                                          and follow <= TARGET}},
     })
     clean(work)
-    print_table(f"framing: short-vertical from a {desc['duration_s']} s source ({args.stat} of {args.repeat})",
+    print_table(f"framing: short-vertical from a {desc['duration_s']} s {scene} source ({args.stat} of "
+                f"{args.repeat})",
                 ["variant", "wall_s", "cpu_s", "other_cpu_s"],
                 [[v, r["wall_s"], r["cpu_s"], r["other_cpu_s"]] for v, r in runs.items()])
     print(f"  analysis (separate)   wall {analysis_run['wall_s']} s")

@@ -82,10 +82,11 @@ def test_framing_writes_its_ratios(tmp_path):
                              "--output", str(output)], cwd=ROOT, capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stderr[-2000:]
     data = json.loads(output.read_text())
-    assert set(data["runs"]) == {"center", "still", "follow", "sweep"}
+    assert set(data["runs"]) == {"center", "parked", "follow", "sweep"}
+    assert data["source"]["scene"] == "speaker" and 0 < data["parked_x"] < 1
     ratio = data["runs"]["follow"]["wall_s"] / data["runs"]["center"]["wall_s"]
     assert abs(data["ratios"]["follow_vs_center"] - ratio) < 0.002
-    assert data["analysis"]["wall_s"] > 0 and data["sendcmd_lines"]["still"] == 1
+    assert data["analysis"]["wall_s"] > 0 and data["sendcmd_lines"]["parked"] == 1
     assert "sendcmd" in " ".join(data["commands"]["follow"]) and "sendcmd" not in " ".join(data["commands"]["center"])
 
 

@@ -4,6 +4,7 @@ numpy reductions release the GIL, and FFmpeg's decoder threads run outside it)."
 
 from __future__ import annotations
 
+import os
 import queue
 import threading
 from collections.abc import Callable
@@ -74,6 +75,8 @@ def run_pass(path: str, info: SourceInfo, settings: AnalysisSettings,
         if has_video:
             vstream = container.streams.video[[s.index for s in container.streams.video].index(info.video[0].index)]
             vstream.thread_type = "AUTO"
+            # one decoding thread per core (FFmpeg's default is one more): the kernels' thread needs a share too
+            vstream.thread_count = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else 0
             vstream.codec_context.options = dict(DECODER_OPTIONS)
             width, height = _display_size(info)
             video_kernels = VideoKernels(settings, width, height, info.video[0].rotation, fps)
