@@ -149,10 +149,10 @@ def _sweep_path(frames: int) -> dict[str, Any]:
     return {"aspect": "9:16", "points": points + [{"frame": frames - 1, "x": points[-1]["x"], "y": 0.5}]}
 
 
-def _moving_share(points: list[dict[str, Any]], frames: int) -> float:
-    """The share of frames at which the follow window is moving."""
-    x = x_at(points, frames)
-    return round(float((abs(x[1:] - x[:-1]) > 1e-6).mean()), 3) if frames > 1 else 0.0
+def _moving_share(points: list[dict[str, Any]], frames: int, width: int) -> float:
+    """The share of frames at which the follow window moves by half a pixel or more of the source's width."""
+    x = x_at(points, frames) * width
+    return round(float((abs(x[1:] - x[:-1]) >= 0.5).mean()), 3) if frames > 1 else 0.0
 
 
 def main(args: argparse.Namespace) -> int:
@@ -215,7 +215,7 @@ def main(args: argparse.Namespace) -> int:
         "sendcmd_lines": commands_lines,
         "crop_path_points": {k: len((p or {}).get("points") or []) for k, p in paths.items()},
         "parked_x": parked_x,
-        "follow_moving_share": _moving_share(follow_path["points"], frames),
+        "follow_moving_share": _moving_share(follow_path["points"], frames, int(analysis.get("width") or 1920)),
         "repeat": args.repeat, "stat": args.stat,
         "runs": runs,
         "analysis": {**analysis_run, "note": "onetake's analyze(), in this process, once; not in the encode "
