@@ -73,12 +73,12 @@ def test_example_configs_load():
 
 
 def test_an_unexpected_error_is_one_line_with_a_way_to_the_traceback(tmp_path, clip, monkeypatch):
-    import onetake.cli
+    import onetake.pipeline.profiles
 
     def broken(*args, **kwargs):
         raise ValueError("something nobody planned for")
 
-    monkeypatch.setattr(onetake.cli, "load_catalog", broken)
+    monkeypatch.setattr(onetake.pipeline.profiles, "load_catalog", broken)
     result = CliRunner().invoke(cli, ["profiles", "list"])
     assert result.exit_code == 3
     assert result.output.strip().splitlines() == [
