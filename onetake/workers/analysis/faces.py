@@ -50,9 +50,9 @@ class Cascade:
     stages: tuple[Stage, ...]
 
 
-def _numbers(elements: list[ET.Element], per_element: int) -> np.ndarray:
-    """The numbers of every element's text, one row per element (parsed at once: the file holds ~10^4)."""
-    return np.array(" ".join(e.text or "" for e in elements).split(), np.float64).reshape(-1, per_element)
+def _numbers(texts: list[str], per_text: int) -> np.ndarray:
+    """The numbers in ``texts``, one row per text (parsed at once: the file holds ~10^4 of them)."""
+    return np.array(" ".join(texts).split(), np.float64).reshape(-1, per_text)
 
 
 @functools.cache
@@ -69,16 +69,16 @@ def load_cascade(path: Path = MODEL) -> Cascade:
     counts = np.array([len(r) for r in feature_rects])
     features = np.zeros((len(feature_rects), 3, 5))
     features[np.repeat(np.arange(len(counts)), counts), np.concatenate([np.arange(n) for n in counts])] = \
-        _numbers([r for rects in feature_rects for r in rects], 5)
+        _numbers([r.text or "" for rects in feature_rects for r in rects], 5)
     stages = []
     for stage in cascade.iterfind("stages/_"):
         weak = stage.findall("weakClassifiers/_")
-        nodes = _numbers([w.find("internalNodes") for w in weak], 4)  # type: ignore[misc]
+        nodes = _numbers([w.findtext("internalNodes", "") for w in weak], 4)
         if not (nodes[:, :2] == (0, -1)).all():
             raise ValueError(f"{path}: only stump classifiers are supported")
         chosen = features[nodes[:, 2].astype(np.int64)]
         stages.append(Stage(float(stage.findtext("stageThreshold", "0")), chosen[..., :4].astype(np.int64),
-                            chosen[..., 4], nodes[:, 3], _numbers([w.find("leafValues") for w in weak], 2)))  # type: ignore[misc]
+                            chosen[..., 4], nodes[:, 3], _numbers([w.findtext("leafValues", "") for w in weak], 2)))
     return Cascade(size, tuple(stages))
 
 
