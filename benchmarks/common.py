@@ -39,6 +39,12 @@ MB = 1024 * 1024
 # the source
 
 
+# how generated sources are coded: an HD camera file's H.264 and AAC, tagged BT.709 limited range
+SOURCE_CODING = ["-c:v", "libx264", "-preset", "veryfast", "-crf", "18", "-g", "50",
+                 "-colorspace", "bt709", "-color_primaries", "bt709", "-color_trc", "bt709", "-color_range", "tv",
+                 "-c:a", "aac", "-b:a", "192k", "-movflags", "+faststart"]
+
+
 def make_source(seconds: float, folder: Path = MEDIA) -> Path:
     """A 1920x1080 25p test pattern (testsrc2) with a stereo tone, cached by length under ``folder``.
 
@@ -54,10 +60,7 @@ def make_source(seconds: float, folder: Path = MEDIA) -> Path:
             "-f", "lavfi", "-i", f"testsrc2=size=1920x1080:rate=25:duration={seconds:g}",
             "-f", "lavfi", "-i", f"sine=frequency=1000:sample_rate=48000:beep_factor=4:duration={seconds:g}",
             "-vf", "scale=out_color_matrix=bt709:out_range=tv,format=yuv420p",
-            "-af", "volume=-18dB,aformat=channel_layouts=stereo",
-            "-c:v", "libx264", "-preset", "veryfast", "-crf", "18", "-g", "50",
-            "-colorspace", "bt709", "-color_primaries", "bt709", "-color_trc", "bt709", "-color_range", "tv",
-            "-c:a", "aac", "-b:a", "192k", "-movflags", "+faststart", "file:" + str(partial)]
+            "-af", "volume=-18dB,aformat=channel_layouts=stereo", *SOURCE_CODING, "file:" + str(partial)]
     print(f"generating {clip.relative_to(ROOT) if clip.is_relative_to(ROOT) else clip} "
           f"({seconds:g} s, 1920x1080 25p BT.709 + stereo tone) ...", file=sys.stderr, flush=True)
     subprocess.run(argv, check=True)

@@ -54,6 +54,7 @@ from onetake.workers.tasks import measure as measure_task
 from .common import (
     MEDIA,
     ROOT,
+    SOURCE_CODING,
     Clock,
     Measurement,
     add_timing_arguments,
@@ -119,10 +120,8 @@ def make_speaker_source(seconds: float, noise: int, folder: Path = MEDIA) -> Pat
             "-f", "lavfi", "-i", wall, "-loop", "1", "-framerate", "25", "-i", f"file:{PORTRAIT}",
             "-f", "lavfi", "-i", f"sine=frequency=220:sample_rate=48000:duration={seconds:g}",
             "-filter_complex", graph, "-map", "[v]", "-map", "2:a",
-            "-af", "volume=-20dB,aformat=channel_layouts=stereo",
-            "-c:v", "libx264", "-preset", "veryfast", "-crf", "18", "-g", "50",
-            "-colorspace", "bt709", "-color_primaries", "bt709", "-color_trc", "bt709", "-color_range", "tv",
-            "-c:a", "aac", "-b:a", "192k", "-t", f"{seconds:g}", "-movflags", "+faststart", "file:" + str(partial)]
+            "-af", "volume=-20dB,aformat=channel_layouts=stereo", *SOURCE_CODING, "-t", f"{seconds:g}",
+            "file:" + str(partial)]
     print(f"generating {clip.name} ({seconds:g} s speaker scene, sensor noise {noise}) ...", file=sys.stderr,
           flush=True)
     subprocess.run(argv, check=True)
