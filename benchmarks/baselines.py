@@ -9,13 +9,14 @@ plan that ``onetake run`` executes.
 
 * naive: each such argv run on its own, one ffmpeg per rendition in sequence, each decoding the source.
 * expert: one ffmpeg; all the per-rendition filter graphs merged into one (identical filter chains, such
-  as the common ``setpts``/``fps`` head or one loudnorm per loudness target, are computed once and
+  as the common ``setpts``/``fps`` head or one gain and limiter per loudness target, are computed once and
   ``split``), every output encoded separately.
 * expert-tee (optional): the expert, with the top HLS rung and the web MP4 from one encode (``-f tee``).
 
 Both write HLS rungs straight from the encoder (``-f hls``, fMP4 segments of the profile's length) and
-the web MP4 as its own encode of the top rung, and both run the same loudness measurement pass (pass 1
-of loudnorm) that onetake's plan runs; its values go into pass 2 with onetake's ``fill_measurements``.
+the web MP4 as its own encode of the top rung, and both run the loudness measurement that onetake's plan runs
+(its measure task: the programme meter and each target's trial encodes); its gains and limiter settings go
+into their encodes with onetake's ``fill_measurements``.
 
 Both also run onetake's analysis as one runs it by hand, ``onetake analyze --json --report FILE SOURCE``
 (``onetake run`` analyses every source: its figure includes that pass, and it delivers the report). A
@@ -30,7 +31,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import math
 import re
 import sys
 from collections.abc import Sequence
@@ -46,9 +46,9 @@ from onetake.pipeline.profiles import Catalog, load_catalog
 from onetake.workers.ffmpeg import ffmpeg_binary
 from onetake.workers.follow import TARGET as FOLLOW_CROP
 from onetake.workers.follow import follow_commands
-from onetake.workers.tasks import SILENCE_LUFS, fill_measurements
+from onetake.workers.tasks import fill_measurements
 
-from .common import run_step
+from .common import measure_loudness_step, run_step
 
 WORK_MARK = "/__onetake_benchmark_work__"  # stands for onetake's scratch folder in the plans built here
 BENCH_CHANNEL = "__benchmark_one_rendition__"
@@ -327,7 +327,7 @@ class Fanout:
     info: SourceInfo
     catalog: Catalog
     plan: JobPlan
-    measure_argv: list[str] | None
+    measure_params: dict[str, Any] | None
     deliverables: list[Deliverable] = field(default_factory=list)
     hls_masters: list[dict[str, Any]] = field(default_factory=list)
     onetake_outputs: list[str] = field(default_factory=list)
@@ -348,7 +348,7 @@ class Fanout:
             planned += [(o, "follow" in encode.params) for o in split_argv(encode.params["argv"], names).outputs]
         measure = next((t for t in plan.tasks if t.kind == "measure"), None)
         self = cls(Path(source), tuple(channels), info, catalog, plan,
-                   list(measure.params["argv"]) if measure else None, onetake_outputs=[o.profile for o, _ in planned])
+                   dict(measure.params) if measure else None, onetake_outputs=[o.profile for o, _ in planned])
 
         rung_of: dict[str, tuple[str, int, float, bool]] = {}  # rung profile -> (hls profile, index, seg, mp4)
         for task in plan.tasks:
@@ -394,22 +394,24 @@ class Fanout:
         names = [o["profile"] for o in encode.params["outputs"]]
         if names != [profile]:
             raise RuntimeError(f"a plan of {profile} alone made {names}")
-        return split_argv(encode.params["argv"], names), encode.params.get("follow")
+        argv = encode.params["argv"]
+        measure = next((t for t in plan.tasks if t.kind == "measure"), None)
+        if measure is not None and self.measure_params is not None:  # its loudness target, numbered as in the full plan
+            numbers = {i: self.measure_params["targets"].index(t) for i, t in enumerate(measure.params["targets"])}
+            argv = [re.sub(r"\{(gain|limit|release)_(\d+)\}", lambda m: f"{{{m.group(1)}_{numbers[int(m.group(2))]}}}",
+                           word) for word in argv]
+        return split_argv(argv, names), encode.params.get("follow")
 
     # -------------------------------------------------------------- running
 
-    def measure_loudness(self, steps: list[dict[str, Any]]) -> dict[str, Any] | None:
-        """Pass 1 of loudnorm, as onetake's measure task runs it; None when nothing is normalised."""
-        if self.measure_argv is None:
+    def measure_loudness(self, base: Path, steps: list[dict[str, Any]]) -> dict[str, Any] | None:
+        """onetake's measure task (the programme meter and the settled loudness targets); None when nothing is
+        normalised."""
+        if self.measure_params is None:
             return None
-        proc = run_step("loudness measurement (pass 1)", [ffmpeg_binary(), *self.measure_argv[1:]], steps)
-        log = proc.stderr
-        data = json.loads(log[log.rfind("{"):log.rfind("}") + 1])
-        values = {"measured_I": float(data["input_i"]), "measured_TP": float(data["input_tp"]),
-                  "measured_LRA": float(data["input_lra"]), "measured_thresh": float(data["input_thresh"])}
-        values["silent"] = not math.isfinite(values["measured_I"]) or values["measured_I"] < SILENCE_LUFS
-        self.last_measured = values
-        return values
+        self.last_measured = measure_loudness_step(self.measure_params, base / "loudness.json", steps,
+                                                   "loudness measurement and trials")
+        return self.last_measured
 
     def analyze(self, base: Path, steps: list[dict[str, Any]]) -> dict[str, Any]:
         """onetake's analysis of the source and its HTML report, run by hand (``onetake analyze --json --report``),

@@ -166,7 +166,9 @@ class TreeSampler:
     def what(cmdline: list[str]) -> str:
         """What an ffmpeg child is doing, from its argv."""
         text = " ".join(cmdline)
-        if "loudnorm" in text and "print_format=json" in text:
+        if "alimiter" in text and "-c:v" not in text or "/.trial-" in text:
+            return "ffmpeg: loudness trial"
+        if "ebur128" in text and "asetpts" in text:
             return "ffmpeg: loudness measurement"
         if "ebur128" in text:
             return "ffmpeg: verify loudness"
@@ -371,6 +373,20 @@ def run_step(name: str, argv: Sequence[str], steps: list[dict[str, Any]] | None 
         raise CommandFailed(f"{name} failed with exit status {proc.returncode}: {' '.join(argv)}\n"
                             f"{(proc.stdout or '')[-4000:]}{proc.stderr[-4000:]}")
     return proc
+
+
+def measure_loudness_step(params: dict[str, Any], cache: Path, steps: list[dict[str, Any]],
+                          name: str = "measure") -> dict[str, Any]:
+    """The plan's measure task, as a worker runs it (the programme meter, then each loudness target settled by
+    trial encodes), its result kept at ``cache`` instead of the plan's work dir; timed into ``steps``."""
+    from onetake.workers.loudness import measure
+
+    cache.unlink(missing_ok=True)
+    with Clock() as clock:
+        measured = measure({**params, "cache": str(cache)})
+    steps.append({"step": name, "wall_s": round(clock.wall_s, 3),
+                  "cpu_s": round(clock.cpu_s, 3), "other_cpu_s": round(clock.other_cpu_s, 3)})
+    return measured
 
 
 def clean(path: Path) -> None:

@@ -85,7 +85,7 @@ def run_variant(name: str, fan: Fanout, base: Path, onetake_extra: list[str], ve
         fan.prepare(base)
 
         def body(steps: list[dict[str, Any]]) -> None:
-            measured = fan.measure_loudness(steps)
+            measured = fan.measure_loudness(base, steps)
             fan.analyze(base, steps)
             for step, argv in fan.naive_commands(base, measured):
                 run_step(step, argv, steps)
@@ -94,7 +94,7 @@ def run_variant(name: str, fan: Fanout, base: Path, onetake_extra: list[str], ve
         fan.prepare(base)
 
         def body(steps: list[dict[str, Any]]) -> None:
-            measured = fan.measure_loudness(steps)
+            measured = fan.measure_loudness(base, steps)
             fan.analyze(base, steps)
             run_step("one ffmpeg, every output", fan.expert_command(base, measured, tee=name == "expert-tee"), steps)
             fan.write_hls_masters(base)

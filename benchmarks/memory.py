@@ -92,7 +92,7 @@ def main(args: argparse.Namespace) -> int:
             fan.prepare(base)
 
             def expert(steps: list[dict[str, Any]]) -> None:
-                measured = fan.measure_loudness(steps)
+                measured = fan.measure_loudness(base, steps)
                 fan.analyze(base, steps)  # the analysis, the report and the follow crop's commands
                 run_step("one ffmpeg, every output", fan.expert_command(base, measured), steps)
 

@@ -24,7 +24,7 @@ from typing import Any
 
 from onetake.workers.ffmpeg import ffmpeg_binary
 from onetake.workers.follow import follow_commands
-from onetake.workers.tasks import SILENCE_LUFS, fill_measurements
+from onetake.workers.tasks import fill_measurements
 
 from .baselines import onetake_run_argv
 from .common import (
@@ -38,6 +38,7 @@ from .common import (
     finish,
     header,
     measure,
+    measure_loudness_step,
     phases,
     print_table,
     ratio,
@@ -67,14 +68,6 @@ def plan_json(source: Path, channels: str, out: Path) -> dict[str, Any]:
 
 def tasks_of(plan: dict[str, Any], kind: str) -> list[dict[str, Any]]:
     return [t for t in plan["tasks"] if t["kind"] == kind]
-
-
-def parse_loudnorm(log: str) -> dict[str, Any]:
-    data = json.loads(log[log.rfind("{"):log.rfind("}") + 1])
-    values = {"measured_I": float(data["input_i"]), "measured_TP": float(data["input_tp"]),
-              "measured_LRA": float(data["input_lra"]), "measured_thresh": float(data["input_thresh"])}
-    values["silent"] = not values["measured_I"] > SILENCE_LUFS
-    return values
 
 
 def analyze_in_child(params: dict[str, Any], steps: list[dict[str, Any]]) -> dict[str, Any]:
@@ -110,7 +103,7 @@ def direct_work(plan: dict[str, Any], steps: list[dict[str, Any]]) -> dict[str, 
     ffmpeg = ffmpeg_binary()
     measured = None
     for t in tasks_of(plan, "measure"):
-        measured = parse_loudnorm(run_step("measure", [ffmpeg, *t["params"]["argv"][1:]], steps).stderr)
+        measured = measure_loudness_step(t["params"], Path(t["params"]["cache"]), steps)
     analysis: dict[str, Any] = {}
     for t in tasks_of(plan, "analyze"):
         analysis = analyze_in_child(t["params"], steps)

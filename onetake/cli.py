@@ -72,7 +72,40 @@ def _channels(value: str | None) -> tuple[str, ...] | None:
 
 
 def _settings(config: str | None, **overrides: Any) -> FarmConfig:
-    return load_config(config).merged(**overrides)
+    return _choose_ffmpeg(load_config(config).merged(**overrides))
+
+
+def _choose_ffmpeg(settings: FarmConfig) -> FarmConfig:
+    """[farm] ffmpeg names the binary for this process and the workers it starts, unless ONETAKE_FFMPEG does."""
+    from .workers.ffmpeg import FFMPEG_ENV
+
+    if settings.ffmpeg and not os.environ.get(FFMPEG_ENV):
+        os.environ[FFMPEG_ENV] = os.path.abspath(settings.ffmpeg)
+    return settings
+
+
+def _representative_plans(channel_sets: Sequence[Sequence[str]], catalog: Catalog,
+                          options: PlanOptions) -> list[JobPlan]:
+    """Plans of the representative sources (interlaced, HDR, audio-only) for each channel set they can feed."""
+    from .pipeline.errors import PlanError
+    from .pipeline.plan import plan_job
+    from .workers.capabilities import representative_sources
+
+    plans = []
+    for channels in dict.fromkeys(tuple(c) for c in channel_sets):
+        for source in representative_sources():
+            try:
+                plans.append(plan_job(source, channels or None, catalog, options))
+            except PlanError:  # e.g. video channels for the audio-only programme
+                continue
+    return plans
+
+
+def _check_ffmpeg(plans: Sequence[JobPlan]) -> None:
+    """Refuse, before any work, an ffmpeg that cannot run these plans (one line: what it lacks)."""
+    from .workers.capabilities import check_plans
+
+    check_plans(plans)
 
 
 def _load_catalog(profiles_dir: str | None) -> Catalog:
@@ -116,6 +149,7 @@ common_options = [
     click.option("--config", "config", type=click.Path(dir_okay=False), help="a farm config TOML file"),
     click.option("--profiles", "profiles_dir", type=click.Path(file_okay=False), help=field_help("profiles_dir")),
     click.option("--qc", "qc", type=click.Choice(["enforce", "warn"]), help=field_help("qc")),
+    click.option("--accept-damaged", "accept_damaged", is_flag=True, default=None, help=field_help("accept_damaged")),
 ]
 
 
@@ -344,16 +378,17 @@ def _quote(arg: str) -> str:
 @with_common
 @click.option("--json", "as_json", is_flag=True, help="print the JobPlan as JSON")
 def plan_command(source: str, channels: str | None, out: str | None, dests: tuple[str, ...], config: str | None,
-                 profiles_dir: str | None, qc: str | None, as_json: bool) -> None:
+                 profiles_dir: str | None, qc: str | None, accept_damaged: bool | None, as_json: bool) -> None:
     """Print exactly what `onetake run SOURCE` would do, without doing it."""
     settings = _settings(config, out=out, profiles_dir=profiles_dir, channels=_channels(channels),
-                         destinations=_dests(dests), qc=qc)
+                         destinations=_dests(dests), qc=qc, accept_damaged=accept_damaged)
     from .pipeline.plan import plan_job
 
     catalog = _catalog(settings)
     _check_channels(settings, catalog)
     plan = plan_job(_probe_here(source, settings), settings.channels or None, catalog,
                     _plan_options(settings, _encoder_version()))
+    _check_ffmpeg([plan])
     if as_json:
         click.echo(json.dumps(plan.to_dict(), indent=2, ensure_ascii=False))
         return
@@ -452,6 +487,7 @@ def execute(sources: Sequence[str], settings: FarmConfig, show_progress: bool) -
     # subprocess started meanwhile (ffmpeg -version) can exec with a half-written environment (EFAULT).
     encoder = _encoder_version()
     plans, failures = _make_plans([s for s in sources if not is_s3(s)], settings, catalog, channels, encoder)
+    _check_ffmpeg(plans)
     if plans or remote:
         with open_cluster(settings) as client:
             view: ProgressView | None = None  # made once every source is planned; progress reaches it then
@@ -465,6 +501,7 @@ def execute(sources: Sequence[str], settings: FarmConfig, show_progress: bool) -
                 infos, fetch_failures = fetch_sources(remote, os.path.abspath(settings.work_path()),
                                                       settings.transfer(), executor)
                 more, plan_failures = _make_plans(infos, settings, catalog, channels, encoder)
+                _check_ffmpeg(more)
                 plans += more
                 failures += fetch_failures + plan_failures
             unique = list({p.asset_id: p for p in reversed(plans)}.values())[::-1]  # the same file given twice
@@ -483,12 +520,20 @@ def execute(sources: Sequence[str], settings: FarmConfig, show_progress: bool) -
     return [by_path[_source_key(s)] for s in dict.fromkeys(sources)]
 
 
+def _failed_lines(outcomes: Sequence[SourceOutcome]) -> None:
+    for o in outcomes:
+        if not o.ok:
+            line = o.failure_line()
+            click.echo(f"FAILED {line}" if line.startswith(o.source) else f"FAILED {o.source}: {line}", err=True)
+
+
 def _report(outcomes: Sequence[SourceOutcome], as_json: bool) -> int:
     ok = all(o.ok for o in outcomes)
     if as_json:
         manifests = [c.manifest for o in outcomes for c in o.channels if c.manifest]
         click.echo(json.dumps({"ok": ok, "manifests": manifests, "sources": [o.to_dict() for o in outcomes]},
                               indent=2, ensure_ascii=False))
+        _failed_lines(outcomes)  # a log that keeps only stderr still says which source failed and why
     else:
         for o in outcomes:
             for c in o.channels:
@@ -497,10 +542,7 @@ def _report(outcomes: Sequence[SourceOutcome], as_json: bool) -> int:
                 for f in c.qc_failed:  # delivered under --qc warn
                     click.echo(f"QC WARNING {o.source}: {c.channel}: {f['name']}: measured {f['value']}, "
                                f"expected {f['limit']}", err=True)
-        for o in outcomes:
-            if not o.ok:
-                line = o.failure_line()
-                click.echo(f"FAILED {line}" if line.startswith(o.source) else f"FAILED {o.source}: {line}", err=True)
+        _failed_lines(outcomes)
         delivered = sum(o.ok for o in outcomes)
         click.echo(f"{delivered} of {len(outcomes)} source(s) delivered and verified", err=not ok)
     return 0 if ok else 1
@@ -513,11 +555,13 @@ def _report(outcomes: Sequence[SourceOutcome], as_json: bool) -> int:
 @click.option("--workers", type=click.IntRange(0, 512), help=field_help("workers"))
 @click.option("--json", "as_json", is_flag=True, help="print one JSON summary, no progress")
 def run_command(sources: tuple[str, ...], channels: str | None, out: str | None, dests: tuple[str, ...],
-                config: str | None, profiles_dir: str | None, qc: str | None, scheduler: str | None,
+                config: str | None, profiles_dir: str | None, qc: str | None, accept_damaged: bool | None,
+                scheduler: str | None,
                 workers: int | None, as_json: bool) -> None:
     """Make, verify and deliver every channel's renditions of each SOURCE (a local file or s3://bucket/key)."""
     settings = _settings(config, out=out, profiles_dir=profiles_dir, channels=_channels(channels),
-                         scheduler=scheduler, workers=workers, destinations=_dests(dests), qc=qc)
+                         scheduler=scheduler, workers=workers, destinations=_dests(dests), qc=qc,
+                         accept_damaged=accept_damaged)
     show = sys.stdout.isatty() and not as_json
     if not settings.ledger:
         sys.exit(_report(execute(sources, settings, show), as_json))
@@ -601,7 +645,8 @@ class StopSignals:
 @click.option("--scheduler", help=field_help("scheduler"))
 @click.option("--workers", type=click.IntRange(0, 512), help=field_help("workers"))
 def watch_command(inboxes: tuple[str, ...], channels: str | None, out: str | None, dests: tuple[str, ...],
-                  config: str | None, profiles_dir: str | None, qc: str | None, lane: str | None,
+                  config: str | None, profiles_dir: str | None, qc: str | None, accept_damaged: bool | None,
+                  lane: str | None,
                   settle_s: float | None, poll_s: float | None, require: str | None, ledger: str | None,
                   scheduler: str | None, workers: int | None) -> None:
     """Take every file dropped into each INBOX once it has finished arriving, and deliver it.
@@ -615,8 +660,10 @@ def watch_command(inboxes: tuple[str, ...], channels: str | None, out: str | Non
     from .workers.executor import DaskExecutor
 
     farm, watch, tables = load_watch_config(config) if config else (FarmConfig(), WatchConfig(), [])
-    farm = farm.merged(out=out, profiles_dir=profiles_dir, channels=_channels(channels), ledger=ledger,
-                       destinations=_dests(dests), qc=qc, scheduler=scheduler, workers=workers)
+    farm = _choose_ffmpeg(farm.merged(out=out, profiles_dir=profiles_dir, channels=_channels(channels),
+                                      ledger=ledger, destinations=_dests(dests), qc=qc, accept_damaged=accept_damaged,
+                                      scheduler=scheduler,
+                                      workers=workers))
     watch = replace(watch, **{k: v for k, v in {"lane": lane, "settle_s": settle_s, "poll_s": poll_s,
                                                 "require": require}.items() if v is not None})
     tables = [*tables, *(InboxConfig(path=i) for i in inboxes)]
@@ -632,6 +679,10 @@ def watch_command(inboxes: tuple[str, ...], channels: str | None, out: str | Non
 
     def plan_options(inbox_out: str) -> PlanOptions:
         return _plan_options(farm.merged(out=inbox_out), encoder)
+
+    # files arrive later: the ffmpeg is checked now against what typical ones would need, inbox by inbox
+    _check_ffmpeg(_representative_plans([t.channels or farm.channels for t in tables], catalog,
+                                        plan_options(absolute_location(farm.out))))
 
     def log(line: str) -> None:
         click.echo(f"{time.strftime('%H:%M:%S')} {line}", err=True)
@@ -786,7 +837,7 @@ def jobs_cancel(job_id: int, ledger: str | None, config: str | None, out: str | 
 def verify_command(path: str, profile_name: str, source: str | None, profiles_dir: str | None, as_json: bool) -> None:
     """Check an output file (or HLS/sprite folder) against a profile."""
     from .pipeline.plan import expectations, measure_argv, programme_streams
-    from .workers.tasks import measure
+    from .workers.loudness import measure_programme, silent
     from .workers.verify import verify_output
 
     catalog = _load_catalog(profiles_dir)
@@ -798,8 +849,8 @@ def verify_command(path: str, profile_name: str, source: str | None, profiles_di
     measured = None
     limits = FarmConfig().limits(basis.duration)
     if source and profile.loudness and basis.audio:
-        measured = measure({"argv": measure_argv(basis, programme_streams(basis)), "limits": limits}, [],
-                           lambda fraction: None)
+        integrated, _ = measure_programme(measure_argv(basis, programme_streams(basis)), limits)
+        measured = {"silent": silent(integrated)}
     checks = verify_output(profile.to_dict(), os.path.abspath(path), expectations(basis, profile, catalog), limits,
                            measured)
     ok = all(c["passed"] for c in checks)
@@ -868,6 +919,57 @@ def profiles_validate(files: tuple[str, ...]) -> None:
             bad += 1
             click.echo(f"invalid  {exc}", err=True)
     sys.exit(1 if bad else 0)
+
+
+# --------------------------------------------------------------------------------------------------------- doctor
+
+
+@cli.command("doctor")
+@click.option("--config", "config", type=click.Path(dir_okay=False), help="a farm config TOML file")
+@click.option("--profiles", "profiles_dir", type=click.Path(file_okay=False), help=field_help("profiles_dir"))
+def doctor_command(config: str | None, profiles_dir: str | None) -> None:
+    """Which ffmpeg onetake runs and where it came from, what it and PyAV's FFmpeg have, and whether every channel
+    can be made with them (exit 1 if not)."""
+    import av
+
+    from .workers import capabilities
+    from .workers.ffmpeg import FFMPEG_ENV, ffmpeg_binary
+
+    settings = _settings(config, profiles_dir=profiles_dir)
+    binary = ffmpeg_binary()
+    origin = f"from {FFMPEG_ENV}" if os.environ.get(FFMPEG_ENV) else "shipped with onetake, by imageio-ffmpeg"
+    build = capabilities.inspect(binary)
+    click.echo(f"ffmpeg      {binary} ({origin})")
+    click.echo(f"            {build.version_line}")
+    libraries = ", ".join(f"{name} {'.'.join(map(str, v))}" for name, v in av.library_versions.items())
+    click.echo(f"PyAV        {av.__version__} with FFmpeg {getattr(av, 'ffmpeg_version_info', '?')} ({libraries})")
+    ok = build.version is None or build.version >= capabilities.MIN_VERSION
+    if not ok:
+        click.echo(f"            too old: onetake needs ffmpeg {'.'.join(map(str, capabilities.MIN_VERSION))} or newer")
+    catalog = _catalog(settings)
+    options = _plan_options(settings, build.version_line)
+    everything = capabilities.Needs()
+    rows = []
+    for channel in catalog.channels:
+        needs = capabilities.Needs()
+        for argv in capabilities.planned_argvs(_representative_plans([(channel,)], catalog, options)):
+            needs.add(capabilities.needs_of(argv))
+        everything.add(needs)
+        missing = capabilities.lacks(build, needs)
+        ok &= not missing
+        uses = ", ".join(sorted(needs.encoders))
+        rows.append(f"  {channel:<7} {'ok' if not missing else 'CANNOT: lacks ' + ', '.join(missing)}  ({uses})")
+    for argv in capabilities.worker_argvs():
+        everything.add(capabilities.needs_of(argv))
+    click.echo("encoders    " + ", ".join(f"{e} {'yes' if e in build.encoders else 'MISSING'}"
+                                          for e in sorted(everything.encoders)))
+    click.echo("filters     " + ", ".join(f if f in build.filters else f"{f} MISSING"
+                                          for f in sorted(everything.filters)))
+    click.echo("channels (for an interlaced, an HDR and an audio-only source):")
+    click.echo("\n".join(rows))
+    if not ok:
+        click.echo(f"onetake cannot run every channel with this ffmpeg: {capabilities.fix_hint()}", err=True)
+    sys.exit(0 if ok else 1)
 
 
 # --------------------------------------------------------------------------------------------------------- demo

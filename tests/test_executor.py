@@ -27,11 +27,11 @@ def _ffmpeg_children() -> list[psutil.Process]:
     return [p for p in me.children(recursive=True) if "ffmpeg" in p.name()]
 
 
-def test_cancelling_a_running_task_stops_its_ffmpeg(client):
+def test_cancelling_a_running_task_stops_its_ffmpeg(client, tmp_path):
     executor = DaskExecutor(client)
     endless = Task("endless/measure", "measure", {
         "argv": ["ffmpeg", "-nostdin", "-re", "-f", "lavfi", "-i", "testsrc2=size=160x120:rate=25", "-f", "null", "-"],
-        "limits": FarmConfig().limits(3600)})
+        "limits": FarmConfig().limits(3600), "cache": str(tmp_path / "loudness.json")})
     future = executor.submit(endless, [])
     deadline = time.monotonic() + 30
     while not _ffmpeg_children():

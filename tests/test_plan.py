@@ -134,14 +134,21 @@ def test_no_audio_gives_tv_silent_tracks_and_skips_loudness(catalog):
         plan_job(source(audios=[]), ["radio"], catalog, OPTIONS)
 
 
-def test_loudness_is_two_pass_per_target(catalog):
+def test_each_loudness_target_gets_a_gain_and_a_true_peak_limiter_settled_by_the_measure_step(catalog):
     plan = plan_job(source(), ["tv", "radio", "web"], catalog, OPTIONS)
     measure = plan.task(f"{plan.asset_id}/measure")
-    assert "print_format=json" in " ".join(measure.params["argv"])
+    targets = [(t["integrated"], t["true_peak"], t["codec"], t["container"]) for t in measure.params["targets"]]
+    # tv and radio's BWF share one PCM target; each lossy encoder setting is a target of its own
+    assert targets == [(-24.0, -2.0, "pcm_s24le", ""), (-16.0, -1.0, "libmp3lame", "mp3"), (-16.0, -1.0, "aac", "mp4"),
+                       (-15.0, -1.0, "aac", "mp4")]
+    assert "ebur128=framelog=verbose:peak=true" in " ".join(measure.params["argv"])
+    trial = " ".join(measure.params["trial"])
+    assert trial.count("alimiter=") == 4 and "ebur128@target-0" in trial
+    assert "{scratch}/target-1.mp3" in trial and "{scratch}/target-3.mp4" in trial
     graph = encode_graph(plan)
-    for target in ("I=-24.0", "I=-16.0", "I=-15.0"):
-        assert graph.count(f"loudnorm={target}") == 1
-    assert "measured_I={measured_I}" in graph and "linear=true" in graph
+    for i in range(4):
+        assert graph.count(f"volume={{gain_{i}}}dB") == 1 and graph.count(f"limit={{limit_{i}}}") == 1
+    assert graph.count("aresample=192000") == 4 and "loudnorm" not in graph
     assert plan.task(f"{plan.asset_id}/encode").deps == (measure.id,)
 
 
@@ -295,7 +302,8 @@ def test_ladder_rungs_never_upscale(catalog, stream, rungs):
 def test_source_timecode_is_recounted_at_the_output_rate(catalog, timecode, rate, expected):
     plan = plan_job(source(timecode=timecode, videos=[video(frame_rate=rate)]), ["tv", "edit"], catalog, OPTIONS)
     argv = plan.task(f"{plan.asset_id}/encode").params["argv"]
-    tv, edit = [argv[i + 1] for i, a in enumerate(argv) if a == "-timecode"]
+    [tv] = [argv[i + 1] for i, a in enumerate(argv) if a == "-timecode"]  # MPEG-2: in its GOP headers too
+    [edit] = [argv[i + 1][9:] for i, a in enumerate(argv) if a == "-metadata" and argv[i + 1].startswith("timecode=")]
     assert (tv, edit) == ((expected, expected) if expected else ("10:00:00:00", "00:00:00:00"))
     assert f"timecode={edit.replace(':', chr(92) * 2 + ':')}" in encode_graph(plan)
 
@@ -354,7 +362,7 @@ def test_follow_gets_its_own_encode_and_nothing_else_waits_for_the_analysis(cata
     # 1920x1080 -> a 608 px wide window the full height, moved by the commands, then scaled to 1080x1920
     assert follow.params["follow"] == {"commands": commands, "width": 1920, "window": 608}
     assert f"sendcmd=f={commands}" in graph and "crop=608:1080:x=656:y=0" in graph
-    assert "scale=1080:1920" in graph and "loudnorm=" in graph
+    assert "scale=1080:1920" in graph and "alimiter=" in graph
     assert plan.task(f"{plan.asset_id}/verify/short-vertical").deps[0] == follow.id
 
 

@@ -30,9 +30,14 @@ class FarmConfig:
     scheduler: str = option("", help="address of an existing Dask scheduler; empty: an embedded cluster")
     workers: int = option(0, min=0, max=512, help="embedded cluster worker processes; 0: one per 4 cores")
     x264_threads: int = option(0, min=0, max=128, help="threads per x264 encoder; 0: x264 decides")
+    ffmpeg: str = option("", help="the ffmpeg binary to run; empty: the one onetake ships (imageio-ffmpeg). The "
+                                  "ONETAKE_FFMPEG environment variable beats this key")
     qc: str = option("enforce", choices=("enforce", "warn"),
                      help="enforce: a channel that fails its QC rules is not delivered; warn: deliver it anyway, "
                           "the manifest says what failed")
+    accept_damaged: bool = option(False, help="deliver a source whose pictures need error concealment (a worn tape, "
+                                                   "a damaged card) as it decodes, and say so in the manifests; "
+                                                   "otherwise such a source is refused before encoding")
     stall_timeout_s: float = option(120.0, min=5, max=3600, help="stop an ffmpeg that makes no progress this long")
     timeout_factor: float = option(20.0, min=1, max=1000,
                                    help=f"stop an ffmpeg after {TIME_FLOOR_S / 60:g} min + this x the source duration")

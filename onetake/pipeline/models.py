@@ -9,6 +9,9 @@ from fractions import Fraction
 from typing import Any
 
 
+HDR_TRANSFERS = {"smpte2084": "PQ", "arib-std-b67": "HLG"}
+
+
 @dataclass(frozen=True)
 class VideoStreamInfo:
     index: int
@@ -26,20 +29,32 @@ class VideoStreamInfo:
     color_transfer: str
     color_matrix: str
     color_range: str
-    start_time: float          # seconds on the container's clock
-    duration: float
+    start_time: float          # seconds on the container's clock: the first picture that decodes
+    duration: float            # from that picture on
     frames: int                # frame count the container declares, 0 when unknown
+    lead_skipped: float = 0.0  # seconds of pictures before start_time that cannot be decoded (a mid-GOP cut)
+    vbi_lines: int = 0         # lines at the top of the coded picture that carry VBI data, not picture (D-10)
+    retimed: bool = False      # its timestamps are unusable (hundreds of pictures a second): pictures are counted
+    hdr_metadata: str = ""     # HDR metadata the pictures carry: "HDR10", "HDR10+", "Dolby Vision", comma-separated
+    checked_pictures: int = 0  # pictures decoded to look for damage (at the start, and the middle of long files)
+    damaged_pictures: int = 0  # of those, the ones the decoder had to conceal errors in
+    damage: str = ""           # the decoder's first complaint about them
 
     @property
     def rate(self) -> Fraction:
         return Fraction(self.frame_rate)
 
     @property
+    def picture_height(self) -> int:
+        """Coded lines that are picture (without the VBI lines of a D-10 frame)."""
+        return self.height - self.vbi_lines
+
+    @property
     def display_size(self) -> tuple[int, int]:
-        """Width and height after rotation, before SAR is applied."""
+        """Width and height of the picture after rotation, before SAR is applied."""
         if self.rotation % 180:
-            return self.height, self.width
-        return self.width, self.height
+            return self.picture_height, self.width
+        return self.width, self.picture_height
 
     @property
     def display_aspect(self) -> Fraction:
@@ -53,6 +68,11 @@ class VideoStreamInfo:
     @property
     def interlaced(self) -> bool:
         return self.scan != "progressive"
+
+    @property
+    def hdr(self) -> str:
+        """"PQ" or "HLG" for high-dynamic-range pictures (by their transfer function), "" for SDR."""
+        return HDR_TRANSFERS.get(self.color_transfer, "")
 
 
 @dataclass(frozen=True)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import json
 import math
 import re
 import unicodedata
@@ -26,12 +27,12 @@ from .destinations import channel_destinations
 from .errors import PlanError
 from .models import AudioStreamInfo, JobPlan, SourceInfo, Task, VideoStreamInfo
 from .probe import PROTOCOL_WHITELIST
-from .profiles import AudioSpec, Catalog, LoudnessSpec, Profile, VideoSpec
+from .profiles import AudioSpec, Catalog, Profile, VideoSpec
 
 VIDEO_KINDS = ("av", "image", "sprite", "hls")
-MEASURED = ("measured_I", "measured_TP", "measured_LRA", "measured_thresh")
 ASSET_ID_MAX = 64
 AUDIO_RATE = 48000
+DAMAGED_SHARE = 0.1  # a source with more of its checked pictures needing error concealment is refused
 ANALYSIS_VERSION = 1  # the analysis result's meaning; part of its cache key and of every key that depends on it
 FOLLOW_COMMANDS = "follow.cmd"  # the crop window's path for ffmpeg's sendcmd, written by the worker
 REPORT_NAME = "report.html"
@@ -63,6 +64,12 @@ def rendition_key(source: SourceInfo, profile: Profile, options: PlanOptions) ->
     blob = f"{source.sha256}|{profile.content_key()}|{options.encoder_version}|onetake {__version__}"
     if profile.video is not None and profile.video.framing == "follow":  # the picture depends on the analysis
         blob += f"|analysis {ANALYSIS_VERSION}"
+    return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+
+def loudness_key(source: SourceInfo, targets: Sequence[LoudnessTarget], options: PlanOptions) -> str:
+    """The measured gains depend on the source's audio, the targets and the encoders that make them."""
+    blob = json.dumps([source.sha256, [t.to_dict() for t in targets], options.encoder_version, __version__])
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
 
@@ -98,8 +105,27 @@ MATRIX_FOR_SCALE = {"bt709": "bt709", "bt470bg": "bt601", "smpte170m": "bt601", 
 
 
 def _source_matrix(v: VideoStreamInfo) -> str:
-    """The source's YUV matrix as scale names it; untagged sources are guessed by their line count."""
+    """The source's YUV matrix as scale names it (after tone mapping, for HDR: BT.709); untagged sources are guessed
+    by their line count."""
+    if v.hdr:
+        return "bt709"
     return MATRIX_FOR_SCALE.get(v.color_matrix) or ("bt709" if v.height >= 720 else "bt601")
+
+
+# HDR to SDR: linear light at a nominal peak of 100 cd/m2, BT.2020 primaries to BT.709, then the Mobius curve,
+# which keeps everything below about the SDR peak as it is and rolls off only the highlights above it
+TONE_MAP = {"tonemap": "mobius", "desat": 0}
+NOMINAL_PEAK_NITS = 100
+
+
+def tone_map_filters(v: VideoStreamInfo) -> list[Filter]:
+    """PQ or HLG pictures to BT.709 SDR, every input property named (container tags are often missing), kept at
+    10 bits and the source's chroma until each output's own conversion."""
+    chroma = "yuv422p10le" if "422" in v.pix_fmt else "yuv444p10le" if "444" in v.pix_fmt else "yuv420p10le"
+    return [flt("zscale", tin=v.color_transfer, min=v.color_matrix or "bt2020nc", pin=v.color_primaries or "bt2020",
+                rin=v.color_range or "tv", t="linear", npl=NOMINAL_PEAK_NITS),
+            flt("format", "gbrpf32le"), flt("zscale", p="bt709"), flt("tonemap", **TONE_MAP),
+            flt("zscale", t="bt709", m="bt709", r="tv"), flt("format", chroma)]
 
 
 SD_RASTERS = {(720, 576), (704, 576), (720, 608), (720, 480), (720, 486), (704, 480)}
@@ -266,9 +292,59 @@ def _sync_filters(offset: float) -> list[Filter]:
     return chain + [flt("aresample", AUDIO_RATE, **{"async": 1})]
 
 
-def loudnorm_filter(target: LoudnessSpec) -> Filter:
-    values = {k: "{" + k + "}" for k in MEASURED}
-    return flt("loudnorm", I=target.integrated, TP=target.true_peak, LRA=target.lra, **values, linear="true")
+TRUE_PEAK_RATE = 4 * AUDIO_RATE  # peaks are limited where BS.1770 measures them: between samples, at 4x
+# alimiter: 5 ms look-ahead, no automatic make-up gain, its look-ahead delay taken back out; the release time is
+# the measure step's to choose
+LIMITER = {"attack": 5, "level": 0, "latency": 1}
+# Where a target's limiter starts, under its true-peak limit (dB) when the profile names none. A lossy encoder adds
+# peaks of its own; the measure step lowers the limiter further for the outputs that need it.
+HEADROOM_DB = {"pcm": 0.5, "lossy": 1.0}
+# What a trial of a lossy target is written as: the delivery's own kind of container, because where the encoder's
+# priming samples go (cut by an MP4 edit list, kept in a raw stream) shifts the meter's 400 ms blocks, and on
+# impulsive sound that alone moves the integrated loudness by up to 1 LU.
+TRIAL_CONTAINERS = {"mp4": "mp4", "ipod": "mp4", "mov": "mp4", "mp3": "mp3", "mp2": "mp2", "wav": "wav"}
+
+
+@dataclass(frozen=True)
+class LoudnessTarget:
+    """One loudness-normalised version of the programme: a gain and a true-peak limiter ahead of one encoder
+    setting. Renditions with the same target share the branch of the filter graph that makes it."""
+
+    integrated: float
+    true_peak: float
+    tolerance: float
+    headroom: float
+    codec: str
+    bitrate_kbps: int
+    channels: int
+    container: str
+
+    @property
+    def lossy(self) -> bool:
+        return not self.codec.startswith("pcm")
+
+    def to_dict(self) -> dict[str, Any]:
+        return {**dataclasses.asdict(self), "lossy": self.lossy}
+
+
+def loudness_target(profile: Profile) -> LoudnessTarget | None:
+    if profile.loudness is None or profile.audio is None:
+        return None
+    loud, audio = profile.loudness, profile.audio
+    pcm = audio.codec.startswith("pcm")
+    channels = 2 if audio.tracks == "mono" or audio.channels == 4 else audio.channels
+    container = TRIAL_CONTAINERS.get(profile.container.format, "mp4") if profile.container and not pcm else ""
+    return LoudnessTarget(loud.integrated, loud.true_peak, loud.tolerance,
+                          loud.headroom or HEADROOM_DB["pcm" if pcm else "lossy"], audio.codec,
+                          audio.bitrate_kbps, channels, container)
+
+
+def gain_filters(index: int) -> list[Filter]:
+    """Target ``index``'s gain and true-peak limiter; the measure step fills in ``{gain_N}`` (dB), ``{limit_N}``
+    (the limiter's ceiling, linear) and ``{release_N}`` (ms)."""
+    return [flt("volume", f"{{gain_{index}}}dB"), flt("aresample", TRUE_PEAK_RATE),
+            flt("alimiter", limit=f"{{limit_{index}}}", release=f"{{release_{index}}}", **LIMITER),
+            flt("aresample", AUDIO_RATE)]
 
 
 def _track_filters(spec: AudioSpec) -> list[list[Filter]]:
@@ -346,8 +422,10 @@ def container_options(profile: Profile, source: SourceInfo, asset_id: str) -> tu
     if c.faststart:
         opts["movflags"] = "+faststart"
     timecode = start_timecode(profile, source)
-    if timecode:
-        opts["timecode"] = timecode
+    if timecode and profile.video is not None and profile.video.codec == "mpeg2video":
+        opts["timecode"] = timecode  # also the GOP headers' timecode
+    elif timecode:  # -timecode would also set an MPEG-2 encoder option, which ffmpeg refuses for other encoders
+        extra += ["-metadata", f"timecode={timecode}"]
     if c.bext:
         opts.update({"write_bext": 1, "rf64": "auto"})
         extra += ["-metadata", f"description={source.name[:256]}", "-metadata", "originator=onetake",
@@ -422,6 +500,24 @@ def _check_fit(source: SourceInfo, channel: str, profiles: Sequence[Profile]) ->
                             f"leave '{channel}' out of --channels")
 
 
+def _damage_notes(source: SourceInfo, options: PlanOptions) -> list[str]:
+    """Refuse a damaged source (PlanError, one line) unless damage is accepted; else what to say about it."""
+    if not source.video:
+        return []
+    v = source.video[0]
+    if programme_duration(source) < 1 / float(v.rate) - 1e-6:
+        raise PlanError(f"{source.url or source.path}: less than one picture remains after its undecodable start; copy "
+                        f"the whole recording again")
+    if not v.damaged_pictures:
+        return []
+    said = f"{v.damaged_pictures} of the {v.checked_pictures} pictures checked needed error concealment (the " \
+           f"decoder says: {v.damage})"
+    if v.damaged_pictures > DAMAGED_SHARE * v.checked_pictures and not options.farm.accept_damaged:
+        raise PlanError(f"{source.url or source.path}: is damaged: {said}; copy it again from the tape or card, or "
+                        f"run with --accept-damaged to deliver what decodes")
+    return [f"the source is damaged: {said}; delivered as it decodes"]
+
+
 def ladder_rungs(source: SourceInfo, profile: Profile, catalog: Catalog) -> list[Profile]:
     """The rungs of a ladder that fit the source: none that would upscale it, always at least one."""
     assert profile.hls is not None
@@ -465,6 +561,20 @@ def plan_job(source: SourceInfo, channels: Sequence[str] | None, catalog: Catalo
         renditions.setdefault(key, _Rendition(key, profile))
         return key
 
+    notes += _damage_notes(source, options)
+    if source.video and source.video[0].lead_skipped:
+        notes.append(f"the first {source.video[0].lead_skipped:.2f} s of the video cannot be decoded (the file starts "
+                     f"mid-GOP): every output starts at its first whole picture")
+    if source.video and source.video[0].hdr:
+        v = source.video[0]
+        carried = f" with {v.hdr_metadata} metadata" if v.hdr_metadata else ""
+        notes.append(f"the source is HDR ({v.hdr}{carried}): every output is tone-mapped to BT.709 SDR")
+    if source.video and source.video[0].retimed:
+        notes.append(f"the video's timestamps are broken (they put hundreds of pictures in a second): its pictures "
+                     f"are timed at {float(source.video[0].rate):g} fps instead")
+    if source.video and source.video[0].vbi_lines:
+        notes.append(f"the top {source.video[0].vbi_lines} lines of each frame carry VBI data (D-10): they are not "
+                     f"part of any output")
     for channel in channels:
         profiles = catalog.channel(channel)
         _check_fit(source, channel, profiles)
@@ -482,12 +592,17 @@ def plan_job(source: SourceInfo, channels: Sequence[str] | None, catalog: Catalo
     limits = options.farm.limits(programme_duration(source))
     measure_id = None
     programme = programme_streams(source)
-    if programme and any(r.profile.loudness for r in renditions.values()):
+    targets = list(dict.fromkeys(t for r in renditions.values() if (t := loudness_target(r.profile)) is not None))
+    if programme and targets:
         measure_id = f"{asset_id}/measure"
         tasks.append(Task(measure_id, "measure", {
-            "argv": measure_argv(source, programme), "source": source.path, "limits": limits}))
-    elif not programme and any(r.profile.loudness for r in renditions.values()):
+            "argv": measure_argv(source, programme), "trial": trial_argv(source, programme, targets),
+            "targets": [t.to_dict() for t in targets], "source": source.path, "limits": limits,
+            "cache": f"{work}/loudness/{loudness_key(source, targets, options)}.json"}))
+    elif not programme and targets:
         notes.append("the source has no audio: loudness is not normalised")
+    if not programme:
+        targets = []
 
     # one analysis per source, shared by follow framing, QC and the report; the shared encode does not wait for
     # it (every deliver does: QC and the report need it)
@@ -506,7 +621,7 @@ def plan_job(source: SourceInfo, channels: Sequence[str] | None, catalog: Catalo
         r.commands = f"{work}/renditions/{r.key}.partial/{FOLLOW_COMMANDS}"
         groups.append((f"{asset_id}/encode/{r.profile.name}", [r], (analyze_id,)))
     for encode_id, members, after in groups:
-        argv, encoded = _encode_argv(source, members, asset_id, work, options, programme)
+        argv, encoded = _encode_argv(source, members, asset_id, work, options, programme, targets)
         params: dict[str, Any] = {
             "argv": argv, "source": source.path, "duration": programme_duration(source), "limits": limits,
             "outputs": [{"key": r.key, "profile": r.profile.name, "partial": f"{work}/renditions/{r.key}.partial",
@@ -652,17 +767,51 @@ def _programme(inp: Any, source: SourceInfo, programme: list[AudioStreamInfo]) -
     return inp[str(programme[0].index)], _stereo_filters(programme[0]) + _sync_filters(offset)
 
 
+METER = {"peak": "true", "framelog": "verbose"}  # ebur128 as verify reads it; per-block lines below -loglevel info
+
+
 def measure_argv(source: SourceInfo, programme: list[AudioStreamInfo]) -> list[str]:
-    """Pass 1 of loudness normalisation: loudnorm reads the programme and prints what it measured. Its targets
-    only shape the offset it suggests, which pass 2 does not use."""
+    """The programme's integrated loudness and true peak, by ffmpeg's ebur128 (the meter verify uses)."""
     stream, chain = _programme(_input(source), source, programme)
-    stream = _apply(stream, [*chain, flt("loudnorm", print_format="json")])
+    stream = _apply(stream, [*chain, flt("ebur128", **METER)])
     out = ffmpeg.output(stream, "-", f="null")
     return out.global_args("-nostdin", "-hide_banner", "-nostats").compile(cmd="ffmpeg")
 
 
+def trial_argv(source: SourceInfo, programme: list[AudioStreamInfo], targets: Sequence[LoudnessTarget]) -> list[str]:
+    """Every target's branch as the encode will make it: a lossy one encoded into ``{scratch}/target-N.FORMAT``
+    (measured afterwards as verify measures an output), a PCM one metered as it leaves the limiter
+    (``ebur128@target-N`` in the log). The measure step runs it until each target lands within its limits."""
+    inp = _input(source)
+    stream, chain = _programme(inp, source, programme)
+    root = Chain(chain)
+    duration = programme_duration(source)
+    for i, target in enumerate(targets):
+        # padded to the programme's length as in the encode: the meter's last blocks span the end of the sound
+        node = root.child(*gain_filters(i), flt("apad", whole_dur=duration))
+        if target.lossy and target.channels == 1:
+            node = node.child(flt("aresample", out_chlayout="mono"))
+        if not target.lossy:
+            node = node.child(flt(f"ebur128@target-{i}", **METER))
+        node.sinks.append(str(i))
+    sinks: dict[str, Any] = {}
+    _emit(stream, root, sinks, audio=True)
+    outputs = []
+    for i, target in enumerate(targets):
+        if target.lossy:
+            opts = {"c:a": target.codec, "ar": AUDIO_RATE, "f": target.container, "t": duration}
+            if target.bitrate_kbps:
+                opts["b:a"] = _kbps(target.bitrate_kbps)
+            outputs.append(ffmpeg.output(sinks[str(i)], f"file:{{scratch}}/target-{i}.{target.container}", **opts))
+        else:
+            outputs.append(ffmpeg.output(sinks[str(i)], "-", f="null", t=duration))
+    return ffmpeg.merge_outputs(*outputs).global_args("-nostdin", "-hide_banner", "-nostats", "-y").compile(
+        cmd="ffmpeg")
+
+
 def _encode_argv(source: SourceInfo, renditions: list[_Rendition], asset_id: str, work: str,
-                 options: PlanOptions, programme: list[AudioStreamInfo]) -> tuple[list[str], list[_Rendition]]:
+                 options: PlanOptions, programme: list[AudioStreamInfo],
+                 targets: list[LoudnessTarget]) -> tuple[list[str], list[_Rendition]]:
     inp = _input(source)
     duration = programme_duration(source)
     video_sinks: dict[str, Any] = {}
@@ -672,7 +821,7 @@ def _encode_argv(source: SourceInfo, renditions: list[_Rendition], asset_id: str
         tree = _video_tree(source, encoded)
         _emit(inp[str(source.video[0].index)], tree, video_sinks, audio=False)
     if any(r.profile.audio is not None for r in encoded):
-        _audio_tree(inp, source, encoded, programme, duration, audio_sinks)
+        _audio_tree(inp, source, encoded, programme, targets, duration, audio_sinks)
     outputs = []
     extras: dict[str, list[str]] = {}
     for r in encoded:
@@ -703,7 +852,9 @@ def _encode_argv(source: SourceInfo, renditions: list[_Rendition], asset_id: str
             if extra:
                 extras[url] = extra
         outputs.append(ffmpeg.output(*streams, url, **opts))
-    argv = ffmpeg.merge_outputs(*outputs).global_args(*GLOBAL_ARGS).compile(cmd="ffmpeg")
+    # a source whose first pictures do not decode starts at an absolute time, so its timestamps stay as they are
+    copyts = ("-copyts",) if source.video and source.video[0].lead_skipped else ()
+    argv = ffmpeg.merge_outputs(*outputs).global_args(*GLOBAL_ARGS, *copyts).compile(cmd="ffmpeg")
     for url, extra in extras.items():
         at = argv.index(url)
         argv[at:at] = extra
@@ -715,7 +866,15 @@ def _video_tree(source: SourceInfo, renditions: list[_Rendition]) -> Chain:
     aspect = v.display_aspect
     width, height = v.display_size
     in_matrix = _source_matrix(v)
-    root = Chain([flt("setpts", "PTS-STARTPTS")])
+    # pictures on the source's clock from 0; a source whose timestamps are broken is timed by counting pictures
+    head = [flt("setpts", f"N*{v.rate.denominator}/({v.rate.numerator}*TB)" if v.retimed else "PTS-STARTPTS")]
+    if v.vbi_lines:  # D-10: the VBI lines above the picture are data, not part of any output
+        head.append(flt("crop", v.width, v.picture_height, 0, v.vbi_lines))
+    if v.hdr:  # every output is SDR: tone-mapped once, before the picture is split
+        head += tone_map_filters(v)
+    if v.lead_skipped:  # pictures some decoders show broken before the first whole one: never part of the programme
+        head.insert(0, flt("trim", start=round(v.start_time - 0.25 / float(v.rate), 6)))
+    root = Chain(head)
     progressive: Chain | None = None
 
     def progressive_base() -> Chain:
@@ -737,7 +896,9 @@ def _video_tree(source: SourceInfo, renditions: list[_Rendition]) -> Chain:
             node.sinks.append(r.key)
         elif p.kind == "image":
             assert p.video is not None and p.image is not None
-            at = round(programme_duration(source) * p.image.at, 3)
+            # never past the last picture: on a source of a frame or two, the first is the still
+            at = round(max(0.0, min(programme_duration(source) * p.image.at,
+                                    programme_duration(source) - 1 / float(v.rate))), 3)
             node = progressive_base().child(
                 flt("select", f"gte(t,{at:g})"),
                 *geometry(aspect, width, height, p.video.width, p.video.height, p.video.framing, in_matrix,
@@ -823,7 +984,7 @@ def _interlaced_branch(root: Chain, v: VideoStreamInfo, r: _Rendition, in_matrix
 
 
 def _audio_tree(inp: Any, source: SourceInfo, renditions: list[_Rendition], programme: list[AudioStreamInfo],
-                duration: float, sinks: dict[str, Any]) -> None:
+                targets: list[LoudnessTarget], duration: float, sinks: dict[str, Any]) -> None:
     with_audio = [r for r in renditions if r.profile.audio is not None]
     if programme:
         stream, chain = _programme(inp, source, programme)
@@ -835,15 +996,16 @@ def _audio_tree(inp: Any, source: SourceInfo, renditions: list[_Rendition], prog
         stream = ffmpeg.input(f"anullsrc=r={AUDIO_RATE}:cl=stereo", f="lavfi")
         chain = []
     root = Chain(chain)
-    by_target: dict[Any, Chain] = {}
+    by_target: dict[int | None, Chain] = {}
     for r in with_audio:
-        loud = r.profile.loudness if programme else None
-        if loud not in by_target:
-            filters = [loudnorm_filter(loud), flt("aresample", AUDIO_RATE)] if loud else []
-            by_target[loud] = root.child(*filters, flt("apad", whole_dur=duration))
+        target = loudness_target(r.profile) if programme else None
+        index = targets.index(target) if target is not None else None
+        if index not in by_target:
+            filters = gain_filters(index) if index is not None else []
+            by_target[index] = root.child(*filters, flt("apad", whole_dur=duration))
         assert r.profile.audio is not None
         for i, track in enumerate(_track_filters(r.profile.audio)):
-            node = by_target[loud].child(*track)
+            node = by_target[index].child(*track)
             node.sinks.append(f"{r.key}#{i}")
     _emit(stream, root, sinks, audio=True)
 

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import hashlib
+import logging
 import os
+from collections.abc import Iterator
 from datetime import datetime, timezone
 from fractions import Fraction
 from pathlib import Path
@@ -29,7 +32,10 @@ TRANSFERS = {1: "bt709", 4: "gamma22", 5: "gamma28", 6: "smpte170m", 8: "linear"
 MATRICES = {0: "gbr", 1: "bt709", 5: "bt470bg", 6: "smpte170m", 7: "smpte240m", 9: "bt2020nc", 10: "bt2020c"}
 RANGES = {1: "tv", 2: "pc"}
 SAMPLE_FRAMES = 12
+HEALTH_PICTURES = 24  # decoded at the start (and half as many mid-file) to look for damage before encoding
 RATE_PACKETS = 240
+# D-10 (IMX) frames carry VBI lines above the picture: (codec, coded size) -> lines at the top that are not picture
+VBI_RASTERS = {("mpeg2video", 720, 608): 32, ("mpeg2video", 720, 512): 32}
 HASH_CHUNK = 1 << 20
 
 
@@ -88,9 +94,12 @@ def _seconds(value: int | None, time_base: Fraction | None) -> float:
     return float(value * time_base)
 
 
+MAX_RATE = 300  # pictures a second; timestamps that say more are broken
+
+
 def _nominal_rate(stream: av.video.stream.VideoStream) -> Fraction:
     for rate in (stream.average_rate, stream.guessed_rate, stream.base_rate):
-        if rate and 1 <= rate <= 300:
+        if rate and 1 <= rate <= MAX_RATE:
             return Fraction(rate)
     return Fraction(25)
 
@@ -115,22 +124,145 @@ def combing_ratio(gray: np.ndarray) -> float:
     return float(adjacent / (same_field + 1e-3))
 
 
+def _packet_count(container: av.container.InputContainer, stream: av.video.stream.VideoStream) -> int:
+    container.seek(0)
+    count = sum(1 for packet in container.demux(stream) if packet.size)
+    container.seek(0)
+    return count
+
+
+def _frame_intervals(container: av.container.InputContainer, stream: av.video.stream.VideoStream) -> np.ndarray:
+    """Seconds between consecutive pictures, from packets at the start, the middle and near the end of the
+    stream (a phone that switches from 15 to 30 fps midway, or drops frames in the dark, shows it there)."""
+    if not stream.time_base:
+        return np.zeros(0)
+    duration = float(container.duration or 0) / av.time_base
+    found = []
+    for at, count in ((0.0, RATE_PACKETS), (0.5, RATE_PACKETS // 2), (0.9, RATE_PACKETS // 2)):
+        if at and duration < 20:
+            break
+        container.seek(int(at * duration * av.time_base), any_frame=False) if at else container.seek(0)
+        pts = []
+        for packet in container.demux(stream):
+            if packet.pts is not None:
+                pts.append(packet.pts)
+            if len(pts) >= count:
+                break
+        if len(pts) > 3:
+            window = np.diff(np.sort(np.array(pts, dtype=np.int64))) * float(stream.time_base)
+            found.append(window[window > 0])
+    container.seek(0)
+    return np.concatenate(found) if found else np.zeros(0)
+
+
+HDR_SIDE_DATA = {"MASTERING_DISPLAY_METADATA": "HDR10", "CONTENT_LIGHT_LEVEL": "HDR10", "DYNAMIC_HDR_PLUS": "HDR10+",
+                 "DOVI_METADATA": "Dolby Vision", "DOVI_RPU_BUFFER": "Dolby Vision"}
+
+
+def _hdr_metadata(frame: av.VideoFrame) -> str:
+    """The HDR metadata a decoded picture carries, by name."""
+    try:
+        kinds = [str(sd.type).rsplit(".", 1)[-1] for sd in frame.side_data]
+    except ValueError:  # a kind of side data newer than this PyAV (MV-HEVC's): nothing to tell by
+        return ""
+    return ", ".join(dict.fromkeys(HDR_SIDE_DATA[k] for k in kinds if k in HDR_SIDE_DATA))
+
+
+# FFmpeg's errors reach PyAV's log callback (so that a decode can be asked what it complained about, and PyAV's
+# exceptions name the cause), and stop there: a library of the workers prints nothing of its own. Set once, for
+# good: switching the level while decoder threads log races with them.
+av.logging.set_level(av.logging.ERROR)
+logging.getLogger("libav").addHandler(logging.NullHandler())
+logging.getLogger("libav").propagate = False
+
+
+@contextlib.contextmanager
+def _decoder_complaints() -> Iterator[list[tuple[int, str, str]]]:
+    """FFmpeg's error messages from decoding in this thread, as (level, who, message)."""
+    with av.logging.Capture(local=True) as logs:
+        yield logs
+
+
+CODEC_NAMES = {"h264": "H.264", "hevc": "HEVC"}
+
+
+def _no_pictures(path: str, codec: str, complaints: list[tuple[int, str, str]], error: str = "") -> SourceError:
+    """Why a video stream gave no picture at all, in a technician's words."""
+    said = " ".join(m for _, _, m in complaints).lower() + " " + error.lower()
+    if codec in ("h264", "hevc") and ("pps" in said or "sps" in said or "no frame" in said):
+        return SourceError(path, f"its {CODEC_NAMES.get(codec, codec)} video has no parameter sets (SPS/PPS) before its pictures: the "
+                                 f"recording or copy was cut before its first complete header",
+                           "copy the whole file again from the start, or re-export it")
+    first = next((m.strip() for _, _, m in complaints), error)
+    detail = f" (the decoder says: {first})" if first else ""
+    return SourceError(path, f"its video stream holds no picture that can be decoded{detail}",
+                       "copy the file again, or re-export it")
+
+
+def _damage(path: str, stream: av.video.stream.VideoStream,
+            duration: float) -> tuple[int, int, str, list[tuple[int, str, str]]]:
+    """Pictures checked, how many needed error concealment, the decoder's first complaint about them, and its
+    complaints before any picture came out: a single-threaded decode (so every complaint belongs to the picture
+    being decoded) of the start, and of the middle of a long file. Pictures before the first that decodes are a
+    mid-GOP start, not damage."""
+    checked = damaged = 0
+    example = ""
+    before_any: list[tuple[int, str, str]] = []
+    with open_media(path) as container, _decoder_complaints() as logs:
+        s = container.streams[stream.index]
+        s.codec_context.thread_count = 1
+        name = s.codec_context.name
+        for at, wanted in ((0.0, HEALTH_PICTURES), (0.5, HEALTH_PICTURES // 2)):
+            if at:
+                if duration < 20:
+                    break
+                container.seek(int(at * duration * av.time_base), any_frame=False)
+            started, got = False, 0
+            for packet in container.demux(s):
+                before = len(logs)
+                try:
+                    frames = packet.decode()
+                except av.FFmpegError as exc:
+                    frames = []
+                    logs.append((av.logging.ERROR, name, exc.strerror or str(exc)))
+                complaints = [m.strip() for level, who, m in logs[before:] if level <= av.logging.ERROR and who == name]
+                started = started or bool(frames)
+                if not started:
+                    if not at:
+                        before_any += logs[before:]
+                    continue
+                pictures = len(frames) or int(packet.size > 0)
+                checked += pictures
+                if complaints:
+                    damaged += pictures
+                    example = example or complaints[0]
+                got += len(frames)
+                if got >= wanted:
+                    break
+    return checked, damaged, example, before_any[:20]
+
+
 def _video_info(container: av.container.InputContainer, stream: av.video.stream.VideoStream,
                 path: str, sample_frames: int) -> VideoStreamInfo:
     cc = stream.codec_context
+    # single-threaded, before the threaded decode below: every complaint it hears is about its own pictures
+    health: tuple[int, int, str] = (0, 0, "")
+    complaints: list[tuple[int, str, str]] = []
+    if sample_frames > 1:  # the analysis, which decodes every picture anyway, asks for one and no damage check
+        *counts, complaints = _damage(path, stream, float(container.duration or 0) / av.time_base)
+        health = tuple(counts)  # type: ignore[assignment]
     stream.thread_type = "AUTO"
     frames = []
+    error = ""
     try:
         for frame in container.decode(stream):
             frames.append(frame)
             if len(frames) >= sample_frames:
                 break
     except av.FFmpegError as exc:
-        if not frames:
-            raise SourceError(path, f"its video stream cannot be decoded ({exc.strerror})",
-                              "re-export or re-wrap the file and try again") from exc
+        error = exc.strerror or str(exc)
     if not frames:
-        raise SourceError(path, "its video stream holds no pictures", "re-export the file and try again")
+        raise _no_pictures(path, cc.name, complaints, error)
     first = frames[0]
     rotation = int(getattr(first, "rotation", 0) or 0) % 360
     flagged = [f for f in frames if f.interlaced_frame]
@@ -145,32 +277,41 @@ def _video_info(container: av.container.InputContainer, stream: av.video.stream.
             if np.median(combs) > 1.0:
                 scan, basis = "tff", "sampled"
     rate = _nominal_rate(stream)
-    container.seek(0)
-    pts = []
-    for packet in container.demux(stream):
-        if packet.pts is not None:
-            pts.append(packet.pts)
-        if len(pts) >= RATE_PACKETS:
-            break
-    variable = False
-    if len(pts) > 3 and stream.time_base:
-        deltas = np.diff(np.sort(np.array(pts, dtype=np.int64))) * float(stream.time_base)
-        deltas = deltas[deltas > 0]
-        if len(deltas):
-            variable = bool(deltas.max() - deltas.min() > 0.25 / float(rate))
-            if variable:
-                rate = Fraction(len(deltas), 1) / Fraction(float(deltas.sum())).limit_denominator(100000)
+    deltas = _frame_intervals(container, stream)
+    variable = retimed = False
+    if len(deltas) and np.median(deltas) < 1 / MAX_RATE:  # broken timestamps: the pictures are counted instead
+        retimed, deltas = True, np.zeros(0)
+    if len(deltas):
+        variable = bool(deltas.max() - deltas.min() > 0.25 / float(rate))
+        if variable:
+            # the rate the camera ran at: the shortest interval it keeps up (dropped pictures only lengthen some),
+            # averaged over its neighbours, since millisecond timestamps (Matroska) put 41.7 ms at 41 or 42
+            shortest = float(np.percentile(deltas, 10))
+            rate = Fraction(1 / float(deltas[deltas <= 1.25 * shortest].mean())).limit_denominator(100000)
     rate = _snap_rate(rate)
+    # A capture cut mid-GOP begins with pictures that refer to ones it does not hold: decoders drop them (or,
+    # some, show them broken). The programme starts at the first picture that decodes, for every step alike.
+    declared = _seconds(stream.start_time, stream.time_base)
+    first_time = float(first.time) if first.time is not None and stream.start_time is not None else declared
+    lead = first_time - declared if first_time - declared > 0.5 / float(rate) else 0.0
+    duration = _seconds(stream.duration, stream.time_base)
+    if retimed:
+        lead, duration = 0.0, _packet_count(container, stream) / float(rate)
+    sar = Fraction(cc.sample_aspect_ratio or stream.sample_aspect_ratio or 1)
+    vbi = VBI_RASTERS.get((cc.name, cc.width, cc.height), 0)
+    if vbi:  # the display aspect the file declares is the picture's: its pixels are that much narrower
+        sar = sar * Fraction(cc.height - vbi, cc.height)
     return VideoStreamInfo(
         index=stream.index, codec=cc.name, width=cc.width, height=cc.height,
-        sar=_ratio(cc.sample_aspect_ratio or stream.sample_aspect_ratio), rotation=rotation,
+        sar=_ratio(sar), rotation=rotation,
         frame_rate=f"{rate.numerator}/{rate.denominator}", variable_frame_rate=variable, scan=scan,
         scan_basis=basis, pix_fmt=cc.pix_fmt or "", color_primaries=PRIMARIES.get(int(first.color_primaries or 2), ""),
         color_transfer=TRANSFERS.get(int(first.color_trc or 2), ""),
         color_matrix=MATRICES.get(int(first.colorspace or 2), ""),
         color_range=RANGES.get(int(first.color_range or 0), ""),
-        start_time=_seconds(stream.start_time, stream.time_base),
-        duration=_seconds(stream.duration, stream.time_base), frames=int(stream.frames or 0))
+        start_time=declared + lead, duration=max(0.0, duration - lead) if duration else 0.0,
+        frames=int(stream.frames or 0), lead_skipped=round(lead, 6), vbi_lines=vbi, retimed=retimed,
+        hdr_metadata=_hdr_metadata(first), **dict(zip(("checked_pictures", "damaged_pictures", "damage"), health)))
 
 
 def _audio_info(stream: av.audio.stream.AudioStream) -> AudioStreamInfo:

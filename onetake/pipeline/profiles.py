@@ -81,7 +81,9 @@ class LoudnessSpec:
     integrated: float = option(-24.0, min=-70, max=-5, help="target integrated loudness, LUFS/LKFS")
     tolerance: float = option(1.0, min=0.1, max=5, help="allowed distance from the target, LU")
     true_peak: float = option(-2.0, min=-9, max=0, help="maximum true peak, dBTP")
-    lra: float = option(20.0, min=1, max=50, help="loudness range ceiling for loudnorm, LU")
+    headroom: float = option(0.0, min=0, max=12,
+                             help="dB under true_peak where the limiter starts; 0: 0.5 for PCM, 1.0 for lossy codecs "
+                                  "(the measure step lowers it where an encoder's own peaks need more)")
 
 
 @dataclass(frozen=True)

@@ -9,7 +9,6 @@ import functools
 import os
 import re
 import selectors
-import shutil
 import signal
 import subprocess
 import threading
@@ -80,29 +79,37 @@ def task_stop_event() -> Iterator[threading.Event]:
                 _STOPS.pop(key, None)
 
 
+FFMPEG_ENV = "ONETAKE_FFMPEG"
+
+
 @functools.cache
-def ffmpeg_binary() -> str:
-    """ONETAKE_FFMPEG, else an ffmpeg on PATH, else the one the imageio-ffmpeg wheel ships."""
-    explicit = os.environ.get("ONETAKE_FFMPEG")
-    if explicit:
-        return explicit
-    found = shutil.which("ffmpeg")
-    if found:
-        return found
+def shipped_ffmpeg() -> str:
+    """The ffmpeg of the imageio-ffmpeg wheel, found by its own rules: IMAGEIO_FFMPEG_EXE, then the binary it
+    bundles, and only then one on the system."""
     import imageio_ffmpeg
 
     return imageio_ffmpeg.get_ffmpeg_exe()
 
 
-@functools.cache
+def ffmpeg_binary() -> str:
+    """The ffmpeg onetake runs: the one named in ONETAKE_FFMPEG (the CLI sets it from [farm] ffmpeg), else the
+    one it ships. An ``ffmpeg`` on PATH is never picked by accident: distributions ship older ones."""
+    return os.environ.get(FFMPEG_ENV) or shipped_ffmpeg()
+
+
 def ffmpeg_version() -> str:
     """First line of ``ffmpeg -version``: part of every output key."""
+    return _version_of(ffmpeg_binary())
+
+
+@functools.cache
+def _version_of(binary: str) -> str:
     try:
-        out = subprocess.run([ffmpeg_binary(), "-hide_banner", "-version"], capture_output=True, text=True,
+        out = subprocess.run([binary, "-hide_banner", "-version"], capture_output=True, text=True,
                              timeout=30, check=True).stdout
     except (OSError, subprocess.SubprocessError) as exc:
-        raise EncodeError("ffmpeg cannot be started; set ONETAKE_FFMPEG to a working ffmpeg",
-                          [ffmpeg_binary(), "-version"], None, str(exc)) from exc
+        raise EncodeError(f"ffmpeg at {binary} cannot be started; unset {FFMPEG_ENV} to use the ffmpeg onetake "
+                          f"ships, or name a working one", [binary, "-version"], None, str(exc)) from exc
     return out.splitlines()[0].strip() if out else "ffmpeg"
 
 
@@ -165,7 +172,8 @@ def run_ffmpeg(argv: Sequence[str], limits: dict[str, float], *, duration: float
         proc = subprocess.Popen(full, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                                 start_new_session=True, preexec_fn=_die_with_parent)
     except OSError as exc:
-        raise EncodeError(f"{what} could not start; set ONETAKE_FFMPEG to a working ffmpeg", full, None,
+        raise EncodeError(f"{what} could not start; unset {FFMPEG_ENV} to use the ffmpeg onetake ships, or name a "
+                          f"working one", full, None,
                           str(exc)) from exc
     task_key = _current_task_key()
     if task_key is not None:

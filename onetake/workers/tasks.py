@@ -8,9 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import math
 import os
-import re
 import shutil
 import time
 from collections.abc import Callable, Sequence
@@ -20,8 +18,7 @@ from typing import Any
 import av
 
 from ..pipeline.config import TIME_FLOOR_S
-from ..pipeline.errors import EncodeError, QcError, SourceError, StorageError, TaskCancelled, VerificationError
-from ..pipeline.plan import MEASURED
+from ..pipeline.errors import QcError, SourceError, StorageError, TaskCancelled, VerificationError
 from ..pipeline.probe import probe
 from ..pipeline.profiles import QcSpec
 from ..pipeline.qc import evaluate as evaluate_qc
@@ -31,37 +28,22 @@ from .follow import follow_commands
 from .package import package
 from .report import write_report
 from .storage import backend_for, build_manifest, expand, write_qc_record
-from .verify import SILENCE_LUFS, Check, verify_output
+from . import loudness
+from .verify import Check, verify_output
 
 Report = Callable[[float], None]
 
 
 def measure(params: dict[str, Any], deps: Sequence[Any], report: Report) -> dict[str, Any]:
-    """Pass 1 of loudness normalisation: loudnorm's measurement of the programme audio."""
-    log = run_ffmpeg(params["argv"], params["limits"], what="loudness measurement")
-    block = log[log.rfind("{"):log.rfind("}") + 1]
-    try:
-        data = json.loads(block)
-        values = {"measured_I": float(data["input_i"]), "measured_TP": float(data["input_tp"]),
-                  "measured_LRA": float(data["input_lra"]), "measured_thresh": float(data["input_thresh"])}
-    except (ValueError, KeyError) as exc:
-        raise EncodeError("loudness measurement gave no result", params["argv"], 0, log) from exc
-    silent = not math.isfinite(values["measured_I"]) or values["measured_I"] < SILENCE_LUFS
-    return {**values, "silent": silent}
+    """The programme's loudness, and each loudness target's gain and limiter ceiling, settled before encoding."""
+    result = loudness.measure(params)
+    report(1.0)
+    return result
 
 
 def fill_measurements(argv: list[str], measured: dict[str, Any] | None) -> list[str]:
-    """Put pass-1 values into loudnorm; a silent programme gets no gain at all."""
-    if "-filter_complex" not in argv:
-        return list(argv)
-    at = argv.index("-filter_complex") + 1
-    graph = argv[at]
-    if measured is None or measured.get("silent"):
-        graph = re.sub(r"loudnorm=[^\[;,]*", "anull", graph)
-    else:
-        for key in MEASURED:
-            graph = graph.replace("{" + key + "}", f"{measured[key]:.2f}")
-    return [*argv[:at], graph, *argv[at + 1:]]
+    """A planned encode argv with the measured gains and limiter ceilings in place."""
+    return loudness.fill(argv, measured["targets"] if measured else None)
 
 
 def analyze_task(params: dict[str, Any], deps: Sequence[Any], report: Report) -> dict[str, Any]:
@@ -113,7 +95,7 @@ def analysis_of(deps: Sequence[Any]) -> dict[str, Any] | None:
 
 
 def measurement_of(deps: Sequence[Any]) -> dict[str, Any] | None:
-    return next((d for d in deps if isinstance(d, dict) and "measured_I" in d), None)
+    return next((d for d in deps if isinstance(d, dict) and "targets" in d and "silent" in d), None)
 
 
 def encode(params: dict[str, Any], deps: Sequence[Any], report: Report) -> dict[str, Any]:

@@ -42,13 +42,9 @@ class AudioKernels:
         self.pending = np.zeros(0, np.float32)
         self.peaks: list[np.ndarray] = []
         self.start: float | None = None
-        self.graph = av.filter.Graph()
-        source = self.graph.add_abuffer(template=stream)
-        meter = self.graph.add("ebur128", "peak=true:metadata=1")
-        sink = self.graph.add("abuffersink")
-        source.link_to(meter)
-        meter.link_to(sink)
-        self.graph.configure()
+        self.graph: av.filter.Graph | None = None
+        self.resampler: av.AudioResampler | None = None
+        self.shape: tuple[str, str, int] | None = None
         self.curve: list[tuple[float, float | None]] = []
         self.last: dict[str, str] = {}
         self.true_peak = 0.0
@@ -62,11 +58,34 @@ class AudioKernels:
         if whole:
             self.peaks.append(data[:whole].reshape(-1, self.block).max(axis=1))
         self.pending = data[whole:]
-        self.graph.push(frame)
-        self._drain()
+        for same in self._conformed(frame):
+            self.graph.push(same)  # type: ignore[union-attr]
+            self._drain()
+
+    def _conformed(self, frame: av.AudioFrame) -> list[av.AudioFrame]:
+        """The frame as the meter was set up for: its graph takes the first frame's sample format, layout and
+        rate (a stream's declared ones can differ from what its decoder gives, as in broadcast MP2), and a
+        later frame that changes them (a TS whose audio switches from stereo to 5.1) is converted to those."""
+        shape = (frame.format.name, frame.layout.name, frame.sample_rate)
+        if self.graph is None:
+            self.shape = shape
+            self.graph = av.filter.Graph()
+            source = self.graph.add_abuffer(format=frame.format.name, layout=frame.layout.name,
+                                            sample_rate=frame.sample_rate, time_base=frame.time_base)
+            meter = self.graph.add("ebur128", "peak=true:metadata=1")
+            sink = self.graph.add("abuffersink")
+            source.link_to(meter)
+            meter.link_to(sink)
+            self.graph.configure()
+        if shape == self.shape:
+            return [frame]
+        if self.resampler is None:
+            fmt, layout, rate = self.shape  # type: ignore[misc]
+            self.resampler = av.AudioResampler(format=fmt, layout=layout, rate=rate)
+        return list(self.resampler.resample(frame))
 
     def _drain(self) -> None:
-        while True:
+        while self.graph is not None:
             try:
                 out = self.graph.pull()
             except (av.BlockingIOError, av.EOFError):
@@ -82,8 +101,9 @@ class AudioKernels:
     def finish(self, origin: float, duration: float) -> dict[str, Any]:
         """``origin``: the time that is 0 in the result (the first video frame's)."""
         s = self.s
-        self.graph.push(None)
-        self._drain()
+        if self.graph is not None:
+            self.graph.push(None)
+            self._drain()
         if len(self.pending):
             self.peaks.append(np.array([self.pending.max()], np.float32))
         peaks = np.concatenate(self.peaks) if self.peaks else np.zeros(0, np.float32)

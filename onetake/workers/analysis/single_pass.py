@@ -79,7 +79,8 @@ def run_pass(path: str, info: SourceInfo, settings: AnalysisSettings,
             vstream.thread_count = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else 0
             vstream.codec_context.options = dict(DECODER_OPTIONS)
             width, height = _display_size(info)
-            video_kernels = VideoKernels(settings, width, height, info.video[0].rotation, fps)
+            video_kernels = VideoKernels(settings, width, height, info.video[0].rotation, fps,
+                                         info.video[0].vbi_lines)
             streams.append(vstream)
         if info.audio:
             astream = next(s for s in container.streams.audio if s.index == info.audio[0].index)
@@ -135,7 +136,7 @@ def run_pass(path: str, info: SourceInfo, settings: AnalysisSettings,
         f = features
         end = detect.frame_end(f.times, f.count - 1, fps)
         v = info.video[0]
-        coded = (v.width, v.height)
+        coded = (v.width, v.picture_height)
         black_level, span = (0, 255.0) if v.color_range == "pc" or v.pix_fmt.startswith("yuvj") else (16, 219.0)
         transitions, shots = detect.transitions_and_shots(f, fps, settings)
         black, freeze = detect.black_and_freeze(f, transitions, fps, settings)

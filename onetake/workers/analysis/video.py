@@ -74,8 +74,9 @@ class VideoKernels:
     """Fed every decoded frame in order (from one thread); ``features`` holds the result."""
 
     def __init__(self, settings: AnalysisSettings, display_width: int, display_height: int, rotation: int,
-                 fps: float) -> None:
+                 fps: float, vbi_lines: int = 0) -> None:
         self.s = settings
+        self.vbi_lines = vbi_lines
         self.rotation = (rotation // 90) % 4
         w = settings.analysis_width
         h = max(2, round(w * display_height / display_width / 2) * 2)
@@ -99,7 +100,10 @@ class VideoKernels:
             frame = frame.reformat(format="yuv420p")
         full = frame.format.name.startswith("yuvj") or frame.color_range == 2
         black, span = (0, 255.0) if full else (16, 219.0)
-        return plane_array(frame.planes[0]), plane_array(frame.planes[1]), plane_array(frame.planes[2]), black, span
+        planes = [plane_array(p) for p in frame.planes[:3]]
+        if self.vbi_lines:  # the picture starts below the VBI lines, in every plane at that plane's scale
+            planes = [p[self.vbi_lines * p.shape[0] // frame.height:] for p in planes]
+        return planes[0], planes[1], planes[2], black, span
 
     def add(self, frame: av.VideoFrame) -> None:
         s, f = self.s, self.f
