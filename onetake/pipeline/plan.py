@@ -282,14 +282,20 @@ def _stereo_filters(stream: AudioStreamInfo) -> list[Filter]:
     return [flt("channelmap", map="0|1", channel_layout="stereo")]
 
 
-def _sync_filters(offset: float) -> list[Filter]:
-    """Start the audio on the picture's clock: delay late audio, trim early audio."""
-    chain = [flt("asetpts", "PTS-STARTPTS")]
-    if offset > 0.0005:
-        chain.append(flt("adelay", f"{round(offset * 1000)}", all=1))
-    elif offset < -0.0005:
-        chain += [flt("atrim", start=round(-offset, 6)), flt("asetpts", "PTS-STARTPTS")]
-    return chain + [flt("aresample", AUDIO_RATE, **{"async": 1})]
+def programme_start(source: SourceInfo) -> float:
+    """Where every output's 0 lies on the source's own clock (ffmpeg reads sources with -copyts, so a timestamp
+    means the same to it as to PyAV, and a filter graph that is rebuilt mid-stream keeps the same origin): the
+    first picture that decodes; without usable picture times, the programme audio's start."""
+    if source.video and not source.video[0].retimed:
+        return source.video[0].start_time
+    programme = programme_streams(source)
+    return programme[0].start_time if programme else 0.0
+
+
+def _sync_filters(start: float) -> list[Filter]:
+    """Audio on the picture's clock: time 0 at the programme's start; audio before it is cut, a late start is
+    preceded by silence (aresample pads or trims to its first_pts, and fills gaps in the timestamps)."""
+    return [flt("asetpts", f"PTS-{start:.6f}/TB"), flt("aresample", AUDIO_RATE, **{"async": 1, "first_pts": 0})]
 
 
 TRUE_PEAK_RATE = 4 * AUDIO_RATE  # peaks are limited where BS.1770 measures them: between samples, at 4x
@@ -751,20 +757,23 @@ def expectations(source: SourceInfo, profile: Profile, catalog: Catalog) -> dict
 
 
 def _input(source: SourceInfo) -> Any:
-    return ffmpeg.input("file:" + source.path, f=source.format, protocol_whitelist=PROTOCOL_WHITELIST)
+    # reinit_filter 0: a picture size change mid-stream must not rebuild the graph (which would restart every
+    # filter's clock, aresample's padding included); the head's scale takes the new size back to the first
+    return ffmpeg.input("file:" + source.path, f=source.format, protocol_whitelist=PROTOCOL_WHITELIST,
+                        reinit_filter=0)
 
 
 GLOBAL_ARGS = ("-nostdin", "-hide_banner", "-nostats", "-loglevel", "warning", "-y")
+SOURCE_ARGS = ("-copyts",)  # every command that reads a source: its timestamps as they are (see programme_start)
 
 
 def _programme(inp: Any, source: SourceInfo, programme: list[AudioStreamInfo]) -> tuple[Any, list[Filter]]:
     """The programme's input stream and the filters that make it stereo 48 kHz on the picture's clock."""
-    video_start = source.video[0].start_time if source.video else programme[0].start_time
-    offset = programme[0].start_time - video_start
+    start = programme_start(source)
     if len(programme) == 2:
         stream = ffmpeg.filter([inp[str(programme[0].index)], inp[str(programme[1].index)]], "amerge", inputs=2)
-        return stream, _sync_filters(offset)
-    return inp[str(programme[0].index)], _stereo_filters(programme[0]) + _sync_filters(offset)
+        return stream, _sync_filters(start)
+    return inp[str(programme[0].index)], _stereo_filters(programme[0]) + _sync_filters(start)
 
 
 METER = {"peak": "true", "framelog": "verbose"}  # ebur128 as verify reads it; per-block lines below -loglevel info
@@ -775,7 +784,7 @@ def measure_argv(source: SourceInfo, programme: list[AudioStreamInfo]) -> list[s
     stream, chain = _programme(_input(source), source, programme)
     stream = _apply(stream, [*chain, flt("ebur128", **METER)])
     out = ffmpeg.output(stream, "-", f="null")
-    return out.global_args("-nostdin", "-hide_banner", "-nostats").compile(cmd="ffmpeg")
+    return out.global_args("-nostdin", "-hide_banner", "-nostats", *SOURCE_ARGS).compile(cmd="ffmpeg")
 
 
 def trial_argv(source: SourceInfo, programme: list[AudioStreamInfo], targets: Sequence[LoudnessTarget]) -> list[str]:
@@ -805,8 +814,8 @@ def trial_argv(source: SourceInfo, programme: list[AudioStreamInfo], targets: Se
             outputs.append(ffmpeg.output(sinks[str(i)], f"file:{{scratch}}/target-{i}.{target.container}", **opts))
         else:
             outputs.append(ffmpeg.output(sinks[str(i)], "-", f="null", t=duration))
-    return ffmpeg.merge_outputs(*outputs).global_args("-nostdin", "-hide_banner", "-nostats", "-y").compile(
-        cmd="ffmpeg")
+    return ffmpeg.merge_outputs(*outputs).global_args("-nostdin", "-hide_banner", "-nostats", "-y",
+                                                      *SOURCE_ARGS).compile(cmd="ffmpeg")
 
 
 def _encode_argv(source: SourceInfo, renditions: list[_Rendition], asset_id: str, work: str,
@@ -852,9 +861,7 @@ def _encode_argv(source: SourceInfo, renditions: list[_Rendition], asset_id: str
             if extra:
                 extras[url] = extra
         outputs.append(ffmpeg.output(*streams, url, **opts))
-    # a source whose first pictures do not decode starts at an absolute time, so its timestamps stay as they are
-    copyts = ("-copyts",) if source.video and source.video[0].lead_skipped else ()
-    argv = ffmpeg.merge_outputs(*outputs).global_args(*GLOBAL_ARGS, *copyts).compile(cmd="ffmpeg")
+    argv = ffmpeg.merge_outputs(*outputs).global_args(*GLOBAL_ARGS, *SOURCE_ARGS).compile(cmd="ffmpeg")
     for url, extra in extras.items():
         at = argv.index(url)
         argv[at:at] = extra
@@ -867,7 +874,11 @@ def _video_tree(source: SourceInfo, renditions: list[_Rendition]) -> Chain:
     width, height = v.display_size
     in_matrix = _source_matrix(v)
     # pictures on the source's clock from 0; a source whose timestamps are broken is timed by counting pictures
-    head = [flt("setpts", f"N*{v.rate.denominator}/({v.rate.numerator}*TB)" if v.retimed else "PTS-STARTPTS")]
+    head = [flt("setpts", f"N*{v.rate.denominator}/({v.rate.numerator}*TB)" if v.retimed
+                else f"PTS-{programme_start(source):.6f}/TB"),
+            # pictures that change size mid-stream (phones, re-encoded feeds) keep the first one's: the graph
+            # below is cut for it (ffmpeg passes pictures of that size through untouched)
+            flt("scale", *((v.height, v.width) if v.rotation % 180 else (v.width, v.height)))]
     if v.vbi_lines:  # D-10: the VBI lines above the picture are data, not part of any output
         head.append(flt("crop", v.width, v.picture_height, 0, v.vbi_lines))
     if v.hdr:  # every output is SDR: tone-mapped once, before the picture is split

@@ -131,6 +131,15 @@ def _packet_count(container: av.container.InputContainer, stream: av.video.strea
     return count
 
 
+def _camera_interval(deltas: np.ndarray) -> float:
+    """The picture interval a variable-rate stream was shot at. Where most intervals sit at its shortest (dropped
+    pictures, a switch from 15 to 30 fps, and Matroska's millisecond timestamps putting 41.7 ms at 41 or 42 only
+    lengthen or round some), that one, averaged; where they wobble around a rate (a phone's jittery clock), the
+    mean."""
+    shortest = deltas <= 1.25 * float(np.percentile(deltas, 10))
+    return float(deltas[shortest].mean() if shortest.mean() > 0.4 else deltas.mean())
+
+
 def _frame_intervals(container: av.container.InputContainer, stream: av.video.stream.VideoStream) -> np.ndarray:
     """Seconds between consecutive pictures, from packets at the start, the middle and near the end of the
     stream (a phone that switches from 15 to 30 fps midway, or drops frames in the dark, shows it there)."""
@@ -168,22 +177,25 @@ def _hdr_metadata(frame: av.VideoFrame) -> str:
     return ", ".join(dict.fromkeys(HDR_SIDE_DATA[k] for k in kinds if k in HDR_SIDE_DATA))
 
 
-# FFmpeg's errors reach PyAV's log callback (so that a decode can be asked what it complained about, and PyAV's
-# exceptions name the cause), and stop there: a library of the workers prints nothing of its own. Set once, for
-# good: switching the level while decoder threads log races with them.
-av.logging.set_level(av.logging.ERROR)
-logging.getLogger("libav").addHandler(logging.NullHandler())
-logging.getLogger("libav").propagate = False
-
-
 @contextlib.contextmanager
 def _decoder_complaints() -> Iterator[list[tuple[int, str, str]]]:
-    """FFmpeg's error messages from decoding in this thread, as (level, who, message)."""
-    with av.logging.Capture(local=True) as logs:
-        yield logs
+    """FFmpeg's error messages from a single-threaded decode in this thread, as (level, who, message).
+
+    PyAV's log callback is switched on only meanwhile: left on, it can deadlock a threaded decoder whose threads
+    log (PyAV-Org/PyAV#751); what other threads say meanwhile goes to the "libav" logger, which keeps it."""
+    av.logging.set_level(av.logging.ERROR)
+    try:
+        with av.logging.Capture(local=True) as logs:
+            yield logs
+    finally:
+        av.logging.set_level(None)
 
 
 CODEC_NAMES = {"h264": "H.264", "hevc": "HEVC"}
+
+
+logging.getLogger("libav").addHandler(logging.NullHandler())
+logging.getLogger("libav").propagate = False
 
 
 def _no_pictures(path: str, codec: str, complaints: list[tuple[int, str, str]], error: str = "") -> SourceError:
@@ -284,10 +296,7 @@ def _video_info(container: av.container.InputContainer, stream: av.video.stream.
     if len(deltas):
         variable = bool(deltas.max() - deltas.min() > 0.25 / float(rate))
         if variable:
-            # the rate the camera ran at: the shortest interval it keeps up (dropped pictures only lengthen some),
-            # averaged over its neighbours, since millisecond timestamps (Matroska) put 41.7 ms at 41 or 42
-            shortest = float(np.percentile(deltas, 10))
-            rate = Fraction(1 / float(deltas[deltas <= 1.25 * shortest].mean())).limit_denominator(100000)
+            rate = Fraction(1 / _camera_interval(deltas)).limit_denominator(100000)
     rate = _snap_rate(rate)
     # A capture cut mid-GOP begins with pictures that refer to ones it does not hold: decoders drop them (or,
     # some, show them broken). The programme starts at the first picture that decodes, for every step alike.

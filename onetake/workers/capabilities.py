@@ -233,7 +233,7 @@ def parse_help(text: str) -> tuple[dict[str, dict[str, frozenset[str]]], frozens
             continue
         if current is None:
             continue
-        option = re.match(r"^ {2,3}-?([A-Za-z0-9_\-]+)\s+<", line)
+        option = re.match(r"^ {2,3}-?([A-Za-z0-9_\-]+)\s+\[?<", line)
         if option:
             last = current.setdefault(option.group(1), set())
             names.add(option.group(1))

@@ -77,6 +77,7 @@ class VideoKernels:
                  fps: float, vbi_lines: int = 0) -> None:
         self.s = settings
         self.vbi_lines = vbi_lines
+        self.coded: tuple[int, int] | None = None
         self.rotation = (rotation // 90) % 4
         w = settings.analysis_width
         h = max(2, round(w * display_height / display_width / 2) * 2)
@@ -95,8 +96,13 @@ class VideoKernels:
         return (height, width) if self.rotation % 2 else (width, height)
 
     def _planes(self, frame: av.VideoFrame) -> tuple[np.ndarray, np.ndarray, np.ndarray, int, float]:
-        """Y, U, V planes (8-bit), the black level and the nominal range of Y."""
-        if frame.format.name not in PLANAR_8BIT:
+        """Y, U, V planes (8-bit), the black level and the nominal range of Y; a picture whose size differs from
+        the stream's first (a size change mid-stream) is scaled to it, as the encode does."""
+        if self.coded is None:
+            self.coded = (frame.width, frame.height)
+        if (frame.width, frame.height) != self.coded:
+            frame = frame.reformat(width=self.coded[0], height=self.coded[1], format="yuv420p")
+        elif frame.format.name not in PLANAR_8BIT:
             frame = frame.reformat(format="yuv420p")
         full = frame.format.name.startswith("yuvj") or frame.color_range == 2
         black, span = (0, 255.0) if full else (16, 219.0)
