@@ -33,7 +33,7 @@ VIDEO_KINDS = ("av", "image", "sprite", "hls")
 ASSET_ID_MAX = 64
 AUDIO_RATE = 48000
 DAMAGED_SHARE = 0.1  # a source with more of its checked pictures needing error concealment is refused
-ANALYSIS_VERSION = 1  # the analysis result's meaning; part of its cache key and of every key that depends on it
+ANALYSIS_VERSION = 2  # the analysis result's meaning; part of its cache key and of every key that depends on it
 FOLLOW_COMMANDS = "follow.cmd"  # the crop window's path for ffmpeg's sendcmd, written by the worker
 REPORT_NAME = "report.html"
 
@@ -512,13 +512,15 @@ def _damage_notes(source: SourceInfo, options: PlanOptions) -> list[str]:
         return []
     v = source.video[0]
     if programme_duration(source) < 1 / float(v.rate) - 1e-6:
-        raise PlanError(f"{source.url or source.path}: less than one picture remains after its undecodable start; copy "
-                        f"the whole recording again")
+        after = " after its undecodable start" if v.lead_skipped else ""
+        raise PlanError(f"{source.url or source.path}: holds less than one whole picture{after} "
+                        f"({programme_duration(source) * 1000:.0f} ms); copy the whole recording again")
     if not v.damaged_pictures:
         return []
     said = f"{v.damaged_pictures} of the {v.checked_pictures} pictures checked needed error concealment (the " \
            f"decoder says: {v.damage})"
-    if v.damaged_pictures > DAMAGED_SHARE * v.checked_pictures and not options.farm.accept_damaged:
+    if v.damaged_pictures >= 2 and v.damaged_pictures > DAMAGED_SHARE * v.checked_pictures \
+            and not options.farm.accept_damaged:
         raise PlanError(f"{source.url or source.path}: is damaged: {said}; copy it again from the tape or card, or "
                         f"run with --accept-damaged to deliver what decodes")
     return [f"the source is damaged: {said}; delivered as it decodes"]

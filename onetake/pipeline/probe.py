@@ -7,6 +7,7 @@ import functools
 import hashlib
 import logging
 import os
+import re
 from collections.abc import Iterator
 from datetime import datetime, timezone
 from fractions import Fraction
@@ -33,6 +34,10 @@ MATRICES = {0: "gbr", 1: "bt709", 5: "bt470bg", 6: "smpte170m", 7: "smpte240m", 
 RANGES = {1: "tv", 2: "pc"}
 SAMPLE_FRAMES = 12
 HEALTH_PICTURES = 24  # decoded at the start (and half as many mid-file) to look for damage before encoding
+UNDECODABLE_PACKETS = 600  # packets read in search of a first picture before the video is called undecodable
+# What an H.264/HEVC decoder says of pictures that refer to ones before a mid-stream cut: at the start of a capture
+# that is the cut, not damage (in the middle of a file it is: packets were lost)
+MISSING_REFERENCE = re.compile(r"mmco|reference|POC|short.?term|long.?term|no frame", re.IGNORECASE)
 RATE_PACKETS = 240
 # D-10 (IMX) frames carry VBI lines above the picture: (codec, coded size) -> lines at the top that are not picture
 VBI_RASTERS = {("mpeg2video", 720, 608): 32, ("mpeg2video", 720, 512): 32}
@@ -202,8 +207,8 @@ def _no_pictures(path: str, codec: str, complaints: list[tuple[int, str, str]], 
     """Why a video stream gave no picture at all, in a technician's words."""
     said = " ".join(m for _, _, m in complaints).lower() + " " + error.lower()
     if codec in ("h264", "hevc") and ("pps" in said or "sps" in said or "no frame" in said):
-        return SourceError(path, f"its {CODEC_NAMES.get(codec, codec)} video has no parameter sets (SPS/PPS) before its pictures: the "
-                                 f"recording or copy was cut before its first complete header",
+        return SourceError(path, f"its {CODEC_NAMES.get(codec, codec)} video has no parameter sets (SPS/PPS) before "
+                                 f"its pictures: the recording or copy was cut before its first complete header",
                            "copy the whole file again from the start, or re-export it")
     first = next((m.strip() for _, _, m in complaints), error)
     detail = f" (the decoder says: {first})" if first else ""
@@ -237,7 +242,8 @@ def _damage(path: str, stream: av.video.stream.VideoStream,
                 except av.FFmpegError as exc:
                     frames = []
                     logs.append((av.logging.ERROR, name, exc.strerror or str(exc)))
-                complaints = [m.strip() for level, who, m in logs[before:] if level <= av.logging.ERROR and who == name]
+                complaints = [m.strip() for level, who, m in logs[before:] if level <= av.logging.ERROR and who == name
+                              and not (at == 0 and MISSING_REFERENCE.search(m))]
                 started = started or bool(frames)
                 if not started:
                     if not at:
@@ -264,15 +270,17 @@ def _video_info(container: av.container.InputContainer, stream: av.video.stream.
         *counts, complaints = _damage(path, stream, float(container.duration or 0) / av.time_base)
         health = tuple(counts)  # type: ignore[assignment]
     stream.thread_type = "AUTO"
-    frames = []
+    frames: list[av.VideoFrame] = []
     error = ""
-    try:
-        for frame in container.decode(stream):
-            frames.append(frame)
-            if len(frames) >= sample_frames:
-                break
-    except av.FFmpegError as exc:
-        error = exc.strerror or str(exc)
+    # packet by packet, past errors: a capture that begins before its first parameter sets decodes once they come
+    for tried, packet in enumerate(container.demux(stream)):
+        try:
+            frames += packet.decode()
+        except av.FFmpegError as exc:
+            error = error or exc.strerror or str(exc)
+        if len(frames) >= sample_frames or (not frames and tried >= UNDECODABLE_PACKETS):
+            break
+    frames = frames[:sample_frames]
     if not frames:
         raise _no_pictures(path, cc.name, complaints, error)
     first = frames[0]
@@ -293,6 +301,9 @@ def _video_info(container: av.container.InputContainer, stream: av.video.stream.
     variable = retimed = False
     if len(deltas) and np.median(deltas) < 1 / MAX_RATE:  # broken timestamps: the pictures are counted instead
         retimed, deltas = True, np.zeros(0)
+    pictures = np.diff(sorted(f.time for f in frames if f.time is not None))
+    if len(deltas) and len(pictures) >= 3 and 1.8 < np.median(pictures) / np.median(deltas) < 2.2:
+        deltas = deltas[:len(deltas) // 2 * 2].reshape(-1, 2).sum(axis=1)  # one packet per field (PAFF): pair them
     if len(deltas):
         variable = bool(deltas.max() - deltas.min() > 0.25 / float(rate))
         if variable:
@@ -361,6 +372,29 @@ def _iso_truncation(local: str, size: int) -> str | None:
     if boxes and boxes[0] == b"ftyp" and b"moov" not in boxes and b"moof" not in boxes:
         return "is truncated: it has no 'moov' index (the recording or copy was cut short)"
     return None
+
+
+MAIN_VIDEO_PACKETS = 2000
+
+
+def _main_video_first(container: av.container.InputContainer,
+                      streams: list[av.video.stream.VideoStream]) -> list[av.video.stream.VideoStream]:
+    """The video streams, the one that carries the programme first: of several (a satellite multiplex lists
+    scrambled or empty services), the one with the most packets near the start."""
+    if len(streams) < 2:
+        return streams
+    counts = dict.fromkeys((s.index for s in streams), 0)
+    try:
+        for n, packet in enumerate(container.demux(*streams)):
+            if packet.size:
+                counts[packet.stream.index] += 1
+            if n >= MAIN_VIDEO_PACKETS or max(counts.values()) >= 50:
+                break
+    except av.FFmpegError:
+        pass
+    container.seek(0)
+    return sorted(streams, key=lambda s: (-counts[s.index], not s.disposition & av.stream.Disposition.default,
+                                          s.index))
 
 
 def _picture_count(container: av.container.InputContainer, stream: av.stream.Stream, enough: int = 2) -> int:
@@ -439,8 +473,8 @@ def probe(path: str | os.PathLike[str], *, compute_hash: bool = True, sample_sca
         if fmt in REFERENCING_FORMATS:
             raise SourceError(shown, f"is a {fmt} playlist that points at other files, not a media file",
                               "give onetake the media file itself")
-        vstreams = [s for s in container.streams.video
-                    if not s.disposition & av.stream.Disposition.attached_pic]
+        vstreams = _main_video_first(container, [s for s in container.streams.video
+                                                 if not s.disposition & av.stream.Disposition.attached_pic])
         if vstreams and (fmt == "image2" or fmt.endswith("_pipe") or
                          (vstreams[0].codec_context.name in IMAGE_CODECS and not container.streams.audio
                           and _picture_count(container, vstreams[0]) < 2)):
@@ -454,7 +488,7 @@ def probe(path: str | os.PathLike[str], *, compute_hash: bool = True, sample_sca
                             duration)
             container.seek(0)
             videos = []
-            for s in vstreams:
+            for s in vstreams[:1]:  # the programme's picture; the others (a scrambled service, a depth map) not
                 videos.append(_video_info(container, s, shown, SAMPLE_FRAMES if sample_scan else 1))
                 container.seek(0)
             audios = [_audio_info(s) for s in container.streams.audio if s.codec_context.channels]

@@ -99,8 +99,26 @@ def _split(text: str, separators: str) -> list[str]:
     return parts
 
 
+def _unescape(text: str) -> str:
+    """One level of ffmpeg's quoting undone: '\\x' is x, quotes removed."""
+    out, quoted, i = [], False, 0
+    while i < len(text):
+        ch = text[i]
+        if ch == "\\" and i + 1 < len(text) and not quoted:
+            out.append(text[i + 1])
+            i += 2
+            continue
+        if ch == "'":
+            quoted = not quoted
+        else:
+            out.append(ch)
+        i += 1
+    return "".join(out)
+
+
 def filters_of(graph: str) -> list[tuple[str, dict[str, str]]]:
-    """Every filter of a filtergraph description with its named options (positional values left out)."""
+    """Every filter of a filtergraph description with its named options (positional values left out). Escapes
+    have two levels, as ffmpeg reads them: the graph's (around ',' and ';'), then each filter's (around ':')."""
     found = []
     for spec in _split(graph, ";,"):
         spec = re.sub(r"^\s*(\[[^\]]*\]\s*)+", "", spec)
@@ -109,10 +127,10 @@ def filters_of(graph: str) -> list[tuple[str, dict[str, str]]]:
             continue
         name, _, args = spec.partition("=")
         options = {}
-        for arg in _split(args, ":") if args else []:
+        for arg in _split(_unescape(args), ":") if args else []:
             key, eq, value = arg.partition("=")
             if eq and re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", key):
-                options[key] = value
+                options[key] = _unescape(value)
         found.append((name.split("@", 1)[0].strip(), options))
     return found
 

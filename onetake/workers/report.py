@@ -58,27 +58,33 @@ def _posters(source: str, analysis: dict[str, Any]) -> list[tuple[dict[str, Any]
     thumb_w = max(2, round(POSTER_HEIGHT * width / height / 2) * 2)
     out: list[tuple[dict[str, Any], str]] = []
     try:
-        with open_media(source) as container:
-            stream = container.streams.video[0]
-            stream.thread_type = "AUTO"
-            base = stream.start_time or 0
-            for i in chosen:
-                at = float(picks[i]["time"])
+        container = open_media(source)
+    except av.FFmpegError as exc:
+        raise SourceError(source, f"cannot be read for the report's posters ({exc.strerror})") from exc
+    with container:
+        index = analysis.get("video_stream")
+        stream = next((s for s in container.streams.video if s.index == index), container.streams.video[0])
+        stream.thread_type = "AUTO"
+        origin = analysis.get("video_start")  # seconds on the source's clock that are the analysis's 0
+        base = round(origin / stream.time_base) if origin is not None else (stream.start_time or 0)
+        for i in chosen:
+            at = float(picks[i]["time"])
+            try:
                 container.seek(base + int(at / stream.time_base), stream=stream, backward=True)
                 frame = next((f for f in container.decode(stream)
                               if f.pts is None or float((f.pts - base) * stream.time_base) >= at - 1e-3), None)
-                if frame is None:
-                    continue
-                rotation = int(getattr(frame, "rotation", 0) or 0) % 360
-                w, h = (POSTER_HEIGHT, thumb_w) if rotation % 180 else (thumb_w, POSTER_HEIGHT)
-                image = frame.to_ndarray(width=w, height=h, format="bgr24")
-                if rotation:
-                    image = np.ascontiguousarray(np.rot90(image, rotation // 90))
-                ok, jpeg = cv2.imencode(".jpg", image, [cv2.IMWRITE_JPEG_QUALITY, 80])
-                if ok:
-                    out.append((shots[i], "data:image/jpeg;base64," + base64.b64encode(jpeg.tobytes()).decode()))
-    except av.FFmpegError as exc:
-        raise SourceError(source, f"cannot be read for the report's posters ({exc.strerror})") from exc
+            except av.FFmpegError:  # a poster that does not decode is left out, not the report
+                continue
+            if frame is None:
+                continue
+            rotation = int(getattr(frame, "rotation", 0) or 0) % 360
+            w, h = (POSTER_HEIGHT, thumb_w) if rotation % 180 else (thumb_w, POSTER_HEIGHT)
+            image = frame.to_ndarray(width=w, height=h, format="bgr24")
+            if rotation:
+                image = np.ascontiguousarray(np.rot90(image, rotation // 90))
+            ok, jpeg = cv2.imencode(".jpg", image, [cv2.IMWRITE_JPEG_QUALITY, 80])
+            if ok:
+                out.append((shots[i], "data:image/jpeg;base64," + base64.b64encode(jpeg.tobytes()).decode()))
     return out
 
 

@@ -16,7 +16,7 @@ import cv2
 
 from ...pipeline.errors import SourceError
 from ...pipeline.models import SourceInfo
-from ...pipeline.probe import open_media
+from ...pipeline.probe import UNDECODABLE_PACKETS, open_media
 from . import detect, framing, poster
 from .audio import AudioKernels
 from .settings import AnalysisSettings
@@ -27,7 +27,7 @@ QUEUE_FRAMES = 8
 # a grey level there, and skipping it saves about 8 % of an H.264 decode's CPU time (measured on the 1080p25
 # benchmark source). Decoders without such a filter ignore the option.
 DECODER_OPTIONS = {"skip_loop_filter": "all"}
-RESULT_VERSION = 1
+RESULT_VERSION = 2
 # ``report`` is also where a caller stops the pass (time limits, a cancelled task): it is called at least every
 # second of the source and every this many packets, so that a slow decode is still checked often
 REPORT_PACKETS = 16
@@ -100,13 +100,20 @@ def run_pass(path: str, info: SourceInfo, settings: AnalysisSettings,
         fraction = 0.0
         unreported = 0
         try:
+            failures = 0
             for packet in container.demux(streams):
                 try:
                     frames = packet.decode()
-                except av.FFmpegError as exc:
-                    decode_error = f"decoding stopped at {float(packet.pts or 0) * float(packet.time_base or 0):.2f}" \
-                                   f" s: {exc.strerror}"
-                    break
+                    failures = 0
+                except av.FFmpegError as exc:  # a packet that does not decode (before the first parameter sets,
+                    # a damaged one): noted, and the pass goes on, as ffmpeg's own decode does
+                    at = float(packet.pts or 0) * float(packet.time_base or 0)
+                    decode_error = decode_error or f"a packet at {at:.2f} s did not decode: {exc.strerror}"
+                    failures += 1
+                    if failures > UNDECODABLE_PACKETS:
+                        decode_error = f"decoding stopped after {failures} packets in a row did not decode"
+                        break
+                    continue
                 for frame in frames:
                     worker.queue.put(frame)
                 if worker.error is not None:
@@ -132,6 +139,8 @@ def run_pass(path: str, info: SourceInfo, settings: AnalysisSettings,
                           "re-export the file and try again")
     result: dict[str, Any] = {"version": RESULT_VERSION, "fps": round(fps, 3) if has_video else None}
     origin = video_kernels.origin if video_kernels and video_kernels.origin is not None else 0.0
+    if has_video:  # where the times below are counted from, for whoever reads pictures at them again
+        result.update({"video_stream": info.video[0].index, "video_start": round(origin, 6)})
     if features is not None:
         f = features
         end = detect.frame_end(f.times, f.count - 1, fps)
