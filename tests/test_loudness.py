@@ -49,7 +49,8 @@ def test_settled_gains_and_ceilings_fill_every_placeholder():
                      "release=15")
     assert out == "file:/w/.trial-1/target-1.mp4"
     # a silent programme: no gain, a limiter that never acts
-    assert loudness.fill(argv, None)[2] == "volume=0dB,alimiter=limit=1:release=50;volume=0dB,alimiter=limit=1:release=50"
+    silent = "volume=0dB,alimiter=limit=1:release=50"
+    assert loudness.fill(argv, None)[2] == f"{silent};{silent}"
 
 
 def model(programme_i: float, programme_tp: float, overshoot: float, grip: float):

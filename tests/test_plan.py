@@ -230,12 +230,16 @@ def test_programme_audio_mapping(catalog, streams, expected):
     assert "[0:2]" not in graph or "amerge" in expected
 
 
-def test_audio_offsets_are_kept_in_sync(catalog):
-    late = encode_graph(plan_job(source(audios=[audio(start_time=0.5)]), ["edit"], catalog, OPTIONS))
-    assert "adelay=500:all=1" in late
+def test_audio_and_pictures_share_the_programmes_origin(catalog):
+    """Sources are read with -copyts: both start from the first picture's time on the source's own clock, and
+    aresample pads late audio with silence from 0 (or cuts what comes before it)."""
+    late = plan_job(source(audios=[audio(start_time=0.5)]), ["edit"], catalog, OPTIONS)
+    graph = encode_graph(late)
+    assert "setpts=PTS-0.000000/TB" in graph and "asetpts=PTS-0.000000/TB" in graph and "first_pts=0" in graph
+    assert "-copyts" in late.task(f"{late.asset_id}/encode").params["argv"]
     early = encode_graph(plan_job(source(audios=[audio(start_time=0.0)], videos=[video(start_time=0.2)]),
                                   ["edit"], catalog, OPTIONS))
-    assert "atrim=start=0.2" in early
+    assert "setpts=PTS-0.200000/TB" in early and "asetpts=PTS-0.200000/TB" in early
 
 
 def test_tv_audio_is_two_mono_tracks_and_timecode(catalog):

@@ -302,7 +302,8 @@ def _video_info(container: av.container.InputContainer, stream: av.video.stream.
     if len(deltas) and np.median(deltas) < 1 / MAX_RATE:  # broken timestamps: the pictures are counted instead
         retimed, deltas = True, np.zeros(0)
     pictures = np.diff(sorted(f.time for f in frames if f.time is not None))
-    if len(deltas) and len(pictures) >= 3 and 1.8 < np.median(pictures) / np.median(deltas) < 2.2:
+    if scan != "progressive" and len(deltas) and len(pictures) >= 3 \
+            and 1.8 < np.median(pictures) / np.median(deltas) < 2.2:
         deltas = deltas[:len(deltas) // 2 * 2].reshape(-1, 2).sum(axis=1)  # one packet per field (PAFF): pair them
     if len(deltas):
         variable = bool(deltas.max() - deltas.min() > 0.25 / float(rate))
