@@ -199,6 +199,8 @@ def fetch(params: dict[str, Any], deps: Sequence[Any], report: Report) -> dict[s
     return dataclasses.replace(info, url=url).to_dict()
 
 
+READS_OUTPUTS = ("verify", "package", "deliver")  # the rest read the source: a PyAV error there is the source's
+
 REGISTRY: dict[str, Callable[[dict[str, Any], Sequence[Any], Report], Any]] = {
     "fetch": fetch, "measure": measure, "analyze": analyze_task, "encode": encode, "package": package_task,
     "verify": verify, "report": report_task, "deliver": deliver,
@@ -214,5 +216,9 @@ def run_task(kind: str, params: dict[str, Any], deps: Sequence[Any], report: Rep
         raise StorageError(f"{where}{exc.strerror or exc} during the {kind} step; check that the output and work "
                            f"folders exist, are writable and have space") from exc
     except av.FFmpegError as exc:
-        raise VerificationError(f"{exc.filename or 'an output'}: cannot be read back during the {kind} step "
-                                f"({exc.strerror})") from exc
+        if kind in READS_OUTPUTS:
+            raise VerificationError(f"{exc.filename or 'an output'}: cannot be read back during the {kind} step "
+                                    f"({exc.strerror})") from exc
+        source = params.get("source") or params.get("url") or exc.filename or "the source"
+        raise SourceError(source, f"its {kind} step failed: {exc.strerror or exc}",
+                          "check the file with `onetake probe`, or re-export it") from exc
