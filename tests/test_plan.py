@@ -10,7 +10,9 @@ import pytest
 
 from onetake.pipeline.errors import PlanError
 from onetake.pipeline.models import AudioStreamInfo, JobPlan, SourceInfo, Task, VideoStreamInfo
-from onetake.pipeline.plan import PlanOptions, analysis_key, asset_id_for, geometry, output_rate, plan_job
+from onetake.pipeline.plan import PlanOptions, analysis_key, asset_id_for, plan_job
+from onetake.pipeline.plan.geometry import follow_window, geometry, output_rate
+from onetake.pipeline.plan.graph import OVERLAY
 
 OPTIONS = PlanOptions(out_dir="/srv/out", work_dir="/srv/out/.onetake", encoder_version="ffmpeg 9.0.2")
 
@@ -268,7 +270,6 @@ def test_deliveries_and_checks_are_planned_per_channel(catalog):
 
 
 def test_fit_puts_the_whole_picture_over_a_blurred_fill():
-    from onetake.pipeline.plan import OVERLAY
 
     [(name, (background, foreground), kwargs)] = geometry(Fraction(16, 9), 1920, 1080, 1080, 1920, "fit",
                                                           "bt709", "bt709")
@@ -388,7 +389,6 @@ def test_follow_of_a_picture_no_wider_than_the_box_is_a_centre_crop_in_the_share
 
 
 def test_follow_window_is_in_the_pixels_the_crop_sees():
-    from onetake.pipeline.plan import follow_window
 
     assert follow_window(Fraction(16, 9), 1920, 1080, 1080, 1920) == 608
     # anamorphic 720x576 shown 16:9 (SAR 64:45): a 9:16 window is 576 * 9/16 = 324 display px, 228 stored px

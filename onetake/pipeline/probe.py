@@ -17,21 +17,12 @@ import av
 import numpy as np
 
 from .errors import SourceError
+from .media import MATRICES, PRIMARIES, PROTOCOL_WHITELIST, RANGES, REFERENCING_FORMATS, TRANSFERS, file_url
 from .models import AudioStreamInfo, SourceInfo, VideoStreamInfo
 
-# Only plain local files may be opened: a crafted file cannot make ffmpeg reach the network or other files.
-PROTOCOL_WHITELIST = "file"
-# Demuxers that read other files or the network on a source's behalf; never accepted as sources.
-REFERENCING_FORMATS = {"hls", "applehttp", "dash", "concat", "imf", "sdp", "rtsp", "rtp", "tee", "webm_dash_manifest"}
 IMAGE_CODECS = {"png", "mjpeg", "bmp", "gif", "webp", "tiff", "jpegls", "jpeg2000", "ppm", "pgm", "pam", "qoi",
                 "exr", "dpx", "sgi", "targa", "pcx", "jpegxl", "photocd", "xbm", "xwd", "sunrast", "avif"}
 SNIFF_BYTES = 4096
-# FFmpeg's enum values, as PyAV reports them, by the names ffmpeg's options take.
-PRIMARIES = {1: "bt709", 4: "bt470m", 5: "bt470bg", 6: "smpte170m", 7: "smpte240m", 9: "bt2020", 12: "smpte432"}
-TRANSFERS = {1: "bt709", 4: "gamma22", 5: "gamma28", 6: "smpte170m", 8: "linear", 13: "iec61966-2-1",
-             14: "bt2020-10", 15: "bt2020-12", 16: "smpte2084", 18: "arib-std-b67"}
-MATRICES = {0: "gbr", 1: "bt709", 5: "bt470bg", 6: "smpte170m", 7: "smpte240m", 9: "bt2020nc", 10: "bt2020c"}
-RANGES = {1: "tv", 2: "pc"}
 SAMPLE_FRAMES = 12
 HEALTH_PICTURES = 24  # decoded at the start (and half as many mid-file) to look for damage before encoding
 UNDECODABLE_PACKETS = 600  # packets read in search of a first picture before the video is called undecodable
@@ -49,11 +40,6 @@ def _safe_demuxers() -> str:
     """Every demuxer PyAV has but those that open other files or the network, so that even a playlist
     that slipped past the content check cannot be opened as one."""
     return ",".join(sorted(set(av.formats_available) - REFERENCING_FORMATS))
-
-
-def file_url(path: str) -> str:
-    """The ``file:`` URL for a local path, so that '-i.mp4' or 'concat:a|b' stay plain file names."""
-    return "file:" + os.path.abspath(path)
 
 
 def open_media(path: str) -> av.container.InputContainer:

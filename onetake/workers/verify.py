@@ -19,7 +19,8 @@ import av
 
 from ..pipeline.errors import VerificationError
 from ..pipeline.plan import box_sar, colour_tags
-from ..pipeline.probe import MATRICES, PRIMARIES, TRANSFERS, open_media
+from ..pipeline.media import MATRICES, PRIMARIES, TRANSFERS
+from ..pipeline.probe import open_media
 from ..pipeline.profiles import Profile, parse_profile
 from .loudness import meter, silent
 from .package import read_media_playlist

@@ -1,0 +1,321 @@
+"""The encode: encoder, muxer and timecode options, and the one ffmpeg argv that makes a group of renditions from
+one decode (a split video tree, a split audio tree, one output per rendition)."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from fractions import Fraction
+from typing import Any
+
+import ffmpeg
+
+from ..models import AudioStreamInfo, SourceInfo, VideoStreamInfo
+from ..profiles import AudioSpec, Profile, VideoSpec
+from .audio import LoudnessTarget, audio_tree
+from .geometry import (
+    box_sar,
+    follow_window,
+    geometry,
+    gop_frames,
+    output_format,
+    output_matrix,
+    output_rate,
+    source_matrix,
+    tone_map_filters,
+)
+from .graph import GLOBAL_ARGS, SOURCE_ARGS, Chain, Filter, emit, flt, kbps, source_input
+from .params import FollowParams
+from .programme import programme_duration, programme_start
+
+
+def video_options(spec: VideoSpec, rate: Fraction, threads: int) -> dict[str, Any]:
+    gop = gop_frames(spec, rate)
+    maxrate = spec.maxrate_kbps or spec.bitrate_kbps
+    bufsize = spec.bufsize_bits or maxrate * 2000
+    opts: dict[str, Any] = {"c:v": spec.codec, "pix_fmt": spec.pix_fmt, "profile:v": spec.profile}
+    if spec.level:
+        opts["level:v"] = spec.level
+    flags = ["+ildct+ilme"] if spec.scan != "progressive" else []
+    if spec.codec == "mpeg2video":
+        opts.update({"b:v": kbps(spec.bitrate_kbps), "maxrate": kbps(maxrate), "bufsize": bufsize,
+                     "g": gop, "bf": spec.bframes, "sc_threshold": 0 if spec.scene_cut else 1000000000})
+        if spec.rate_control == "cbr":
+            opts.update({"minrate": kbps(spec.bitrate_kbps), "rc_init_occupancy": bufsize})
+        if spec.closed_gop and gop > 1:
+            flags.append("+cgop")
+            opts["mpv_flags"] = "+strict_gop"  # without it +cgop shrinks the GOP
+    else:
+        opts["preset"] = spec.preset
+        if threads:
+            opts["threads"] = threads
+        if "avcintra" in spec.x264_params:
+            opts["x264-params"] = spec.x264_params  # the class fixes rate, GOP and profile
+        else:
+            opts.update({"b:v": kbps(spec.bitrate_kbps), "maxrate": kbps(maxrate), "bufsize": bufsize,
+                         "g": gop, "keyint_min": gop, "bf": spec.bframes,
+                         "sc_threshold": 40 if spec.scene_cut else 0})
+            params = ["open-gop=0" if spec.closed_gop else "open-gop=1"]
+            if spec.rate_control == "cbr":
+                params.append("nal-hrd=cbr")
+            if spec.x264_params:
+                params.append(spec.x264_params)
+            opts["x264-params"] = ":".join(params)
+    if flags:
+        opts["flags"] = "".join(flags)
+    return opts
+
+
+def audio_options(spec: AudioSpec) -> dict[str, Any]:
+    opts: dict[str, Any] = {"c:a": spec.codec, "ar": spec.sample_rate}
+    if spec.bitrate_kbps:
+        opts["b:a"] = kbps(spec.bitrate_kbps)
+    return opts
+
+
+def container_options(profile: Profile, source: SourceInfo, asset_id: str) -> tuple[dict[str, Any], list[str]]:
+    """Muxer options, and extra options that repeat a flag (ffmpeg-python takes each key once)."""
+    c = profile.container
+    assert c is not None
+    opts: dict[str, Any] = {"f": c.format}
+    extra: list[str] = []
+    if c.faststart:
+        opts["movflags"] = "+faststart"
+    timecode = start_timecode(profile, source)
+    if timecode and profile.video is not None and profile.video.codec == "mpeg2video":
+        opts["timecode"] = timecode  # also the GOP headers' timecode
+    elif timecode:  # -timecode would also set an MPEG-2 encoder option, which ffmpeg refuses for other encoders
+        extra += ["-metadata", f"timecode={timecode}"]
+    if c.bext:
+        opts.update({"write_bext": 1, "rf64": "auto"})
+        extra += ["-metadata", f"description={source.name[:256]}", "-metadata", "originator=onetake",
+                  "-metadata", f"originator_reference={asset_id[:32]}",
+                  "-metadata", f"origination_date={source.modified}", "-metadata", "origination_time=00:00:00"]
+    return opts, extra
+
+
+def timecode_seconds(timecode: str, rate: Fraction) -> float | None:
+    """Seconds since midnight of an SMPTE timecode counted at ``rate`` (';' marks drop-frame); None if invalid."""
+    m = re.fullmatch(r"(\d\d):(\d\d):(\d\d)([:;.,])(\d\d)", timecode)
+    if not m or rate <= 0:
+        return None
+    hh, mm, ss, ff = (int(m.group(i)) for i in (1, 2, 3, 5))
+    nominal = round(rate)
+    if hh > 23 or mm > 59 or ss > 59 or ff >= nominal:
+        return None
+    frames = (hh * 3600 + mm * 60 + ss) * nominal + ff
+    if m.group(4) in ";," and rate.denominator == 1001:  # drop-frame: labels 0 and 1 (0-3 at 59.94) skipped
+        drop = 2 * nominal // 30
+        minutes = hh * 60 + mm
+        frames -= drop * (minutes - minutes // 10)
+    return frames / float(rate)
+
+
+def format_timecode(seconds: float, rate: Fraction) -> str:
+    """Non-drop-frame SMPTE timecode at ``rate`` for a time of day (wrapping at 24 h)."""
+    nominal = round(rate)
+    frames = round(seconds * float(rate)) % (24 * 3600 * nominal)
+    ss, ff = divmod(frames, nominal)
+    return f"{ss // 3600:02d}:{ss // 60 % 60:02d}:{ss % 60:02d}:{ff:02d}"
+
+
+def start_timecode(profile: Profile, source: SourceInfo) -> str:
+    """The output's start timecode: the source's, re-counted at the output's frame rate, or the profile's."""
+    c = profile.container
+    if c is None:
+        return ""
+    if c.source_timecode and source.timecode and source.video and profile.video is not None:
+        source_rate = source.video[0].rate
+        seconds = timecode_seconds(source.timecode, source_rate)
+        if seconds is not None:
+            return format_timecode(seconds, output_rate(source_rate, profile.video))
+    return c.start_timecode
+
+
+@dataclass
+class Rendition:
+    key: str
+    profile: Profile
+    commands: str = ""  # the follow crop's sendcmd file, for a rendition that follows the subject
+
+    @property
+    def file_name(self) -> str:
+        if self.profile.kind == "sprite":
+            return "sprite-%03d.jpg"
+        assert self.profile.container is not None
+        return f"{self.profile.name}.{self.profile.container.extension}"
+
+
+def follow_params(source: SourceInfo, rendition: Rendition) -> FollowParams:
+    """What the worker needs to turn the analysis's crop path into the sendcmd file: the picture's width and
+    the window's, in the pixels the crop filter sees (after rotation, before SAR)."""
+    spec = rendition.profile.video
+    assert spec is not None
+    v = source.video[0]
+    width, height = v.display_size
+    window = follow_window(v.display_aspect, width, height, spec.width, spec.height, box_sar(spec))
+    return FollowParams(commands=rendition.commands, width=width, window=window)
+
+
+def encode_argv(source: SourceInfo, renditions: list[Rendition], asset_id: str, work: str,
+                 x264_threads: int, programme: list[AudioStreamInfo],
+                 targets: list[LoudnessTarget]) -> tuple[list[str], list[Rendition]]:
+    inp = source_input(source)
+    duration = programme_duration(source)
+    video_sinks: dict[str, Any] = {}
+    audio_sinks: dict[str, Any] = {}
+    encoded = [r for r in renditions if r.profile.kind != "hls"]
+    if source.video and any(r.profile.video is not None or r.profile.sprite is not None for r in encoded):
+        tree = _video_tree(source, encoded)
+        emit(inp[str(source.video[0].index)], tree, video_sinks, audio=False)
+    if any(r.profile.audio is not None for r in encoded):
+        audio_tree(inp, source, encoded, programme, targets, duration, audio_sinks)
+    outputs = []
+    extras: dict[str, list[str]] = {}
+    for r in encoded:
+        p = r.profile
+        url = f"file:{work}/renditions/{r.key}.partial/{r.file_name}"
+        streams = []
+        opts: dict[str, Any] = {}
+        if p.kind == "sprite":
+            opts.update({"f": "image2", "q:v": 4})
+            streams.append(video_sinks[r.key])
+        elif p.kind == "image":
+            assert p.image is not None
+            opts.update({"f": "image2", "frames:v": 1, "update": 1, "q:v": p.image.quality})
+            streams.append(video_sinks[r.key])
+        else:
+            if p.video is not None:
+                rate = output_rate(source.video[0].rate, p.video)
+                streams.append(video_sinks[r.key])
+                opts.update(video_options(p.video, rate, x264_threads))
+            if p.audio is not None:
+                tracks = [audio_sinks[k] for k in sorted(audio_sinks) if k.startswith(r.key + "#")]
+                streams.extend(tracks)
+                if tracks:
+                    opts.update(audio_options(p.audio))
+            opts["t"] = duration
+            muxer, extra = container_options(p, source, asset_id)
+            opts.update(muxer)
+            if extra:
+                extras[url] = extra
+        outputs.append(ffmpeg.output(*streams, url, **opts))
+    argv = ffmpeg.merge_outputs(*outputs).global_args(*GLOBAL_ARGS, *SOURCE_ARGS).compile(cmd="ffmpeg")
+    for url, extra in extras.items():
+        at = argv.index(url)
+        argv[at:at] = extra
+    return argv, encoded
+
+
+def _video_tree(source: SourceInfo, renditions: list[Rendition]) -> Chain:
+    v: VideoStreamInfo = source.video[0]
+    aspect = v.display_aspect
+    width, height = v.display_size
+    in_matrix = source_matrix(v)
+    # pictures on the source's clock from 0; a source whose timestamps are broken is timed by counting pictures
+    head = [flt("setpts", f"N*{v.rate.denominator}/({v.rate.numerator}*TB)" if v.retimed
+                else f"PTS-{programme_start(source):.6f}/TB"),
+            # pictures that change size mid-stream (phones, re-encoded feeds) keep the first one's: the graph
+            # below is cut for it (ffmpeg passes pictures of that size through untouched)
+            flt("scale", *((v.height, v.width) if v.rotation % 180 else (v.width, v.height)))]
+    if v.vbi_lines:  # D-10: the VBI lines above the picture are data, not part of any output
+        head.append(flt("crop", v.width, v.picture_height, 0, v.vbi_lines))
+    if v.hdr:  # every output is SDR: tone-mapped once, before the picture is split
+        head += tone_map_filters(v)
+    if v.lead_skipped:  # pictures some decoders show broken before the first whole one: never part of the programme
+        head.insert(0, flt("trim", start=round(v.start_time - 0.25 / float(v.rate), 6)))
+    root = Chain(head)
+    progressive: Chain | None = None
+
+    def progressive_base() -> Chain:
+        nonlocal progressive
+        if progressive is None:
+            progressive = root.child(flt("bwdif", mode="send_frame", parity="auto")) if v.interlaced else root
+        return progressive
+
+    cascades: dict[tuple[Any, ...], list[Rendition]] = {}
+    for r in renditions:
+        p = r.profile
+        if p.kind == "sprite":
+            assert p.sprite is not None
+            s = p.sprite
+            node = progressive_base().child(
+                flt("fps", f"1/{s.interval_seconds:g}", round="up"),  # a thumbnail for every started interval
+                *geometry(aspect, width, height, s.thumb_width, s.thumb_height, "pad", in_matrix, "bt709"),
+                flt("tile", f"{s.columns}x{s.rows}"))
+            node.sinks.append(r.key)
+        elif p.kind == "image":
+            assert p.video is not None and p.image is not None
+            # never past the last picture: on a source of a frame or two, the first is the still
+            at = round(max(0.0, min(programme_duration(source) * p.image.at,
+                                    programme_duration(source) - 1 / float(v.rate))), 3)
+            node = progressive_base().child(
+                flt("select", f"gte(t,{at:g})"),
+                *geometry(aspect, width, height, p.video.width, p.video.height, p.video.framing, in_matrix,
+                          output_matrix(p.video), box_sar(p.video)),
+                flt("format", "yuvj420p"))
+            node.sinks.append(r.key)
+        elif p.video is not None and p.video.scan != "progressive":
+            _interlaced_branch(root, v, r, in_matrix)
+        elif p.video is not None:
+            spec = p.video
+            rate = output_rate(v.rate, spec)
+            group = (rate, spec.framing, Fraction(spec.width, spec.height) * box_sar(spec), spec.burn_timecode)
+            cascades.setdefault(group, []).append(r)
+    by_rate: dict[Fraction, Chain] = {}
+    for (rate, framing, _, _), members in cascades.items():
+        if rate not in by_rate:
+            by_rate[rate] = progressive_base().child(flt("fps", f"{rate.numerator}/{rate.denominator}"))
+        parent = by_rate[rate]
+        previous: tuple[int, int] | None = None
+        for r in sorted(members, key=lambda m: -(m.profile.video.width * m.profile.video.height)):  # type: ignore
+            spec = r.profile.video
+            assert spec is not None
+            out_matrix = output_matrix(spec)
+            if previous is None:
+                node = parent.child(*geometry(aspect, width, height, spec.width, spec.height, framing,
+                                              in_matrix, out_matrix, box_sar(spec), r.commands))
+            else:  # cascaded: scale the previous rung's picture down, same shape, same padding
+                node = parent.child(flt("scale", spec.width, spec.height))
+            tail = node.child(*_finish(spec, source, r.profile, rate))
+            tail.sinks.append(r.key)
+            parent, previous = node, (spec.width, spec.height)
+    return root
+
+
+def _finish(spec: VideoSpec, source: SourceInfo, profile: Profile, rate: Fraction) -> list[Filter]:
+    chain = []
+    if spec.burn_timecode:
+        timecode = start_timecode(profile, source) or "00:00:00:00"
+        size = max(12, spec.height // 18)
+        chain.append(flt("drawtext", timecode=timecode, rate=f"{rate.numerator}/{rate.denominator}",
+                         fontsize=size, fontcolor="white", box=1, boxcolor="black@0.6", boxborderw=size // 4,
+                         x="(w-tw)/2", y=f"h-th-{spec.height // 20}"))
+    chain += output_format(spec)
+    return chain
+
+
+def _interlaced_branch(root: Chain, v: VideoStreamInfo, r: Rendition, in_matrix: str) -> None:
+    """Make a TFF interlaced picture: pass true 25i through, interlace 50p, flag slower rates as PsF."""
+    spec = r.profile.video
+    assert spec is not None
+    rate = output_rate(v.rate, spec)
+    width, height = v.display_size
+    out_matrix = output_matrix(spec)
+    same_raster = ((width, height) == (spec.width, spec.height)
+                   and v.display_aspect == Fraction(spec.width, spec.height) * box_sar(spec))
+    if v.interlaced and v.scan == "tff" and v.rate == rate and same_raster and in_matrix == out_matrix:
+        chain = [flt("setfield", "tff")]
+    elif v.interlaced or v.rate >= 2 * rate - Fraction(1, 10):
+        # to fields: deinterlace to double rate (or take 50p/60p as it is), resize, weave back to TFF
+        chain = [flt("bwdif", mode="send_field", parity="auto")] if v.interlaced else []
+        chain += [flt("fps", f"{2 * rate.numerator}/{rate.denominator}"),
+                  *geometry(v.display_aspect, width, height, spec.width, spec.height, spec.framing, in_matrix,
+                            out_matrix, box_sar(spec)),
+                  flt("interlace", scan="tff", lowpass="linear"), flt("setfield", "tff")]
+    else:  # progressive 25p (or slower): segmented frames, flagged TFF
+        chain = [flt("fps", f"{rate.numerator}/{rate.denominator}"),
+                 *geometry(v.display_aspect, width, height, spec.width, spec.height, spec.framing, in_matrix,
+                           out_matrix, box_sar(spec)), flt("setfield", "tff")]
+    node = root.child(*chain, *output_format(spec))
+    node.sinks.append(r.key)

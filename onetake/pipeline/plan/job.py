@@ -1,0 +1,312 @@
+"""The job: which renditions each channel needs, and the tasks that make, check and deliver them, as data.
+
+Nothing here touches the file system, runs a process or reads the clock: the same inputs give the same plan, and
+tests compare plans with ``==``. A value known only after measuring (loudness) is a ``{placeholder}`` the worker
+fills in.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from ..config import FarmConfig
+from ..destinations import Location, channel_destinations
+from ..errors import PlanError
+from ..models import JobPlan, SourceInfo, Task
+from ..profiles import Catalog, Profile
+from .audio import LoudnessTarget, loudness_target, measure_argv, trial_argv
+from .encode import Rendition, encode_argv, follow_params, start_timecode
+from .geometry import follows, gop_frames, output_rate
+from .keys import analysis_key, asset_id_for, loudness_key, package_key, rendition_key
+from .package import hls_params, ladder_rungs, sprite_params
+from .params import (
+    AnalyzeParams,
+    DeliveredFile,
+    DeliverParams,
+    EncodeOutput,
+    EncodeParams,
+    Limits,
+    MeasureParams,
+    QcParams,
+    ReportParams,
+    SourceRecord,
+    TaskKind,
+    VerifyParams,
+    task_id,
+)
+from .programme import programme_duration, programme_streams
+
+VIDEO_KINDS = ("av", "image", "sprite", "hls")
+DAMAGED_SHARE = 0.1  # a source with more of its checked pictures needing error concealment is refused
+FOLLOW_COMMANDS = "follow.cmd"  # the crop window's path for ffmpeg's sendcmd, written by the worker
+REPORT_NAME = "report.html"
+
+
+@dataclass(frozen=True)
+class PlanOptions:
+    out_dir: str
+    work_dir: str
+    encoder_version: str = "ffmpeg"   # part of every output key: a new encoder makes new outputs
+    x264_threads: int = FarmConfig.x264_threads
+    farm: FarmConfig = FarmConfig()   # the time limits of every ffmpeg run
+
+
+def _check_fit(source: SourceInfo, channel: str, profiles: Sequence[Profile]) -> None:
+    for p in profiles:
+        if p.kind in VIDEO_KINDS and not source.video:
+            raise PlanError(f"{source.path}: channel '{channel}' needs video but the source has only audio; "
+                            f"run it with --channels radio")
+        if p.kind == "audio" and not source.audio:
+            raise PlanError(f"{source.path}: channel '{channel}' needs audio but the source has none; "
+                            f"leave '{channel}' out of --channels")
+
+
+def _damage_notes(source: SourceInfo, options: PlanOptions) -> list[str]:
+    """Refuse a damaged source (PlanError, one line) unless damage is accepted; else what to say about it."""
+    if not source.video:
+        return []
+    v = source.video[0]
+    if programme_duration(source) < 1 / float(v.rate) - 1e-6:
+        after = " after its undecodable start" if v.lead_skipped else ""
+        raise PlanError(f"{source.url or source.path}: holds less than one whole picture{after} "
+                        f"({programme_duration(source) * 1000:.0f} ms); copy the whole recording again")
+    if not v.damaged_pictures:
+        return []
+    said = f"{v.damaged_pictures} of the {v.checked_pictures} pictures checked needed error concealment (the " \
+           f"decoder says: {v.damage})"
+    if v.damaged_pictures >= 2 and v.damaged_pictures > DAMAGED_SHARE * v.checked_pictures \
+            and not options.farm.accept_damaged:
+        raise PlanError(f"{source.url or source.path}: is damaged: {said}; copy it again from the tape or card, or "
+                        f"run with --accept-damaged to deliver what decodes")
+    return [f"the source is damaged: {said}; delivered as it decodes"]
+
+
+def default_channels(source: SourceInfo, catalog: Catalog) -> tuple[str, ...]:
+    """Every channel the source can feed: no picture channels without video, no radio without audio."""
+    def feeds(channel: str) -> bool:
+        kinds = {p.kind for p in catalog.channel(channel)}
+        return (bool(source.video) or not kinds & set(VIDEO_KINDS)) and (bool(source.audio) or "audio" not in kinds)
+
+    return tuple(c for c in catalog.channels if feeds(c))
+
+
+def _source_notes(source: SourceInfo, options: PlanOptions) -> list[str]:
+    """What the plan decided about the source that a reader of its manifests should know."""
+    notes = _damage_notes(source, options)
+    if not source.video:
+        return notes
+    v = source.video[0]
+    if v.lead_skipped:
+        notes.append(f"the first {v.lead_skipped:.2f} s of the video cannot be decoded (the file starts mid-GOP): "
+                     f"every output starts at its first whole picture")
+    if v.hdr:
+        carried = f" with {v.hdr_metadata} metadata" if v.hdr_metadata else ""
+        notes.append(f"the source is HDR ({v.hdr}{carried}): every output is tone-mapped to BT.709 SDR")
+    if v.retimed:
+        notes.append(f"the video's timestamps are broken (they put hundreds of pictures in a second): its pictures "
+                     f"are timed at {float(v.rate):g} fps instead")
+    if v.vbi_lines:
+        notes.append(f"the top {v.vbi_lines} lines of each frame carry VBI data (D-10): they are not part of any "
+                     f"output")
+    return notes
+
+
+@dataclass
+class _Job:
+    """The plan being built: its renditions, and its tasks in the order they are added."""
+
+    source: SourceInfo
+    catalog: Catalog
+    options: PlanOptions
+    asset_id: str
+    limits: Limits
+    renditions: dict[str, Rendition] = dataclasses.field(default_factory=dict)
+    tasks: list[Task] = dataclasses.field(default_factory=list)
+    encode_of: dict[str, str] = dataclasses.field(default_factory=dict)   # rendition key -> its encode task
+    path_of: dict[str, str] = dataclasses.field(default_factory=dict)     # rendition key -> its file
+    verify_of: dict[str, str] = dataclasses.field(default_factory=dict)   # output key -> its verify task
+    targets: list[LoudnessTarget] = dataclasses.field(default_factory=list)  # in {gain_N} order
+
+    @property
+    def work(self) -> str:
+        return self.options.work_dir.rstrip("/")
+
+    def id(self, kind: TaskKind, name: str = "") -> str:
+        return task_id(self.asset_id, kind, name)
+
+    def add(self, task: Task) -> str:
+        if not any(t.id == task.id for t in self.tasks):
+            self.tasks.append(task)
+        return task.id
+
+    def need(self, profile: Profile) -> str:
+        """The rendition of ``profile``, made once however many channels need it."""
+        key = rendition_key(self.source, profile, self.options.encoder_version)
+        if key not in self.renditions:  # one that follows the subject reads its crop path from a file
+            commands = f"{self.work}/renditions/{key}.partial/{FOLLOW_COMMANDS}" if follows(self.source, profile) \
+                else ""
+            self.renditions[key] = Rendition(key, profile, commands)
+        return key
+
+
+def plan_job(source: SourceInfo, channels: Sequence[str] | None, catalog: Catalog,
+             options: PlanOptions) -> JobPlan:
+    """Everything that running ``channels`` for ``source`` takes, as data."""
+    channels = tuple(channels) if channels else default_channels(source, catalog)
+    if not channels:
+        raise PlanError(f"{source.path}: no channel can be made from this source")
+    job = _Job(source, catalog, options, asset_id_for(source), options.farm.limits(programme_duration(source)))
+    notes = _source_notes(source, options)
+    deliverables = {channel: _deliverables(job, channel) for channel in channels}
+    measure_id, audio_note = _measure(job)
+    notes += audio_note
+    analyze_id = job.add(Task(job.id(TaskKind.ANALYZE), TaskKind.ANALYZE, AnalyzeParams(
+        source=source.path, cache=f"{job.work}/analysis/{analysis_key(source)}.json", limits=job.limits)))
+    _encodes(job, measure_id, analyze_id)
+    report_file = f"{job.work}/reports/{analysis_key(source)}/{REPORT_NAME}"
+    report_id = job.add(Task(job.id(TaskKind.REPORT), TaskKind.REPORT, ReportParams(
+        source=source.path, final=report_file, title=source.name), deps=(analyze_id,)))
+    where = channel_destinations(options.out_dir, options.farm.channel_destinations(), channels)
+    delivers = [_deliver(job, channel, items, str(where[channel]), where[channel].child(job.asset_id), notes,
+                         measure_id, report_file, (analyze_id, report_id))
+                for channel, items in deliverables.items()]
+    return JobPlan(asset_id=job.asset_id, source=source, channels=channels, out_dir=options.out_dir,
+                   work_dir=options.work_dir, tasks=(*job.tasks, *delivers), notes=tuple(notes))
+
+
+def _deliverables(job: _Job, channel: str) -> list[tuple[str, Profile]]:
+    """(rendition key, profile) for each profile of ``channel``; an HLS ladder needs its rungs' renditions."""
+    profiles = job.catalog.channel(channel)
+    _check_fit(job.source, channel, profiles)
+    items = []
+    for p in profiles:
+        if p.kind == "hls":
+            for rung in ladder_rungs(job.source, p, job.catalog):
+                job.need(rung)
+            items.append(("hls", p))
+        else:
+            items.append((job.need(p), p))
+    return items
+
+
+def _measure(job: _Job) -> tuple[str | None, list[str]]:
+    """The loudness measure task, when any output is normalised and there is audio to normalise."""
+    targets = list(dict.fromkeys(t for r in job.renditions.values() if (t := loudness_target(r.profile)) is not None))
+    programme = programme_streams(job.source)
+    if not targets:
+        return None, []
+    if not programme:
+        return None, ["the source has no audio: loudness is not normalised"]
+    job.targets = targets
+    cache = f"{job.work}/loudness/{loudness_key(job.source, targets, job.options.encoder_version)}.json"
+    params = MeasureParams(argv=measure_argv(job.source, programme), trial=trial_argv(job.source, programme, targets),
+                           targets=[t.to_dict() for t in targets], source=job.source.path, limits=job.limits,
+                           cache=cache)
+    return job.add(Task(job.id(TaskKind.MEASURE), TaskKind.MEASURE, params)), []
+
+
+def _encodes(job: _Job, measure_id: str | None, analyze_id: str) -> None:
+    """One encode for every rendition that does not follow the subject (it starts at once), and one for each that
+    does (it waits for the analysis's crop path)."""
+    source, work = job.source, job.work
+    followers = [r for r in job.renditions.values() if r.commands]
+    shared = [r for r in job.renditions.values() if not r.commands]
+    groups = [(job.id(TaskKind.ENCODE), shared, ())] if shared else []
+    groups += [(job.id(TaskKind.ENCODE, r.profile.name), [r], (analyze_id,)) for r in followers]
+    for encode_id, members, after in groups:
+        argv, encoded = encode_argv(source, members, job.asset_id, work, job.options.x264_threads,
+                                    programme_streams(source), job.targets)
+        params = EncodeParams(argv=argv, source=source.path, duration=programme_duration(source), limits=job.limits,
+                              outputs=[EncodeOutput(key=r.key, profile=r.profile.name,
+                                                    partial=f"{work}/renditions/{r.key}.partial",
+                                                    final=f"{work}/renditions/{r.key}") for r in encoded])
+        if after:
+            params["follow"] = follow_params(source, members[0])
+        job.add(Task(encode_id, TaskKind.ENCODE, params, deps=(*after, *((measure_id,) if measure_id else ())),
+                     heavy=True))
+        for r in encoded:
+            job.encode_of[r.key] = encode_id
+            job.path_of[r.key] = f"{work}/renditions/{r.key}/{r.file_name}"
+
+
+def _verify(job: _Job, key: str, profile: Profile, path: str, dep: str, measure_id: str | None) -> str:
+    """The check of one output (once, however many channels deliver it)."""
+    if key not in job.verify_of:
+        # a loudness check needs the source's measurement: a silent output is right only for a silent source
+        deps = (dep, measure_id) if measure_id and profile.loudness else (dep,)
+        job.verify_of[key] = job.add(Task(job.id(TaskKind.VERIFY, profile.name), TaskKind.VERIFY, VerifyParams(
+            profile=profile.to_dict(), path=path, expect=expectations(job.source, profile, job.catalog),
+            limits=job.limits), deps=deps))
+    return job.verify_of[key]
+
+
+def _deliver(job: _Job, channel: str, items: list[tuple[str, Profile]], folder: str, dest: Location,
+             notes: list[str], measure_id: str | None, report_file: str, after: tuple[str, str]) -> Task:
+    """The channel's packages and checks, and its delivery task: its files, QC rules, destination."""
+    source, work = job.source, job.work
+    files: list[DeliveredFile] = []
+    checks: list[str] = []
+    for key, p in items:
+        if p.kind == "hls":
+            rungs = ladder_rungs(source, p, job.catalog)
+            rung_keys = [rendition_key(source, r, job.options.encoder_version) for r in rungs]
+            pkg_key = package_key(p, rung_keys)
+            pkg_dir = f"{work}/packages/{pkg_key}"
+            pkg_id = job.add(Task(job.id(TaskKind.PACKAGE, p.name), TaskKind.PACKAGE, {
+                **hls_params(source, p, rungs, rung_keys, job.path_of, pkg_dir), "limits": job.limits},
+                deps=tuple(dict.fromkeys(job.encode_of[k] for k in rung_keys))))
+            for rung, rk in zip(rungs, rung_keys):
+                checks.append(_verify(job, rk, rung, job.path_of[rk], job.encode_of[rk], measure_id))
+            checks.append(_verify(job, pkg_key, p, pkg_dir, pkg_id, measure_id))
+            files.append(DeliveredFile(src=pkg_dir, dest=p.name, profile=p.name))
+            assert p.hls is not None
+            if p.hls.progressive_mp4:
+                files.append(DeliveredFile(src=job.path_of[rung_keys[0]], dest=f"{p.name}.mp4",
+                                           profile=rungs[0].name))
+        elif p.kind == "sprite":
+            pkg_dir = f"{work}/packages/{key}"
+            pkg_id = job.add(Task(job.id(TaskKind.PACKAGE, p.name), TaskKind.PACKAGE,
+                                  sprite_params(source, p, f"{work}/renditions/{key}", pkg_dir),
+                                  deps=(job.encode_of[key],)))
+            checks.append(_verify(job, key, p, pkg_dir, pkg_id, measure_id))
+            files.append(DeliveredFile(src=pkg_dir, dest=p.name, profile=p.name))
+        else:
+            checks.append(_verify(job, key, p, job.path_of[key], job.encode_of[key], measure_id))
+            assert p.container is not None
+            files.append(DeliveredFile(src=job.path_of[key], dest=f"{p.name}.{p.container.extension}",
+                                       profile=p.name))
+    files.append(DeliveredFile(src=report_file, dest=REPORT_NAME, profile="report"))
+    rules = job.catalog.qc.get(channel)
+    # a failed channel's QC record sits beside its delivery folder, or in the work dir for an S3 destination
+    record_dir = f"{work}/qc/{channel}" if dest.is_s3 else folder
+    farm = job.options.farm
+    deliver = DeliverParams(channel=channel, asset_id=job.asset_id, dest=str(dest), files=files, notes=notes,
+                            qc=QcParams(mode=farm.qc, rules=dataclasses.asdict(rules) if rules else None,
+                                        record=f"{record_dir}/{job.asset_id}.qc.json" if rules else None),
+                            source=SourceRecord(path=source.url or source.path, size=source.size,
+                                                sha256=source.sha256))
+    if dest.is_s3:
+        deliver["transfer"] = farm.transfer()
+    # deps: the verify results, then the analysis (for QC) and the report, in that order
+    return Task(job.id(TaskKind.DELIVER, channel), TaskKind.DELIVER, deliver, deps=(*dict.fromkeys(checks), *after))
+
+
+def expectations(source: SourceInfo, profile: Profile, catalog: Catalog) -> dict[str, Any]:
+    """What verification expects of ``profile``'s output made from ``source``."""
+    if profile.kind == "hls":
+        return {"rungs": [r.name for r in ladder_rungs(source, profile, catalog)]}
+    if profile.kind == "sprite":
+        layout = sprite_params(source, profile, "", "")
+        return {"sheets": layout["sheet_count"], "cues": len(layout["cues"])}
+    expect: dict[str, Any] = {"duration": programme_duration(source), "has_audio": bool(source.audio)}
+    if profile.video is not None and source.video:
+        rate = output_rate(source.video[0].rate, profile.video)
+        expect["frame_rate"] = f"{rate.numerator}/{rate.denominator}"
+        expect["gop"] = gop_frames(profile.video, rate)
+    timecode = start_timecode(profile, source)
+    if timecode:
+        expect["timecode"] = timecode
+    return expect

@@ -1,0 +1,58 @@
+"""Names and content keys: an asset's readable id, and the keys that make outputs content-addressed (a new source,
+profile, encoder or onetake gives a new key; the same ones give the same key, so a rerun reuses what exists)."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+import unicodedata
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+from ... import __version__
+from ..media import file_stem
+from ..models import SourceInfo
+from ..profiles import Profile
+
+if TYPE_CHECKING:
+    from .audio import LoudnessTarget
+
+KEY_HEX = 16  # characters of SHA-256 in a content key
+ASSET_ID_MAX = 64
+ANALYSIS_VERSION = 2  # the analysis result's meaning; part of its cache key and of every key that depends on it
+
+
+def short_hash(*parts: str) -> str:
+    """The content key of ``parts``: the start of the SHA-256 of them joined by '|'."""
+    return hashlib.sha256("|".join(parts).encode()).hexdigest()[:KEY_HEX]
+
+
+def asset_id_for(source: SourceInfo) -> str:
+    """A readable, storage-safe id: the file's stem cleaned up, plus the start of its SHA-256."""
+    stem = unicodedata.normalize("NFC", file_stem(source.name))
+    cleaned = "".join(ch if (ch.isalnum() or ch in "_-") else "-" for ch in stem)
+    cleaned = re.sub(r"-{2,}", "-", cleaned).strip("-_")[:ASSET_ID_MAX] or "asset"
+    return f"{cleaned}-{source.sha256[:8]}"
+
+
+def rendition_key(source: SourceInfo, profile: Profile, encoder_version: str) -> str:
+    parts = [source.sha256, profile.content_key(), encoder_version, f"onetake {__version__}"]
+    if profile.video is not None and profile.video.framing == "follow":  # the picture depends on the analysis
+        parts.append(f"analysis {ANALYSIS_VERSION}")
+    return short_hash(*parts)
+
+
+def loudness_key(source: SourceInfo, targets: Sequence[LoudnessTarget], encoder_version: str) -> str:
+    """The measured gains depend on the source's audio, the targets and the encoders that make them."""
+    return short_hash(json.dumps([source.sha256, [t.to_dict() for t in targets], encoder_version, __version__]))
+
+
+def analysis_key(source: SourceInfo) -> str:
+    """The analysis depends on the source's bytes and on the code that analyses them, nothing else."""
+    return short_hash(source.sha256, f"analysis {ANALYSIS_VERSION}", f"onetake {__version__}")
+
+
+def package_key(profile: Profile, rung_keys: Sequence[str]) -> str:
+    """An HLS package is made of its profile and the renditions of its rungs."""
+    return short_hash(profile.content_key(), *rung_keys)
