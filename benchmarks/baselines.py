@@ -539,7 +539,8 @@ class Fanout:
             for target, skip in targets:
                 checked += 1
                 try:  # onetake's verify task, on the baseline's file, with the baseline's loudness measurement
-                    checks = run_task("verify", {**task.params, "path": target}, [measured] if measured else [])
+                    checks = run_task("verify", {**task.params, "path": target},
+                                      {d: measured for d in task.deps if measured and d.endswith("/measure")})
                 except Exception as exc:  # a baseline output onetake cannot read back
                     failed.append(f"{name} {target}: {exc}")
                     continue

@@ -164,7 +164,7 @@ def breakdown(source: Path, channels: str, work: Path) -> dict[str, Any]:
         total_wall = total_cpu = 0.0
         detail = []
         for t in tasks_of(plan, kind):
-            deps = [results[d] for d in t["deps"]]
+            deps = {d: results[d] for d in t["deps"]}
             self0 = os.times()
             with Clock() as c:
                 results[t["id"]] = run_task(kind, t["params"], deps)

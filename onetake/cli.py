@@ -264,16 +264,13 @@ def _describe_analysis(path: str, r: dict[str, Any]) -> list[str]:
 
 
 def _write_html_report(result: dict[str, Any], source: str, path: str) -> None:
-    """The report at ``path``, whole or not at all (a temp name beside it, renamed)."""
-    from .workers.report import write_report
+    """The report at ``path``, whole or not at all."""
+    from .workers.files import write_atomically
+    from .workers.report import report_page
 
-    target = Path(path).absolute()
-    partial = target.with_name(f".{target.name}.partial")
     try:
-        write_report(result, os.path.abspath(source), str(partial), Path(source).name)
-        os.replace(partial, target)
+        write_atomically(Path(path).absolute(), report_page(result, os.path.abspath(source), Path(source).name))
     except OSError as exc:
-        partial.unlink(missing_ok=True)
         raise StorageError(f"{path}: cannot write the report ({exc.strerror or exc}); give a writable path") from exc
 
 

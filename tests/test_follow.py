@@ -60,7 +60,7 @@ def test_commands_follow_a_hand_written_crop_path(moving_box: Path, catalog, tmp
     options = PlanOptions(out_dir=str(tmp_path / "out"), work_dir=str(tmp_path / "work: odd, [name]"))
     plan = plan_job(probe(moving_box), ["short"], catalog, options)
     task = plan.task(f"{plan.asset_id}/encode/short-vertical")
-    result = run_task("encode", task.params, [{"analysis": analysis, "path": "", "reused": False}])
+    result = run_task("encode", task.params, {task.deps[0]: {"analysis": analysis, "path": "", "reused": False}})
     [final] = result["outputs"]
     commands = (Path(final) / "follow.cmd").read_text()
     # one linear piece across the clip, then the last point held
@@ -123,7 +123,8 @@ def test_follow_maps_the_path_through_an_anamorphic_picture(catalog, tmp_path: P
     plan = plan_job(info, ["short"], catalog, PlanOptions(out_dir=str(tmp_path / "out"), work_dir=str(tmp_path / "w")))
     task = plan.task(f"{plan.asset_id}/encode/short-vertical")
     assert task.params["follow"]["window"] == 228
-    [final] = run_task("encode", task.params, [{"analysis": {"fps": 25.0, "crop_path": path}}])["outputs"]
+    analysis = {task.deps[0]: {"analysis": {"fps": 25.0, "crop_path": path}}}
+    [final] = run_task("encode", task.params, analysis)["outputs"]
     with av.open(str(Path(final) / "short-vertical.mp4")) as container:
         stream = container.streams.video[0]
         assert (stream.width, stream.height) == (1080, 1920) and stream.sample_aspect_ratio in (None, 1)

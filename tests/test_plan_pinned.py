@@ -28,9 +28,10 @@ CASES = {
     "capture-midgop-d10": (source(name="capture.mxf", videos=[video(
         codec="mpeg2video", width=720, height=608, sar="64:45", scan="tff", pix_fmt="yuv422p", vbi_lines=32,
         start_time=0.6, duration=9.4, lead_skipped=0.6, checked_pictures=24, damaged_pictures=1,
-        damage="ac-tex damaged")], audios=[audio(channels=4, layout="4.0")]), ["tv", "web"]),
-    "radio-programme": (source(name="programme.wav", format="wav", videos=[], audios=[audio(index=0, codec="pcm_s24le")]),
-                        None),
+        damage="ac-tex damaged")],
+        audios=[audio(channels=4, layout="4.0")]), ["tv", "web"]),
+    "radio-programme": (source(name="programme.wav", format="wav", videos=[],
+                               audios=[audio(index=0, codec="pcm_s24le")]), None),
     "silent-picture": (source(name="b-roll.mp4", audios=[]), ["tv", "web", "edit"]),
 }
 

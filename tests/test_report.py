@@ -36,7 +36,7 @@ def test_report_is_self_contained_and_escapes_the_file_name(tmp_path: Path):
     source = make_clip(tmp_path / HOSTILE, seconds=2)
     final = tmp_path / "reports" / "report.html"
     result = run_task("report", {"source": str(source), "final": str(final), "title": source.name},
-                      [{"analysis": analysis(), "path": "", "reused": False}])
+                      {"talk/analyze": {"analysis": analysis(), "path": "", "reused": False}})
     assert result == {"report": str(final)}
     page = final.read_text(encoding="utf-8")
     # nothing to fetch: no URLs, no scripts, no external style sheets or images
@@ -64,7 +64,7 @@ def test_report_of_an_audio_only_analysis_has_no_posters(tmp_path: Path):
                   "shots": [], "black": [], "freeze": [], "silence": [], "shot_posters": [],
                   "loudness": {"integrated": -20.0, "true_peak": -19.0, "lra": 0.0, "short_term": [[0.0, -20.0]]}}
     run_task("report", {"source": str(source), "final": str(final), "title": "talk.m4a"},
-             [{"analysis": audio_only, "path": "", "reused": False}])
+             {"talk/analyze": {"analysis": audio_only, "path": "", "reused": False}})
     page = final.read_text(encoding="utf-8")
     assert "data:image" not in page and "no picture" in page and "<polyline" in page
 

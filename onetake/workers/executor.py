@@ -8,12 +8,16 @@ from typing import Any
 
 from distributed import WorkerPlugin
 
+from ..pipeline.errors import TaskCancelled
 from ..pipeline.models import Task
+from ..pipeline.plan.params import TaskKind
 from .ffmpeg import stop_task
 from .tasks import run_task
 
 PROGRESS_TOPIC = "onetake-progress"
 ENCODE_RESOURCE = "encode"
+# a started job's finishing steps run before its lane's further encodes
+FINISHING = (TaskKind.VERIFY, TaskKind.DELIVER, TaskKind.PACKAGE)
 
 
 class StopCancelledEncodes(WorkerPlugin):
@@ -28,7 +32,7 @@ class StopCancelledEncodes(WorkerPlugin):
             stop_task(str(key))
 
 
-def _on_worker(kind: str, task_id: str, params: dict[str, Any], *deps: Any) -> Any:
+def _on_worker(kind: str, task_id: str, params: dict[str, Any], dep_ids: list[str], *deps: Any) -> Any:
     """What a Dask worker runs: the registered function, with progress sent back as worker events."""
     from distributed import get_worker
 
@@ -40,7 +44,7 @@ def _on_worker(kind: str, task_id: str, params: dict[str, Any], *deps: Any) -> A
             last[0] = fraction
             worker.log_event(PROGRESS_TOPIC, {"task": task_id, "fraction": fraction})
 
-    return run_task(kind, params, list(deps), report)
+    return run_task(kind, params, dict(zip(dep_ids, deps, strict=True)), report)
 
 
 class DaskExecutor:
@@ -59,9 +63,9 @@ class DaskExecutor:
     def submit(self, task: Task, deps: Sequence[Any], priority: int = 0) -> Any:
         """``priority`` is the job's lane (higher first); inside it, finishing a started job comes first."""
         resources = {ENCODE_RESOURCE: 1} if task.heavy and self.encode_slots else None
-        return self.client.submit(_on_worker, task.kind, task.id, task.params, *deps,
+        return self.client.submit(_on_worker, task.kind, task.id, task.params, list(task.deps), *deps,
                                   key=f"{task.kind}-{task.id}-{self.run_id}", pure=False, resources=resources,
-                                  priority=priority + (1 if task.kind in ("verify", "deliver", "package") else 0))
+                                  priority=priority + (1 if task.kind in FINISHING else 0))
 
     def when_done(self, handle: Any, callback: Callable[[Any, Any, BaseException | None], None]) -> None:
         handle.add_done_callback(lambda future: callback(future, *self._outcome(future)))
@@ -74,7 +78,7 @@ class DaskExecutor:
         if future.status == "error":
             return None, future.exception()
         if future.status == "cancelled":
-            return None, RuntimeError("cancelled")
+            return None, TaskCancelled(f"{future.key}: cancelled")
         return future.result(), None
 
     def completed(self, handles: Sequence[Any]) -> Iterator[tuple[Any, Any, BaseException | None]]:

@@ -6,8 +6,29 @@ import contextlib
 import fcntl
 import os
 import shutil
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
+
+
+def write_atomically(path: str | Path, text: str, mode: int | None = None) -> Path:
+    """``text`` at ``path`` (whose folder exists), whole or not at all: written to a hidden temp name beside it
+    (unique per writer), flushed to disk, given ``mode``, then renamed over ``path``."""
+    target = Path(path)
+    partial = target.with_name(f".{target.name}.partial-{uuid.uuid4().hex[:8]}")
+    try:
+        with open(partial, "w", encoding="utf-8") as f:
+            f.write(text)
+            f.flush()
+            os.fsync(f.fileno())
+        if mode is not None:
+            partial.chmod(mode)
+        os.replace(partial, target)
+    except BaseException:
+        partial.unlink(missing_ok=True)
+        raise
+    return target
+
 
 def link_or_copy(src: Path, dest: Path) -> None:
     """Hard-link ``src`` to ``dest`` (same file system), else copy it."""

@@ -21,6 +21,7 @@ from typing import Any
 
 from ..pipeline.errors import EncodeError, VerificationError
 from .ffmpeg import run_ffmpeg
+from .files import write_atomically
 
 SILENCE_LUFS = -70.0           # BS.1770's absolute gate: nothing above it is a silent (or too short) programme
 SETTLE_ROUNDS = 6
@@ -199,7 +200,5 @@ def measure(params: dict[str, Any]) -> dict[str, Any]:
     result = {"integrated": integrated if math.isfinite(integrated) else None,
               "true_peak": peak if math.isfinite(peak) else None, "silent": quiet, "targets": targets}
     cache.parent.mkdir(parents=True, exist_ok=True)
-    partial = cache.with_name(f".{cache.name}.partial")
-    partial.write_text(json.dumps(result), encoding="utf-8")
-    os.replace(partial, cache)
+    write_atomically(cache, json.dumps(result))
     return result

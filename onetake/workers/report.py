@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import base64
 import html
-from pathlib import Path
 from typing import Any
 
 import av
@@ -189,8 +188,6 @@ def render_report(analysis: dict[str, Any], posters: list[tuple[dict[str, Any], 
             f"</body></html>\n")
 
 
-def write_report(analysis: dict[str, Any], source: str, path: str, title: str) -> str:
-    """Write the report of ``source`` (analysed as ``analysis``) to ``path``."""
-    page = render_report(analysis, _posters(source, analysis) if analysis.get("shots") else [], title)
-    Path(path).write_text(page, encoding="utf-8")
-    return path
+def report_page(analysis: dict[str, Any], source: str, title: str) -> str:
+    """The report of ``source`` (analysed as ``analysis``), its posters read from the source."""
+    return render_report(analysis, _posters(source, analysis) if analysis.get("shots") else [], title)

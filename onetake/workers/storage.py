@@ -14,7 +14,7 @@ from .. import __version__
 from ..pipeline.destinations import MANIFEST, content_type, object_key, parse_location, upload_stages
 from ..pipeline.errors import ConfigError, StorageError
 from ..pipeline.probe import sha256_of
-from .files import link_or_copy
+from .files import link_or_copy, write_atomically
 
 
 def expand(files: list[dict[str, Any]]) -> list[tuple[Path, str, str]]:
@@ -49,15 +49,11 @@ def build_manifest(channel: str, asset_id: str, source: dict[str, Any], files: l
 def write_qc_record(path: str, record: dict[str, Any]) -> str:
     """A channel's failed QC, beside where its delivery goes (``OUT/<channel>/<asset_id>.qc.json``), written
     to a temp name and renamed, whether the channel is delivered (``--qc warn``) or not."""
-    target = Path(path)
     try:
-        target.parent.mkdir(parents=True, exist_ok=True)
-        partial = target.with_name(f".{target.name}.partial-{uuid.uuid4().hex[:8]}")
-        partial.write_text(json.dumps(record, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
-        os.replace(partial, target)
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+        return str(write_atomically(path, json.dumps(record, indent=2, ensure_ascii=False) + "\n"))
     except OSError as exc:
         raise StorageError(f"{path}: cannot write the QC record ({exc.strerror or exc})") from exc
-    return str(target)
 
 
 class StorageBackend(ABC):

@@ -1,7 +1,8 @@
 """The registry from task kind to the function a worker runs, and those functions.
 
-Every function takes the task's params, the results of its dependencies and a progress callback, and
-returns plain data (which Dask moves back to the client).
+Every function takes the task's params (the typed dict of its kind, ``pipeline.plan.params``), the results of its
+dependencies found by their kind (``Deps``) and a progress callback, and returns plain data (which Dask moves back
+to the client).
 """
 
 from __future__ import annotations
@@ -11,30 +12,41 @@ import json
 import os
 import shutil
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import av
 
 from ..pipeline.config import TIME_FLOOR_S
 from ..pipeline.errors import QcError, SourceError, StorageError, TaskCancelled, VerificationError
+from ..pipeline.plan.params import (
+    AnalyzeParams,
+    DeliverParams,
+    Deps,
+    EncodeParams,
+    FetchParams,
+    MeasureParams,
+    ReportParams,
+    TaskKind,
+    VerifyParams,
+)
 from ..pipeline.probe import probe
 from ..pipeline.profiles import QcSpec
 from ..pipeline.qc import evaluate as evaluate_qc
+from . import loudness
 from .ffmpeg import run_ffmpeg, task_stop_event
-from .files import exclusive, publish_dir
+from .files import exclusive, publish_dir, write_atomically
 from .follow import follow_commands
 from .package import package
-from .report import write_report
+from .report import report_page
 from .storage import backend_for, build_manifest, expand, write_qc_record
-from . import loudness
 from .verify import Check, verify_output
 
 Report = Callable[[float], None]
 
 
-def measure(params: dict[str, Any], deps: Sequence[Any], report: Report) -> dict[str, Any]:
+def measure(params: MeasureParams, deps: Deps, report: Report) -> dict[str, Any]:
     """The programme's loudness, and each loudness target's gain and limiter ceiling, settled before encoding."""
     result = loudness.measure(params)
     report(1.0)
@@ -46,7 +58,7 @@ def fill_measurements(argv: list[str], measured: dict[str, Any] | None) -> list[
     return loudness.fill(argv, measured["targets"] if measured else None)
 
 
-def analyze_task(params: dict[str, Any], deps: Sequence[Any], report: Report) -> dict[str, Any]:
+def analyze_task(params: AnalyzeParams, deps: Deps, report: Report) -> dict[str, Any]:
     """The source's analysis, made once: a rerun (or a second run of the same file) reads the cached result.
 
     The decode runs in this process, so the task's limits and its cancellation are checked each time it reports
@@ -84,38 +96,33 @@ def analyze_task(params: dict[str, Any], deps: Sequence[Any], report: Report) ->
 
         with task_stop_event() as stop:
             result = analyze(source, report=checked)
-        partial = cache.with_name(cache.name + ".partial")
-        partial.write_text(json.dumps(result, ensure_ascii=False), encoding="utf-8")
-        os.replace(partial, cache)
+        write_atomically(cache, json.dumps(result, ensure_ascii=False))
     return {"analysis": result, "path": str(cache), "reused": False}
 
 
-def analysis_of(deps: Sequence[Any]) -> dict[str, Any] | None:
-    return next((d["analysis"] for d in deps if isinstance(d, dict) and "analysis" in d), None)
+def analysis_of(deps: Deps) -> dict[str, Any]:
+    """The analysis a task waited for (empty when it waited for none)."""
+    done = deps.one(TaskKind.ANALYZE)
+    return done["analysis"] if done else {}
 
 
-def measurement_of(deps: Sequence[Any]) -> dict[str, Any] | None:
-    return next((d for d in deps if isinstance(d, dict) and "targets" in d and "silent" in d), None)
-
-
-def encode(params: dict[str, Any], deps: Sequence[Any], report: Report) -> dict[str, Any]:
+def encode(params: EncodeParams, deps: Deps, report: Report) -> dict[str, Any]:
     """One ffmpeg for every rendition of the source; outputs appear only when all of them are done."""
     outputs = params["outputs"]
     with exclusive([o["final"] for o in outputs]):
         return _encode(params, outputs, deps, report)
 
 
-def _encode(params: dict[str, Any], outputs: list[dict[str, Any]], deps: Sequence[Any],
-            report: Report) -> dict[str, Any]:
+def _encode(params: EncodeParams, outputs: list[dict[str, Any]], deps: Deps, report: Report) -> dict[str, Any]:
     if all(os.path.isdir(o["final"]) for o in outputs):
         report(1.0)
         return {"reused": True, "outputs": [o["final"] for o in outputs]}
     for o in outputs:
         shutil.rmtree(o["partial"], ignore_errors=True)
         os.makedirs(o["partial"])
-    argv = fill_measurements(params["argv"], measurement_of(deps))
+    argv = fill_measurements(params["argv"], deps.one(TaskKind.MEASURE))
     if "follow" in params:
-        follow, analysis = params["follow"], analysis_of(deps) or {}
+        follow, analysis = params["follow"], analysis_of(deps)
         commands = follow_commands(analysis.get("crop_path"), analysis.get("fps"), follow["width"], follow["window"])
         Path(follow["commands"]).write_text(commands, encoding="utf-8")
     duration = float(params["duration"])
@@ -129,41 +136,38 @@ def _encode(params: dict[str, Any], outputs: list[dict[str, Any]], deps: Sequenc
     return {"reused": False, "outputs": [publish_dir(Path(o["partial"]), Path(o["final"])) for o in outputs]}
 
 
-def package_task(params: dict[str, Any], deps: Sequence[Any], report: Report) -> str:
+def package_task(params: dict[str, Any], deps: Deps, report: Report) -> str:
     with exclusive([params["final"]]):
         return package(params, report)
 
 
-def verify(params: dict[str, Any], deps: Sequence[Any], report: Report) -> list[dict[str, Any]]:
+def verify(params: VerifyParams, deps: Deps, report: Report) -> list[dict[str, Any]]:
     return verify_output(params["profile"], params["path"], params["expect"], params["limits"],
-                         measurement_of(deps))
+                         deps.one(TaskKind.MEASURE))
 
 
-def report_task(params: dict[str, Any], deps: Sequence[Any], report: Report) -> dict[str, Any]:
+def report_task(params: ReportParams, deps: Deps, report: Report) -> dict[str, Any]:
     """The source's HTML report, once per analysis; every channel delivers the same file."""
     final = Path(params["final"])
     with exclusive([str(final)]):
         if not final.is_file():
-            final.parent.mkdir(parents=True, exist_ok=True)
-            partial = final.with_name(final.name + ".partial")
-            write_report(analysis_of(deps) or {}, params["source"], str(partial), params["title"])
-            partial.chmod(0o444)  # deliveries hard-link to it
-            os.replace(partial, final)
+            # read-only: deliveries hard-link to it
+            write_atomically(final, report_page(analysis_of(deps), params["source"], params["title"]), mode=0o444)
     report(1.0)
     return {"report": str(final)}
 
 
-def deliver(params: dict[str, Any], deps: Sequence[Any], report: Report) -> dict[str, Any]:
+def deliver(params: DeliverParams, deps: Deps, report: Report) -> dict[str, Any]:
     """Deliver a channel whose every check passed and whose QC passed (or is only warned about); otherwise
     raise with every failed check named. A channel that fails QC gets a record beside where its delivery goes
     (``OUT/<channel>/<asset_id>.qc.json``), delivered or not; a pass removes an earlier run's record."""
-    checks = [c for result in deps if isinstance(result, list) for c in result]
+    checks = [c for result in deps.all(TaskKind.VERIFY) for c in result]
     failed = [Check(**c) for c in checks if not c["passed"]]
     if failed:
         detail = "; ".join(c.describe() for c in failed)
         raise VerificationError(f"channel {params['channel']} failed verification: {detail}")
     qc = params["qc"]
-    findings = evaluate_qc(analysis_of(deps) or {}, QcSpec(**qc["rules"])) if qc["rules"] else []
+    findings = evaluate_qc(analysis_of(deps), QcSpec(**qc["rules"])) if qc["rules"] else []
     qc_failed = [f for f in findings if not f["passed"]]
     if qc["record"] and qc_failed:
         write_qc_record(qc["record"], {"asset_id": params["asset_id"], "channel": params["channel"],
@@ -176,14 +180,14 @@ def deliver(params: dict[str, Any], deps: Sequence[Any], report: Report) -> dict
         raise QcError(f"channel {params['channel']} failed QC: {detail} (record: {qc['record']}; "
                       f"--qc warn delivers anyway)")
     files = expand(params["files"])
-    manifest = build_manifest(params["channel"], params["asset_id"], params["source"], files, checks,
+    manifest = build_manifest(params["channel"], params["asset_id"], dict(params["source"]), files, checks,
                               params.get("notes", []), params.get("metadata"))
     manifest["qc"] = {"mode": qc["mode"], "failed": qc_failed, "checks": findings}
     path = backend_for(params["dest"], params.get("transfer")).deliver(params["dest"], files, manifest)
     return {"channel": params["channel"], "manifest": path, "files": len(files), "qc_failed": qc_failed}
 
 
-def fetch(params: dict[str, Any], deps: Sequence[Any], report: Report) -> dict[str, Any]:
+def fetch(params: FetchParams, deps: Deps, report: Report) -> dict[str, Any]:
     """Copy an S3 source into the work dir's scratch and probe it here, on the worker: the client never reads
     it, and ffmpeg opens the copy as a plain ``file:`` under the same protocol whitelist as any local source."""
     from .s3 import Transfer
@@ -199,26 +203,29 @@ def fetch(params: dict[str, Any], deps: Sequence[Any], report: Report) -> dict[s
     return dataclasses.replace(info, url=url).to_dict()
 
 
-READS_OUTPUTS = ("verify", "package", "deliver")  # the rest read the source: a PyAV error there is the source's
+READS_OUTPUTS = (TaskKind.VERIFY, TaskKind.PACKAGE, TaskKind.DELIVER)  # the others read the source
 
-REGISTRY: dict[str, Callable[[dict[str, Any], Sequence[Any], Report], Any]] = {
-    "fetch": fetch, "measure": measure, "analyze": analyze_task, "encode": encode, "package": package_task,
-    "verify": verify, "report": report_task, "deliver": deliver,
+REGISTRY: dict[TaskKind, Callable[[Any, Deps, Report], Any]] = {
+    TaskKind.FETCH: fetch, TaskKind.MEASURE: measure, TaskKind.ANALYZE: analyze_task, TaskKind.ENCODE: encode,
+    TaskKind.PACKAGE: package_task, TaskKind.VERIFY: verify, TaskKind.REPORT: report_task, TaskKind.DELIVER: deliver,
 }
 
 
-def run_task(kind: str, params: dict[str, Any], deps: Sequence[Any], report: Report | None = None) -> Any:
-    """Run one task; file-system and PyAV errors leave here as onetake's own, saying what to check."""
+def run_task(kind: str, params: Mapping[str, Any], deps: Mapping[str, Any] | None = None,
+             report: Report | None = None) -> Any:
+    """Run one task; ``deps`` are its dependencies' results by their task ids. File-system and PyAV errors leave
+    here as onetake's own, saying what to check."""
+    step = TaskKind(kind)
     try:
-        return REGISTRY[kind](params, deps, report or (lambda fraction: None))
+        return REGISTRY[step](params, Deps(deps or {}), report or (lambda fraction: None))
     except OSError as exc:
         where = f"{exc.filename}: " if exc.filename else ""
         raise StorageError(f"{where}{exc.strerror or exc} during the {kind} step; check that the output and work "
                            f"folders exist, are writable and have space") from exc
     except av.FFmpegError as exc:
-        if kind in READS_OUTPUTS:
+        if step in READS_OUTPUTS:
             raise VerificationError(f"{exc.filename or 'an output'}: cannot be read back during the {kind} step "
                                     f"({exc.strerror})") from exc
-        source = params.get("source") or params.get("url") or exc.filename or "the source"
+        source = cast(str, params.get("source") or params.get("url") or exc.filename or "the source")
         raise SourceError(source, f"its {kind} step failed: {exc.strerror or exc}",
                           "check the file with `onetake probe`, or re-export it") from exc

@@ -18,8 +18,8 @@ from typing import Any
 import av
 
 from ..pipeline.errors import VerificationError
-from ..pipeline.plan import box_sar, colour_tags
 from ..pipeline.media import MATRICES, PRIMARIES, TRANSFERS
+from ..pipeline.plan import box_sar, colour_tags
 from ..pipeline.probe import open_media
 from ..pipeline.profiles import Profile, parse_profile
 from .loudness import meter, silent
