@@ -317,7 +317,7 @@ def _make_plans(sources: Sequence[str | SourceInfo], settings: FarmConfig, catal
             plans.append(plan_job(info, channels, catalog, options))
         except Exception as exc:  # one bad source is one line; the batch goes on
             name = source.url or source.path if isinstance(source, SourceInfo) else os.path.abspath(source)
-            failures.append(SourceOutcome(name, error=describe_error(exc)))
+            failures.append(SourceOutcome(name, error=exc))
     return plans, failures
 
 

@@ -50,7 +50,8 @@ def test_a_failure_is_reported_per_channel_and_the_batch_goes_on(catalog):
                          on_event=lambda plan, task, state, detail: events.append((task.id, state)))
     assert not outcomes[0].ok and outcomes[1].ok
     tv, edit = outcomes[0].channels
-    assert (tv.channel, tv.manifest, tv.error) == ("tv", None, "encode failed (exit status 1): Conversion failed!")
+    assert (tv.channel, tv.manifest, tv.error) == ("tv", None, crash)  # the error itself, its type intact
+    assert tv.to_dict()["error_type"] == "EncodeError" and tv.cause == "encode failed (exit status 1): Conversion failed!"
     assert edit.error is None and edit.manifest
     assert outcomes[0].failure_line() == "tv: encode failed (exit status 1): Conversion failed!"
     assert (f"{a.asset_id}/deliver/tv", "failed") in events
@@ -70,3 +71,14 @@ def test_a_lane_priority_reaches_every_submit_and_lane_less_executors_still_work
     handles = submit_plan(plan, executor, priority=100)
     assert set(handles) == {t.id for t in plan.tasks} and executor.priorities == [100] * len(plan.tasks)
     assert set(submit_plan(plan, FakeExecutor())) == set(handles)  # no priority: the two-argument submit
+
+
+def test_errors_cross_a_process_boundary_whole():
+    import pickle
+
+    from onetake.pipeline.errors import QcError, SourceError
+
+    for error in (SourceError("/in/a.mp4", "is truncated", "copy it again"), QcError("channel tv failed QC"),
+                  EncodeError("encode failed", ["ffmpeg", "-i", "x"], 234, "[mxf] Invalid argument")):
+        again = pickle.loads(pickle.dumps(error))
+        assert type(again) is type(error) and str(again) == str(error) and vars(again) == vars(error)

@@ -14,7 +14,8 @@
     └── TaskCancelled             in-process work (the analysis) stopped because its Dask task was cancelled
 
 Third-party exceptions (PyAV, subprocess, OS errors) are translated where they are raised, with
-``raise ... from``, so the CLI can print ``str(error)`` as one line that says what to do.
+``raise ... from``, so the CLI can print ``str(error)`` as one line that says what to do. They cross the Dask
+boundary whole (every one pickles with its fields), and callers decide by their type, never by their text.
 """
 
 from __future__ import annotations
@@ -39,6 +40,9 @@ class SourceError(OnetakeError):
             message += f"; {fix}"
         super().__init__(message)
 
+    def __reduce__(self) -> tuple[type, tuple[str, str, str]]:  # whole across Dask's pickling, fields and all
+        return type(self), (self.path, self.cause, self.fix)
+
 
 class ProfileError(OnetakeError):
     """A rendition profile or channel set is invalid."""
@@ -62,6 +66,9 @@ class EncodeError(OnetakeError):
         self.stderr_tail = stderr_tail
         status = "no exit status" if returncode is None else f"exit status {returncode}"
         super().__init__(f"{reason} ({status}): {cause_line(stderr_tail)}")
+
+    def __reduce__(self) -> tuple[type, tuple[str, list[str], int | None, str]]:
+        return type(self), (self.reason, self.argv, self.returncode, self.stderr_tail)
 
 
 # ffmpeg's closing lines say that it failed, not why

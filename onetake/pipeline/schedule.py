@@ -12,6 +12,7 @@ from typing import Any, Protocol
 
 from .errors import OnetakeError
 from .models import JobPlan, SourceInfo, Task
+from .plan.params import FetchParams, TaskKind
 
 
 class Executor(Protocol):
@@ -36,10 +37,21 @@ class StreamingExecutor(Executor, Protocol):
 
 @dataclass
 class ChannelOutcome:
+    """A channel's delivery, or the exception that stopped it (its type intact: a caller decides by it)."""
+
     channel: str
     manifest: str | None = None
-    error: str | None = None
+    error: BaseException | None = None
     qc_failed: list[dict[str, Any]] = field(default_factory=list)  # delivered anyway under --qc warn
+
+    @property
+    def cause(self) -> str | None:
+        return describe_error(self.error) if self.error is not None else None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"channel": self.channel, "manifest": self.manifest, "error": self.cause,
+                "error_type": type(self.error).__name__ if self.error is not None else None,
+                "qc_failed": self.qc_failed}
 
 
 @dataclass
@@ -47,21 +59,26 @@ class SourceOutcome:
     source: str
     asset_id: str = ""
     channels: list[ChannelOutcome] = field(default_factory=list)
-    error: str | None = None
+    error: BaseException | None = None  # the source could not be read or planned
 
     @property
     def ok(self) -> bool:
         return self.error is None and all(c.error is None for c in self.channels)
 
+    @property
+    def errors(self) -> list[BaseException]:
+        return [self.error] if self.error is not None else [c.error for c in self.channels if c.error is not None]
+
     def failure_line(self) -> str:
-        if self.error:
-            return self.error
-        failed = [c for c in self.channels if c.error]
-        return "; ".join(f"{c.channel}: {c.error}" for c in failed)
+        if self.error is not None:
+            return describe_error(self.error)
+        return "; ".join(f"{c.channel}: {c.cause}" for c in self.channels if c.error is not None)
 
     def to_dict(self) -> dict[str, Any]:
-        return {"source": self.source, "asset_id": self.asset_id, "ok": self.ok, "error": self.error,
-                "channels": [c.__dict__ for c in self.channels]}
+        return {"source": self.source, "asset_id": self.asset_id, "ok": self.ok,
+                "error": describe_error(self.error) if self.error is not None else None,
+                "error_type": type(self.error).__name__ if self.error is not None else None,
+                "channels": [c.to_dict() for c in self.channels]}
 
 
 def describe_error(error: BaseException) -> str:
@@ -85,10 +102,10 @@ def submit_plan(plan: JobPlan, executor: Executor, priority: int = 0) -> dict[st
 
 def channel_outcome(task: Task, result: Any, error: BaseException | None) -> ChannelOutcome | None:
     """What a finished deliver task says about its channel (None for the other kinds)."""
-    if task.kind != "deliver":
+    if task.kind != TaskKind.DELIVER:
         return None
     if error is not None:
-        return ChannelOutcome(task.params["channel"], error=describe_error(error))
+        return ChannelOutcome(task.params["channel"], error=error)
     return ChannelOutcome(task.params["channel"], manifest=result["manifest"],
                           qc_failed=list(result.get("qc_failed") or []))
 
@@ -120,8 +137,8 @@ def fetch_sources(urls: Sequence[str], work_dir: str, transfer: dict[str, Any],
     """Probe sources that live in object storage on the workers (each fetched into the work dir's scratch
     there), so the client never reads them; returns their SourceInfo (``path`` the worker's copy, ``url`` the
     object) and one failure per source that could not be read."""
-    handles = {url: executor.submit(Task(f"fetch/{url}", "fetch", {"url": url, "work_dir": work_dir,
-                                                                    "transfer": transfer}), [])
+    handles = {url: executor.submit(Task(f"fetch/{url}", TaskKind.FETCH,
+                                         FetchParams(url=url, work_dir=work_dir, transfer=transfer)), [])
                for url in dict.fromkeys(urls)}
     url_of = {id(h): url for url, h in handles.items()}
     infos: dict[str, SourceInfo] = {}
@@ -129,7 +146,7 @@ def fetch_sources(urls: Sequence[str], work_dir: str, transfer: dict[str, Any],
     for handle, result, error in executor.completed(list(handles.values())):
         url = url_of[id(handle)]
         if error is not None:
-            failures.append(SourceOutcome(url, error=describe_error(error)))
+            failures.append(SourceOutcome(url, error=error))
         else:
             infos[url] = SourceInfo.from_dict(result)
     return [infos[u] for u in handles if u in infos], failures

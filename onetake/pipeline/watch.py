@@ -32,7 +32,7 @@ from pathlib import Path
 from typing import Any
 
 from .config import LANE_PRIORITY, LANES, FarmConfig, InboxConfig, WatchConfig
-from .errors import IngestError, OnetakeError, SourceError
+from .errors import IngestError, OnetakeError, QcError, SourceError
 from .ledger import Ledger, process_owner
 from .models import JobPlan, Task
 from .plan import PlanOptions, plan_job
@@ -239,8 +239,9 @@ class Held:
     outcomes: list[ChannelOutcome] = field(default_factory=list)
 
 
-def error_text(job_id: int, name: str, lane: str, cause: str, ledger: Path) -> str:
-    if "failed QC" in cause:
+def error_text(job_id: int, name: str, lane: str, cause: str, ledger: Path, qc_only: bool = False) -> str:
+    """The text of ``NAME.error.txt``; ``qc_only``: every channel failed its QC rules, and nothing else."""
+    if qc_only:
         # a retry under the same rules fails the same way: the material itself has to be looked at
         what = (f"look at the material: it breaks the channel's QC rules (the record named above has the "
                 f"findings). To deliver it as it is, run `onetake run failed/{name} --qc warn` with this "
@@ -533,9 +534,10 @@ class Watcher:
         if len(held.outcomes) < len(held.plan.channels):
             return
         manifests = [o.manifest for o in held.outcomes if o.manifest]
-        failed = [o for o in held.outcomes if o.error]
+        failed = [o for o in held.outcomes if o.error is not None]
         if failed:
-            self.finish_failed(held, "; ".join(f"{o.channel}: {o.error}" for o in failed), manifests)
+            self.finish_failed(held, "; ".join(f"{o.channel}: {o.cause}" for o in failed), manifests,
+                               qc_only=all(isinstance(o.error, QcError) for o in failed))
             return
         for o in held.outcomes:
             for finding in o.qc_failed:  # delivered under qc = "warn"
@@ -557,17 +559,17 @@ class Watcher:
             self.log(f"job {held.job_id} is delivered but {held.path} could not be moved to done/ ({exc.strerror})")
         self.release(held)
 
-    def finish_failed(self, held: Held, cause: str, manifests: list[str] | None = None) -> None:
+    def finish_failed(self, held: Held, cause: str, manifests: list[str] | None = None, qc_only: bool = False) -> None:
         asset = held.plan.asset_id if held.plan else ""
         self.ledger.failed(held.job_id, cause, asset, manifests)
         self.log(f"FAILED job {held.job_id} {held.path.name}: {cause}")
-        self.to_failed(held, cause)
+        self.to_failed(held, cause, qc_only)
 
-    def to_failed(self, held: Held, cause: str) -> None:
+    def to_failed(self, held: Held, cause: str, qc_only: bool = False) -> None:
         try:
             target = held.inbox.move(held.path, "failed")
             Path(f"{target}.error.txt").write_text(
-                error_text(held.job_id, target.name, held.lane, cause, self.ledger.path), encoding="utf-8")
+                error_text(held.job_id, target.name, held.lane, cause, self.ledger.path, qc_only), encoding="utf-8")
             self.ledger.moved(held.job_id, str(target))
         except OSError as exc:  # the ledger has the cause; the file stays in processing/ for the next start
             self.log(f"job {held.job_id}: {held.path} could not be moved to failed/ ({exc.strerror})")
