@@ -40,6 +40,7 @@ from typing import Any
 
 from onetake.pipeline.config import FarmConfig
 from onetake.pipeline.models import JobPlan, SourceInfo
+from onetake.pipeline import run
 from onetake.pipeline.plan import PlanOptions, plan_job
 from onetake.pipeline.probe import probe
 from onetake.pipeline.profiles import Catalog, load_catalog
@@ -560,13 +561,7 @@ class Fanout:
 def plan_options() -> PlanOptions:
     """The options `onetake run` plans with (its defaults: x264 threads, time limits, ...), writing under
     WORK_MARK so that the planned output URLs can be found and replaced."""
-    settings = FarmConfig(out=f"{WORK_MARK}/out", work_dir=WORK_MARK)
-    try:
-        from onetake.cli import _plan_options
-
-        return _plan_options(settings, "benchmark")
-    except (ImportError, TypeError):
-        return PlanOptions(out_dir=settings.out, work_dir=settings.work_dir, encoder_version="benchmark")
+    return run.plan_options(FarmConfig(out=f"{WORK_MARK}/out", work_dir=WORK_MARK), "benchmark")
 
 
 def onetake_run_argv(source: Path, channels: Sequence[str], out: Path, extra: Sequence[str] = ()) -> list[str]:

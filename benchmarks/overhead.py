@@ -145,7 +145,7 @@ def breakdown(source: Path, channels: str, work: Path) -> dict[str, Any]:
     timed("probe + plan (`onetake plan --json`)", [sys.executable, "-m", "onetake.cli", "plan", str(source),
                                                    "--channels", channels, "--out", str(work / "plan"), "--json"])
     timed("Dask LocalCluster start + stop (onetake's open_cluster)", [sys.executable, "-c",
-          "from onetake.cli import open_cluster\nfrom onetake.pipeline.config import FarmConfig\n"
+          "from onetake.workers.cluster import open_cluster\nfrom onetake.pipeline.config import FarmConfig\n"
           "with open_cluster(FarmConfig()) as client: client.submit(sum, [1]).result()"])
     # packaging and verification of the direct run's outputs, in this process, one task after another
     base = work / "parts"

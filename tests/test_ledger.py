@@ -12,7 +12,8 @@ import pytest
 from onetake.pipeline.config import InboxConfig, load_watch_config
 from onetake.pipeline.errors import ConfigError, IngestError, LedgerError
 from onetake.pipeline.ledger import Ledger, process_owner
-from onetake.pipeline.watch import Settling, error_text, is_candidate, read_sidecar
+from onetake.pipeline.inbox import Settling, is_candidate, read_sidecar
+from onetake.pipeline.watch import error_text
 
 
 @pytest.fixture
@@ -186,7 +187,10 @@ def test_run_records_into_the_ledger_when_one_is_configured(tmp_path):
 
 
 def test_a_qc_failure_says_to_look_at_the_material_not_to_retry(tmp_path):
-    qc = error_text(7, "clip.mp4", "bulk", "tv: channel tv failed QC: black 4.0 s > 2.0 s", tmp_path / "jobs.sqlite")
+    """The advice is chosen by the failure's type (the watcher passes qc_only for QcError), not by its words."""
+    cause = "tv: channel tv failed QC: black 4.0 s > 2.0 s"
+    qc = error_text(7, "clip.mp4", "bulk", cause, tmp_path / "jobs.sqlite", qc_only=True)
     assert "--qc warn" in qc and "failed/clip.mp4" in qc and "jobs retry" not in qc
+    assert "--qc warn" not in error_text(7, "clip.mp4", "bulk", cause, tmp_path / "jobs.sqlite")
     other = error_text(7, "clip.mp4", "bulk", "clip.mp4: truncated", tmp_path / "jobs.sqlite")
     assert f"onetake jobs retry 7 --ledger {tmp_path / 'jobs.sqlite'}" in other

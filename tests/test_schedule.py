@@ -51,7 +51,8 @@ def test_a_failure_is_reported_per_channel_and_the_batch_goes_on(catalog):
     assert not outcomes[0].ok and outcomes[1].ok
     tv, edit = outcomes[0].channels
     assert (tv.channel, tv.manifest, tv.error) == ("tv", None, crash)  # the error itself, its type intact
-    assert tv.to_dict()["error_type"] == "EncodeError" and tv.cause == "encode failed (exit status 1): Conversion failed!"
+    assert tv.to_dict()["error_type"] == "EncodeError"
+    assert tv.cause == "encode failed (exit status 1): Conversion failed!"
     assert edit.error is None and edit.manifest
     assert outcomes[0].failure_line() == "tv: encode failed (exit status 1): Conversion failed!"
     assert (f"{a.asset_id}/deliver/tv", "failed") in events

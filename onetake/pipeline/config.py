@@ -6,6 +6,7 @@ given on the command line wins.
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, fields, replace
 from pathlib import Path
 from typing import Any
@@ -15,6 +16,7 @@ from .errors import ConfigError
 from .schema import build, option, read_toml
 
 TIME_FLOOR_S = 300.0  # every ffmpeg may take this long, however short its source
+CORES_PER_WORKER = 4  # an encode of several renditions keeps about four cores busy
 
 
 @dataclass(frozen=True)
@@ -29,6 +31,9 @@ class FarmConfig:
     profiles_dir: str = option("", help="a folder of profile TOML files that add to or override the shipped ones")
     scheduler: str = option("", help="address of an existing Dask scheduler; empty: an embedded cluster")
     workers: int = option(0, min=0, max=512, help="embedded cluster worker processes; 0: one per 4 cores")
+    threads_per_worker: int = option(2, min=1, max=64, help="threads of each embedded worker process: one runs an "
+                                                             "encode, the others verify, package and deliver")
+    scheduler_timeout_s: float = option(15.0, min=1, max=600, help="how long to try reaching --scheduler")
     x264_threads: int = option(0, min=0, max=128, help="threads per x264 encoder; 0: x264 decides")
     ffmpeg: str = option("", help="the ffmpeg binary to run; empty: the one onetake ships (imageio-ffmpeg). The "
                                   "ONETAKE_FFMPEG environment variable beats this key")
@@ -54,6 +59,9 @@ class FarmConfig:
         """The time limits of every ffmpeg run for a source of ``duration`` seconds."""
         return {"stall_timeout_s": self.stall_timeout_s,
                 "timeout_s": round(TIME_FLOOR_S + duration * self.timeout_factor, 1)}
+
+    def embedded_workers(self) -> int:
+        return self.workers or max(1, (os.cpu_count() or 1) // CORES_PER_WORKER)
 
     def work_path(self) -> str:
         if self.work_dir:

@@ -1,223 +1,34 @@
-"""Watch folders: take each dropped file once, when it has finished arriving, and run it in its lane.
+"""Watch folders: take each dropped file once, when it has finished arriving (``inbox``: the ingest contract),
+and run it in its lane (``admission``: which waiting job starts when).
 
-The ingest contract, per inbox folder:
-
-1. A *candidate* is a regular file in the inbox that is not hidden, not a sender's temp name (``.part``,
-   ``.tmp``, ...) and not a companion of another file (``NAME.json`` sidecar, ``NAME.done`` marker,
-   ``NAME.sha256`` checksum, ``NAME.error.txt``).
-2. It is *complete* when its size and mtime (and its companions') have held still for the settle time
-   across polls, the marker the inbox requires is there, and it opens and probes cleanly.
-3. It is *claimed* by taking an exclusive ``flock`` on the file, then renaming it (and its companions)
-   into ``processing/`` on the same file system. The lock is held until the job ends, so a second watcher
-   on the same inbox neither takes it from the inbox nor adopts it from ``processing/``; if this watcher
-   dies, the kernel drops the lock and the next watcher adopts the file (its job resumes).
-4. When every channel is delivered and verified, the ledger says so first, then the file moves to
-   ``done/`` (or is deleted); a failure moves it to ``failed/`` beside ``NAME.error.txt``.
-
-Probing, planning and the ledger happen here; the work runs on the executor ``cli.py`` hands in.
+Probing, planning and the ledger happen here; the work runs on the farm ``serve`` is handed.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import fcntl
-import json
 import os
 import queue
-import re
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .config import LANE_PRIORITY, LANES, FarmConfig, InboxConfig, WatchConfig
-from .errors import IngestError, OnetakeError, QcError, SourceError
+from .admission import LANE_ORDER, Admission, Drain
+from .config import LANE_PRIORITY, FarmConfig, InboxConfig, WatchConfig
+from .destinations import absolute_location
+from .errors import ConfigError, IngestError, OnetakeError, QcError, SourceError
+from .inbox import Inbox, Settling, Sidecar, companions, lock_file, read_sidecar, sidecar_of
 from .ledger import Ledger, process_owner
 from .models import JobPlan, Task
-from .plan import PlanOptions, plan_job
+from .plan import PlanOptions, TaskKind, plan_job
 from .probe import probe
 from .profiles import Catalog
+from .run import Farm, check_channels, plan_options, representative_plans
 from .schedule import ChannelOutcome, StreamingExecutor, channel_outcome, describe_error, submit_plan
-from .schema import build, option
 
-FOLDERS = ("processing", "done", "failed")
-COMPANIONS = (".json", ".done", ".sha256", ".error.txt")
-TEMP_NAMES = re.compile(r".*(\.part|\.partial|\.tmp|\.temp|\.crdownload|\.filepart|~)$", re.IGNORECASE)
-LANE_ORDER = {lane: n for n, lane in enumerate(LANES)}
 TAKE_PER_PASS = 16  # files claimed per pass over the inboxes, so that a burst does not hold up admitting urgent work
-
-
-@dataclass(frozen=True)
-class Sidecar:
-    """``NAME.json`` (or ``STEM.json``) beside a dropped file: what the newsroom knows about it."""
-
-    title: str = option("", help="the item's title")
-    asset_id: str = option("", pattern=r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}", help="the newsroom system's id")
-    channels: tuple[str, ...] = option((), help="channels to make, instead of the inbox's")
-    lane: str = option("", choices=("", *LANES), help="urgent, normal or bulk, instead of the inbox's")
-    programme: str = option("", help="the programme it belongs to")
-    episode: str = option("", help="episode or edition")
-    air_date: str = option("", pattern=r"\d{4}-\d{2}-\d{2}", help="first broadcast, YYYY-MM-DD")
-    description: str = option("", help="a description for the website and apps")
-
-    def metadata(self) -> dict[str, Any]:
-        """The values given, for the manifests."""
-        return {k: (list(v) if isinstance(v, tuple) else v) for k, v in dataclasses.asdict(self).items() if v}
-
-
-def read_sidecar(path: Path) -> Sidecar:
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, ValueError) as exc:
-        raise IngestError(f"{path}: not a readable JSON sidecar ({exc}); write a JSON object such as "
-                          f'{{"title": "...", "lane": "urgent"}}') from exc
-    if not isinstance(data, dict):
-        raise IngestError(f"{path}: a sidecar is a JSON object of keys, got {type(data).__name__}")
-    return build(Sidecar, data, str(path), IngestError)
-
-
-def companions(folder: Path, name: str) -> list[Path]:
-    """The companion files of ``name`` that exist in ``folder``."""
-    stem = name.rsplit(".", 1)[0] if "." in name.lstrip(".") else name
-    found = [folder / f"{name}{suffix}" for suffix in COMPANIONS]
-    found.append(folder / f"{stem}.json")
-    return [p for p in dict.fromkeys(found) if p.is_file()]
-
-
-def sidecar_of(folder: Path, name: str) -> Path | None:
-    stem = name.rsplit(".", 1)[0] if "." in name.lstrip(".") else name
-    return next((p for p in (folder / f"{name}.json", folder / f"{stem}.json") if p.is_file()), None)
-
-
-def is_candidate(path: Path) -> bool:
-    name = path.name
-    if name.startswith(".") or TEMP_NAMES.fullmatch(name) or not path.is_file() or path.is_symlink():
-        return False
-    return not name.endswith(COMPANIONS)  # a lone JSON or marker is not media either
-
-
-def _signature(path: Path) -> tuple[Any, ...]:
-    st = path.stat()
-    return (st.st_size, st.st_mtime_ns, st.st_ino,
-            *((p.name, p.stat().st_size, p.stat().st_mtime_ns) for p in companions(path.parent, path.name)))
-
-
-class Settling:
-    """Which files have held still for the settle time across polls."""
-
-    def __init__(self) -> None:
-        self.seen: dict[Path, tuple[tuple[Any, ...], float]] = {}
-
-    def observe(self, path: Path, settle_s: float, now: float) -> float | None:
-        """The time the file was first seen as it is now when it has not changed for ``settle_s``, else None."""
-        try:
-            signature = _signature(path)
-        except OSError:
-            self.seen.pop(path, None)
-            return None
-        previous = self.seen.get(path)
-        if previous is None or previous[0] != signature:
-            self.seen[path] = (signature, now)
-            return None
-        return previous[1] if now - previous[1] >= settle_s else None
-
-    def next_due(self, settle_s: float) -> float | None:
-        return min((since + settle_s for _, since in self.seen.values()), default=None)
-
-    def forget(self, keep: set[Path]) -> None:
-        for path in set(self.seen) - keep:
-            del self.seen[path]
-
-
-class Inbox:
-    """One watched folder and its processing/, done/ and failed/ folders."""
-
-    def __init__(self, config: InboxConfig) -> None:
-        self.config = config
-        self.path = Path(config.path)
-        if not self.path.is_dir():
-            raise IngestError(f"{self.path}: no such inbox folder; create it or fix the path")
-        self.folders = {name: self.path / name for name in FOLDERS}
-        for folder in self.folders.values():
-            try:
-                folder.mkdir(exist_ok=True)
-            except OSError as exc:
-                raise IngestError(f"{folder}: cannot create it ({exc.strerror or exc}); the watcher needs write "
-                                  f"access to the inbox for processing/, done/ and failed/") from exc
-
-    def candidates(self) -> list[Path]:
-        try:
-            entries = sorted(self.path.iterdir())
-        except OSError:
-            return []
-        return [p for p in entries if is_candidate(p)]
-
-    def processing(self) -> list[Path]:
-        try:
-            return sorted(p for p in self.folders["processing"].iterdir() if is_candidate(p))
-        except OSError:
-            return []
-
-    def ready(self, path: Path) -> str | None:
-        """Why a settled file is not ready yet (a missing marker), or None."""
-        require = self.config.require
-        if require == "done" and not (path.parent / f"{path.name}.done").is_file():
-            return "waiting for NAME.done"
-        if require == "checksum" and not (path.parent / f"{path.name}.sha256").is_file():
-            return "waiting for NAME.sha256"
-        return None
-
-    def move(self, path: Path, folder: str, lock: int | None = None) -> Path:
-        """Move ``path`` and its companions into ``folder`` under a name not taken there; returns the new path."""
-        target_dir = self.folders[folder]
-        target = _free_name(target_dir, path.name)
-        parts = companions(path.parent, path.name)
-        os.rename(path, target)
-        for companion in parts:
-            if companion.name.endswith(".error.txt") and folder == "processing":
-                companion.unlink(missing_ok=True)
-                continue
-            suffix = companion.name[len(path.name):] if companion.name.startswith(path.name) else None
-            new_name = target.name + suffix if suffix else _stem(target.name) + ".json"
-            os.rename(companion, target_dir / new_name)
-        return target
-
-
-def _stem(name: str) -> str:
-    return name.rsplit(".", 1)[0] if "." in name.lstrip(".") else name
-
-
-def _free_name(folder: Path, name: str) -> Path:
-    """``folder/name``, or ``folder/stem-2.ext`` ... when a file of that name is already there."""
-    target = folder / name
-    n = 2
-    while target.exists() or any(p.exists() for p in companions(folder, target.name)):
-        ext = name[len(_stem(name)):]
-        target = folder / f"{_stem(name)}-{n}{ext}"
-        n += 1
-    return target
-
-
-def lock_file(path: Path) -> int | None:
-    """An open descriptor holding an exclusive lock on ``path``, or None when another process holds it."""
-    try:
-        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
-    except OSError:
-        return None
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except OSError:
-        os.close(fd)
-        return None
-    try:  # the name may now be another file's (ours was taken and a new one arrived under its name)
-        same = os.path.samestat(os.fstat(fd), os.stat(path))
-    except OSError:
-        same = False
-    if not same:
-        os.close(fd)
-        return None
-    return fd
 
 
 # --------------------------------------------------------------------------------------------------------- jobs
@@ -264,21 +75,23 @@ class Watcher:
 
     def __init__(self, inboxes: Sequence[InboxConfig], watch: WatchConfig, farm: FarmConfig, ledger: Ledger,
                  executor: StreamingExecutor, catalog: Catalog, plan_options: Callable[[str], PlanOptions],
-                 encode_workers: int = 1, log: Callable[[str], None] = print) -> None:
+                 encode_workers: int = 1, log: Callable[[str], None] = print,
+                 clock: Callable[[], float] = time.monotonic) -> None:
         self.inboxes = [Inbox(i.resolved(farm, watch)) for i in inboxes]
         self.watch = watch
         self.ledger = ledger
         self.executor = executor
         self.catalog = catalog
         self.plan_options = plan_options
-        self.max_active = watch.max_active_jobs or encode_workers + 1
+        self.admission = Admission(watch.max_active_jobs or encode_workers + 1)
+        self.draining = Drain(watch.drain_timeout_s, clock)
+        self.clock = clock
         self.log = log
         self.owner = process_owner()
         self.settling = Settling()
         self.poisoned: set[tuple[Path, tuple[Any, ...]]] = set()
         self.held: dict[int, Held] = {}
         self.events: queue.Queue[tuple[Any, ...]] = queue.Queue()
-        self.draining_since: float | None = None
         self.stop_now = False
         self.stopped_reason = ""
 
@@ -289,8 +102,7 @@ class Watcher:
 
     def drain(self) -> None:
         """Stop taking files; let running jobs finish within ``drain_timeout_s``."""
-        if self.draining_since is None:
-            self.draining_since = time.monotonic()
+        self.draining.start()
         self.wake()
 
     def stop(self) -> None:
@@ -305,17 +117,17 @@ class Watcher:
         for job in self.ledger.reconcile():
             self.log(f"job {job.id} was interrupted; it is {job.state} again")
         while True:
-            if self.draining_since is not None:
+            if self.draining.started:
                 if not self.running():
                     self.stopped_reason = "drained"
                     break
-                if time.monotonic() - self.draining_since > self.watch.drain_timeout_s:
+                if self.draining.overdue():
                     self.stop_now = True
                     self.stopped_reason = f"drain took longer than {self.watch.drain_timeout_s:g} s"
             if self.stop_now:
                 self.stopped_reason = self.stopped_reason or "stopped at once"
                 break
-            if self.draining_since is None:
+            if not self.draining.started:
                 self.adopt()
                 self.scan()
                 self.check_cancelled()
@@ -473,14 +285,9 @@ class Watcher:
     # ---------------------------------------------------------------------------------------------- running
 
     def admit(self) -> None:
-        waiting = sorted((h for h in self.held.values() if h.plan is None),
-                         key=lambda h: (LANE_ORDER[h.lane], h.job_id))
-        active = sum(1 for h in self.running() if h.lane != "urgent")
-        urgent_running = any(h.lane == "urgent" for h in self.running())
-        for held in waiting:
-            # while urgent work runs, no more normal or bulk work is started (nor probed and hashed here)
-            if held.lane != "urgent" and (active >= self.max_active or urgent_running):
-                continue
+        # a job not admitted is not probed or hashed either: the policy decides before any work
+        waiting = [h for h in self.held.values() if h.plan is None]
+        for held in self.admission.start_now(waiting, self.running()):
             if not self.ledger.start(held.job_id, self.owner):
                 continue  # cancelled meanwhile: check_cancelled moves it
             try:
@@ -494,14 +301,10 @@ class Watcher:
             held.plan = plan
             held.handles = submit_plan(plan, self.executor, LANE_PRIORITY[held.lane])
             for task in plan.tasks:
-                if task.kind == "deliver":
+                if task.kind == TaskKind.DELIVER:
                     self.executor.when_done(held.handles[task.id],
                                             lambda h, r, e, job=held.job_id, t=task: self.events.put(
                                                 ("done", job, t, r, e)))
-            if held.lane != "urgent":
-                active += 1
-            else:
-                urgent_running = True
             self.log(f"started job {held.job_id} {held.path.name} ({held.lane}): {', '.join(plan.channels)}")
 
     def make_plan(self, held: Held) -> JobPlan:
@@ -519,7 +322,7 @@ class Watcher:
                                   f"{', '.join(self.catalog.channels)}")
         plan = plan_job(info, held.channels or None, self.catalog, self.plan_options(held.inbox.config.out))
         metadata = {**held.metadata, "job": held.job_id, "lane": held.lane}
-        tasks = tuple(dataclasses.replace(t, params={**t.params, "metadata": metadata}) if t.kind == "deliver"
+        tasks = tuple(dataclasses.replace(t, params={**t.params, "metadata": metadata}) if t.kind == TaskKind.DELIVER
                       else t for t in plan.tasks)
         return dataclasses.replace(plan, tasks=tasks)
 
@@ -576,29 +379,101 @@ class Watcher:
         self.release(held)
 
 
-def retry_job(ledger: Ledger, job_id: int) -> Path:
-    """Put a failed or cancelled watch job's file back into processing/, where a watcher adopts it."""
-    job = ledger.get(job_id)
-    if job.kind != "watch":
-        raise IngestError(f"job {job_id} came from `onetake run`; run that command again to retry it")
-    if job.state not in ("failed", "cancelled"):
-        raise IngestError(f"job {job_id} is {job.state}; only failed or cancelled jobs can be retried")
-    current = Path(job.path)
-    if not current.is_file():
-        raise IngestError(f"{current}: the file of job {job_id} is not there any more; drop it into the inbox "
-                          f"{job.inbox} again")
-    inbox_folder = Path(job.inbox)
-    target = _free_name(inbox_folder / "processing", current.name)
-    if job.state == "cancelled" and current.parent == target.parent:
-        target = current  # cancelled while waiting and no watcher moved it yet
-    ledger.retry(job_id, str(target))
-    if target != current:
-        os.rename(current, target)
-        for companion in companions(current.parent, current.name):
-            if companion.name.endswith(".error.txt"):
-                companion.unlink(missing_ok=True)
-            elif companion.name.startswith(current.name):
-                os.rename(companion, target.parent / (target.name + companion.name[len(current.name):]))
-            else:
-                os.rename(companion, target.parent / (_stem(target.name) + ".json"))
-    return target
+class StopSignals:
+    """The first SIGTERM or Ctrl-C drains, the second stops at once; the previous handlers come back on exit."""
+
+    def __init__(self) -> None:
+        self.count = 0
+        self.watcher: Any = None
+        self.previous: dict[int, Any] = {}
+
+    def __enter__(self) -> StopSignals:
+        import signal
+
+        self.previous[signal.SIGTERM] = signal.signal(signal.SIGTERM, self.handle)
+        # Ctrl-C on a terminal reaches the whole process group: the Dask workers started meanwhile inherit
+        # "ignore" (across exec too), so only the watcher sees it and a drain can let their tasks finish
+        self.previous[signal.SIGINT] = signal.signal(signal.SIGINT, signal.SIG_IGN)
+        return self
+
+    def arm(self) -> None:
+        """Once the workers are started: Ctrl-C drains, like SIGTERM."""
+        import signal
+
+        signal.signal(signal.SIGINT, self.handle)
+
+    def __exit__(self, *exc: object) -> None:
+        import signal
+
+        for sig, handler in self.previous.items():
+            signal.signal(sig, handler)
+
+    def handle(self, signum: int, frame: Any) -> None:
+        self.count += 1
+        if self.watcher is None:
+            if self.count == 1:
+                return  # still starting: the watcher drains as soon as it exists
+            raise KeyboardInterrupt
+        if self.count == 1:
+            self.watcher.drain()
+        else:
+            self.watcher.stop()
+
+
+def observe(watcher: Watcher, log: Callable[[str], None]) -> Any:
+    """Wake the watcher on file-system events; polling still runs, for shares where no events arrive (and alone
+    when events cannot be had, e.g. the inotify watch limit is reached)."""
+    from watchdog.events import FileSystemEventHandler
+    from watchdog.observers import Observer
+
+    class Wake(FileSystemEventHandler):
+        def on_any_event(self, event: Any) -> None:
+            watcher.wake()
+
+    observer = Observer()
+    for inbox in watcher.inboxes:
+        observer.schedule(Wake(), str(inbox.path), recursive=False)
+    observer.daemon = True
+    try:
+        observer.start()
+    except OSError as exc:
+        log(f"no file-system events ({exc.strerror or exc}); polling every [watch] poll_s instead")
+        return None
+    return observer
+
+
+def serve(inboxes: Sequence[InboxConfig], watch: WatchConfig, settings: FarmConfig, catalog: Catalog, farm: Farm,
+          log: Callable[[str], None]) -> int:
+    """`onetake watch`: check what the inboxes ask for, start the farm, and watch until a signal; the exit status
+    (0 when a drain let every running job finish)."""
+    if not inboxes:
+        raise ConfigError("give at least one INBOX folder, or a --config file with [[inbox]] tables")
+    check_channels(settings, catalog)
+    for table in inboxes:
+        check_channels(settings.merged(channels=table.channels or None, out=table.out or None), catalog)
+        if not os.path.isdir(table.path):
+            raise ConfigError(f"{table.path}: no such inbox folder; create it or fix the path")
+
+    def options_for(inbox_out: str) -> PlanOptions:
+        return plan_options(settings.merged(out=inbox_out), farm.encoder_version)
+
+    # files arrive later: the ffmpeg is checked now against what typical ones would need, inbox by inbox
+    farm.check(representative_plans([t.channels or settings.channels for t in inboxes], catalog,
+                                    options_for(absolute_location(settings.out))))
+    with StopSignals() as signals, Ledger(settings.ledger_path()) as ledger, farm.open() as executor:
+        watcher = Watcher(inboxes, watch, settings, ledger, executor, catalog, options_for,
+                          encode_workers=max(1, getattr(executor, "encode_workers", 1)), log=log)
+        signals.watcher = watcher
+        signals.arm()
+        if signals.count:
+            watcher.drain()
+        log(f"watching {', '.join(f'{i.config.path} ({i.config.lane})' for i in watcher.inboxes)}; "
+            f"ledger {ledger.path}")
+        observer = observe(watcher, log) if watch.events else None
+        try:
+            watcher.run()
+        finally:
+            if observer is not None:
+                observer.stop()
+                observer.join()
+    return 0 if watcher.stopped_reason == "drained" else 1

@@ -10,17 +10,18 @@ at verification.
 
 from __future__ import annotations
 
-import dataclasses
 import functools
 import os
 import re
 import subprocess
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
 
 from ..pipeline.errors import ConfigError
-from ..pipeline.models import AudioStreamInfo, JobPlan, SourceInfo, VideoStreamInfo
+from ..pipeline.models import JobPlan
+from ..pipeline.plan import PlanOptions
+from ..pipeline.profiles import Catalog
+from ..pipeline.run import representative_plans
 
 # The oldest ffmpeg onetake is tested with (Debian 12's); older ones are refused before any check of their parts.
 MIN_VERSION = (5, 1)
@@ -368,27 +369,27 @@ def check_plans(plans: Iterable[JobPlan]) -> FfmpegBuild:
     return build
 
 
-def representative_sources() -> list[SourceInfo]:
-    """Sources standing for what a farm meets, to check an ffmpeg against before any file arrives: 1080i25
-    with stereo, 2160p HDR (PQ) from a phone with mono audio, and an audio-only programme."""
-    def video(**changes: Any) -> VideoStreamInfo:
-        base = VideoStreamInfo(index=0, codec="h264", width=1920, height=1080, sar="1:1", rotation=0,
-                               frame_rate="25/1", variable_frame_rate=False, scan="tff", scan_basis="flag",
-                               pix_fmt="yuv420p", color_primaries="bt709", color_transfer="bt709",
-                               color_matrix="bt709", color_range="tv", start_time=0.0, duration=60.0, frames=1500)
-        return dataclasses.replace(base, **changes)
-
-    def audio(channels: int) -> AudioStreamInfo:
-        return AudioStreamInfo(index=1, codec="aac", channels=channels, layout="stereo" if channels == 2 else "mono",
-                               sample_rate=48000, start_time=0.0, duration=60.0, language="", default=True)
-
-    def source(name: str, videos: tuple[VideoStreamInfo, ...], audios: tuple[AudioStreamInfo, ...]) -> SourceInfo:
-        return SourceInfo(path=f"/representative/{name}", size=1, sha256="0" * 64, modified="2000-01-01",
-                          format="mov", format_long="QuickTime / MOV", duration=60.0, start_time=0.0, timecode="",
-                          video=videos, audio=audios)
-
-    hdr = video(codec="hevc", width=3840, height=2160, frame_rate="30/1", scan="progressive",
-                pix_fmt="yuv420p10le", color_primaries="bt2020", color_transfer="smpte2084",
-                color_matrix="bt2020nc", variable_frame_rate=True)
-    return [source("interlaced.mov", (video(),), (audio(2),)), source("hdr.mov", (hdr,), (audio(1),)),
-            source("programme.wav", (), (dataclasses.replace(audio(2), index=0),))]
+def doctor(build: FfmpegBuild, catalog: Catalog, options: PlanOptions) -> tuple[list[str], bool]:
+    """What `onetake doctor` says of ``build``: its parts onetake uses and, channel by channel, whether the
+    representative sources can be made; and whether all can."""
+    ok = build.version is None or build.version >= MIN_VERSION
+    lines = [] if ok else [f"            too old: onetake needs ffmpeg {'.'.join(map(str, MIN_VERSION))} or newer"]
+    everything = Needs()
+    rows = []
+    for channel in catalog.channels:
+        needs = Needs()
+        for argv in planned_argvs(representative_plans([(channel,)], catalog, options)):
+            needs.add(needs_of(argv))
+        everything.add(needs)
+        missing = lacks(build, needs)
+        ok &= not missing
+        state = "ok" if not missing else "CANNOT: lacks " + ", ".join(missing)
+        rows.append(f"  {channel:<7} {state}  ({', '.join(sorted(needs.encoders))})")
+    for argv in worker_argvs():
+        everything.add(needs_of(argv))
+    lines.append("encoders    " + ", ".join(f"{e} {'yes' if e in build.encoders else 'MISSING'}"
+                                           for e in sorted(everything.encoders)))
+    lines.append("filters     " + ", ".join(f if f in build.filters else f"{f} MISSING"
+                                           for f in sorted(everything.filters)))
+    lines.append("channels (for an interlaced, an HDR and an audio-only source):")
+    return [*lines, *rows], ok

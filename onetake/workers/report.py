@@ -10,14 +10,17 @@ from __future__ import annotations
 
 import base64
 import html
+import os
+from pathlib import Path
 from typing import Any
 
 import av
 import cv2
 import numpy as np
 
-from ..pipeline.errors import SourceError
+from ..pipeline.errors import SourceError, StorageError
 from ..pipeline.probe import open_media
+from .files import write_atomically
 
 MAX_POSTERS = 60        # a page for people: longer shot lists show every n-th shot's poster
 POSTER_HEIGHT = 108
@@ -186,6 +189,14 @@ def render_report(analysis: dict[str, Any], posters: list[tuple[dict[str, Any], 
             f"<h2>Loudness (short-term, LUFS)</h2>{_loudness_curve(analysis, duration)}"
             f"<h2>Shots</h2>{shown}<div class=\"shots\">{figures or '<p>No picture.</p>'}</div>"
             f"</body></html>\n")
+
+
+def write_report(analysis: dict[str, Any], source: str, path: str) -> None:
+    """The report of ``source`` at ``path`` (`onetake analyze --report`), whole or not at all."""
+    try:
+        write_atomically(Path(path).absolute(), report_page(analysis, os.path.abspath(source), Path(source).name))
+    except OSError as exc:
+        raise StorageError(f"{path}: cannot write the report ({exc.strerror or exc}); give a writable path") from exc
 
 
 def report_page(analysis: dict[str, Any], source: str, title: str) -> str:

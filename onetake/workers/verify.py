@@ -17,12 +17,14 @@ from typing import Any
 
 import av
 
+from ..pipeline.config import FarmConfig
 from ..pipeline.errors import VerificationError
 from ..pipeline.media import MATRICES, PRIMARIES, TRANSFERS
-from ..pipeline.plan import box_sar, colour_tags
+from ..pipeline.models import SourceInfo
+from ..pipeline.plan import box_sar, colour_tags, expectations, measure_argv, programme_streams
 from ..pipeline.probe import open_media
-from ..pipeline.profiles import Profile, parse_profile
-from .loudness import meter, silent
+from ..pipeline.profiles import Catalog, Profile, parse_profile
+from .loudness import measure_programme, meter, silent
 from .package import read_media_playlist
 
 CODEC_NAMES = {"libx264": "h264", "mpeg2video": "mpeg2video", "libmp3lame": "mp3"}
@@ -321,3 +323,17 @@ def verify_output(profile_data: dict[str, Any], path: str, expect: dict[str, Any
     except (av.FFmpegError, OSError, StopIteration) as exc:
         raise VerificationError(f"{path}: cannot be read back for verification ({exc})") from exc
     return [asdict(c) for c in items]
+
+
+def verify_file(path: str, profile: Profile, basis: SourceInfo, catalog: Catalog,
+                measure_source: bool) -> list[dict[str, Any]]:
+    """`onetake verify`: every check of ``profile`` on one file or folder, expected as made from ``basis`` (its
+    source, or the file itself); ``measure_source``: meter the source's programme, so that a silent output is
+    right only for a silent source."""
+    limits = FarmConfig().limits(basis.duration)
+    measured = None
+    if measure_source and profile.loudness and basis.audio:
+        integrated, _ = measure_programme(measure_argv(basis, programme_streams(basis)), limits)
+        measured = {"silent": silent(integrated)}
+    return verify_output(profile.to_dict(), os.path.abspath(path), expectations(basis, profile, catalog), limits,
+                         measured)
