@@ -34,7 +34,13 @@ FORMAT_NAMES = {"mp4": "mov,mp4,m4a,3gp,3g2,mj2", "ipod": "mov,mp4,m4a,3gp,3g2,m
                 "mxf": "mxf", "mxf_d10": "mxf", "wav": "wav", "mp3": "mp3", "mp2": "mp3"}
 DECODER_CODECS = {"mp3float": "mp3", "mp2float": "mp2"}  # PyAV names the decoder, not the format
 OP1A_UL = "060e2b34.04010101.0d010201.0101"
+# The limits verify applies beside each profile's [checks] and [loudness] values, all here.
 BITRATE_MIN_GOPS = 5  # a shorter output's video bitrate is not checked (it says nothing about the rate control)
+TIMESTAMP_SLACK_S = 0.001  # rounding of container timestamps, on top of a frame's duration
+SYNC_SLACK_S = 0.025  # audio may outrun the picture by an AAC frame's padding, on top of a frame's duration
+AUDIO_DURATION_SLACK_S = 0.05  # an audio-only output's length against its programme's
+HLS_AVERAGE_TOLERANCE = 0.1  # measured average bitrate within this share of AVERAGE-BANDWIDTH (Apple HLS spec)
+HLS_PEAK_TO_AVERAGE = 2.0  # peak segment bitrate at most this many times the average (Apple HLS spec)
 
 
 @dataclass(frozen=True)
@@ -172,7 +178,7 @@ def verify_av(profile: Profile, path: str, expect: dict[str, Any], limits: dict[
             regular = bool(keys) and keys[0] == 0 and all(i == gop for i in intervals) and count - keys[-1] <= gop
             checks.add("gop", regular, intervals or [count], gop)
             video_seconds = count / float(rate) if rate else _stream_seconds(vs, c)
-            checks.add("duration", abs(video_seconds - expect["duration"]) <= 1 / float(rate) + 0.001,
+            checks.add("duration", abs(video_seconds - expect["duration"]) <= 1 / float(rate) + TIMESTAMP_SLACK_S,
                        round(video_seconds, 3), round(expect["duration"], 3))
             # a constant bitrate is only constant over several GOPs: the first carries the buffer's initial fill
             if profile.checks.bitrate_tolerance and count >= BITRATE_MIN_GOPS * gop:
@@ -197,10 +203,10 @@ def verify_av(profile: Profile, path: str, expect: dict[str, Any], limits: dict[
                     frame = 1 / float(Fraction(expect["frame_rate"]))
                     offset = _start_seconds(tracks[0]) - _start_seconds(vs)
                     checks.add("audio/video start", abs(offset) <= frame, round(offset, 3), f"±{frame:.3f} s")
-                    checks.add("audio/video sync", abs(audio_seconds - video_seconds) <= frame + 0.025,
-                               round(audio_seconds - video_seconds, 3), f"±{frame + 0.025:.3f} s")
+                    checks.add("audio/video sync", abs(audio_seconds - video_seconds) <= frame + SYNC_SLACK_S,
+                               round(audio_seconds - video_seconds, 3), f"±{frame + SYNC_SLACK_S:.3f} s")
                 else:
-                    checks.add("duration", abs(audio_seconds - expect["duration"]) <= 0.05,
+                    checks.add("duration", abs(audio_seconds - expect["duration"]) <= AUDIO_DURATION_SLACK_S,
                                round(audio_seconds, 3), round(expect["duration"], 3))
     if container_spec.faststart:
         moov_first = _mp4_moov_first(path)
@@ -297,10 +303,11 @@ def verify_hls(profile: Profile, folder: str, expect: dict[str, Any]) -> list[Ch
         seconds = sum(d for d, _ in segments)
         average = sum((root / rung / name).stat().st_size for _, name in segments) * 8 / seconds if seconds else 0.0
         declared = averages.get(uri, 0)
-        checks.add(f"{rung} average bitrate", declared > 0 and abs(average - declared) <= 0.1 * declared,
-                   round(average), f"{declared} ±10%")
-        checks.add(f"{rung} peak to average", peak <= 2 * average, round(peak / average, 2) if average else None,
-                   "<= 2")
+        checks.add(f"{rung} average bitrate",
+                   declared > 0 and abs(average - declared) <= HLS_AVERAGE_TOLERANCE * declared,
+                   round(average), f"{declared} ±{HLS_AVERAGE_TOLERANCE:.0%}")
+        checks.add(f"{rung} peak to average", peak <= HLS_PEAK_TO_AVERAGE * average,
+                   round(peak / average, 2) if average else None, f"<= {HLS_PEAK_TO_AVERAGE:g}")
         keyframes_by_rung[rung] = times
     distinct = {tuple(t) for t in keyframes_by_rung.values()}
     checks.add("keyframes aligned across rungs", len(distinct) <= 1, len(distinct), 1)

@@ -29,6 +29,13 @@ from .params import FollowParams
 from .programme import programme_duration, programme_start
 
 
+# sc_threshold by whether a profile wants keyframes at scene cuts: x264's own default, or none (0); ffmpeg's
+# MPEG-2 encoder takes 0 as "at every cut" and needs a threshold it never reaches to place none
+X264_SCENE_CUT = {True: 40, False: 0}
+MPEG2_SCENE_CUT = {True: 0, False: 1000000000}
+SPRITE_QUALITY = 4  # JPEG qscale of thumbnail sheets: small pictures, seen small
+
+
 def video_options(spec: VideoSpec, rate: Fraction, threads: int) -> dict[str, Any]:
     gop = gop_frames(spec, rate)
     maxrate = spec.maxrate_kbps or spec.bitrate_kbps
@@ -39,7 +46,7 @@ def video_options(spec: VideoSpec, rate: Fraction, threads: int) -> dict[str, An
     flags = ["+ildct+ilme"] if spec.scan != "progressive" else []
     if spec.codec == "mpeg2video":
         opts.update({"b:v": kbps(spec.bitrate_kbps), "maxrate": kbps(maxrate), "bufsize": bufsize,
-                     "g": gop, "bf": spec.bframes, "sc_threshold": 0 if spec.scene_cut else 1000000000})
+                     "g": gop, "bf": spec.bframes, "sc_threshold": MPEG2_SCENE_CUT[spec.scene_cut]})
         if spec.rate_control == "cbr":
             opts.update({"minrate": kbps(spec.bitrate_kbps), "rc_init_occupancy": bufsize})
         if spec.closed_gop and gop > 1:
@@ -54,7 +61,7 @@ def video_options(spec: VideoSpec, rate: Fraction, threads: int) -> dict[str, An
         else:
             opts.update({"b:v": kbps(spec.bitrate_kbps), "maxrate": kbps(maxrate), "bufsize": bufsize,
                          "g": gop, "keyint_min": gop, "bf": spec.bframes,
-                         "sc_threshold": 40 if spec.scene_cut else 0})
+                         "sc_threshold": X264_SCENE_CUT[spec.scene_cut]})
             params = ["open-gop=0" if spec.closed_gop else "open-gop=1"]
             if spec.rate_control == "cbr":
                 params.append("nal-hrd=cbr")
@@ -178,7 +185,7 @@ def encode_argv(source: SourceInfo, renditions: list[Rendition], asset_id: str, 
         streams = []
         opts: dict[str, Any] = {}
         if p.kind == "sprite":
-            opts.update({"f": "image2", "q:v": 4})
+            opts.update({"f": "image2", "q:v": SPRITE_QUALITY})
             streams.append(video_sinks[r.key])
         elif p.kind == "image":
             assert p.image is not None

@@ -46,8 +46,9 @@ def _flash(f: VideoFeatures, i: int, s: AnalysisSettings) -> bool:
 
     jump = differ(i, i - 1)
     n = s.flash_max_frames
-    return (any(differ(k, i - 1) < 0.25 * jump for k in range(i + 1, min(f.count, i + 1 + n))) or
-            any(differ(i, k) < 0.25 * jump for k in range(max(0, i - 1 - n), i - 1)))
+    back = s.flash_return_ratio * jump
+    return (any(differ(k, i - 1) < back for k in range(i + 1, min(f.count, i + 1 + n))) or
+            any(differ(i, k) < back for k in range(max(0, i - 1 - n), i - 1)))
 
 
 STEP_CHUNK = 4096  # frames of thumbnails turned into float at a time (an hour at 25 fps is 90 000)

@@ -12,17 +12,16 @@ from .framing import window_fraction, x_at
 from .settings import AnalysisSettings
 from .video import VideoFeatures
 
-TRANSITION_PENALTY = 0.05
-
 
 def frame_scores(f: VideoFeatures, transitions: list[dict[str, Any]], fps: float,
                  s: AnalysisSettings) -> np.ndarray:
     luma = np.asarray(f.luma)
     sharp = np.log1p(np.asarray(f.sharpness))
     sharp = sharp / max(float(sharp.max()), 1e-6)
-    exposure = np.exp(-(((luma - 0.45) / 0.3) ** 2)) * (1 - np.asarray(f.clipped))
-    contrast = np.minimum(1.0, np.asarray(f.contrast) / 40.0)
-    score = (0.2 + sharp) * exposure * (0.2 + contrast)
+    exposure = np.exp(-(((luma - s.poster_exposure_centre) / s.poster_exposure_width) ** 2)) * (1 - np.asarray(
+        f.clipped))
+    contrast = np.minimum(1.0, np.asarray(f.contrast) / s.poster_contrast_full)
+    score = (s.poster_floor + sharp) * exposure * (s.poster_floor + contrast)
     score[np.asarray(f.black, bool)] = 0.0
     faces = np.zeros(f.count)
     for index in f.faces:
@@ -32,7 +31,7 @@ def frame_scores(f: VideoFeatures, transitions: list[dict[str, Any]], fps: float
     near = np.zeros(f.count, bool)
     for t in transitions:
         near[max(0, t["frame"] - margin):t.get("end_frame", t["frame"]) + margin + 1] = True
-    score[near] *= TRANSITION_PENALTY
+    score[near] *= s.poster_transition_penalty
     return score
 
 
@@ -56,5 +55,5 @@ def posters(f: VideoFeatures, transitions: list[dict[str, Any]], shots: list[dic
     cum = np.concatenate([np.zeros((f.count, 1)), np.cumsum(still, axis=1)], axis=1)
     inside = cum[np.arange(f.count), hi] - cum[np.arange(f.count), lo]
     return {"poster": _pick(score, f, 0, f.count),
-            "cover": _pick(score * (0.2 + inside), f, 0, f.count),
+            "cover": _pick(score * (s.poster_floor + inside), f, 0, f.count),
             "shot_posters": [_pick(score, f, shot["start_frame"], shot["end_frame"]) for shot in shots]}

@@ -18,6 +18,7 @@ class AnalysisSettings:
     cut_neighbourhood_s: float = 0.5      # neighbours on each side
     min_shot_frames: int = 4              # a second cut closer than this to the last one is a flash, not a shot
     flash_max_frames: int = 3             # a change that is undone within this many frames is a flash, not a cut
+    flash_return_ratio: float = 0.25      # ... "undone": back within this share of the jump
     # gradual transitions (fades, dissolves) on the thumbnails
     gradual_step_min: float = 0.35        # mean |change| per frame (gray levels) that counts as a step at all
     gradual_direction_min: float = 0.6    # correlation of consecutive steps: a blend keeps its direction
@@ -52,6 +53,12 @@ class AnalysisSettings:
     face_rate: float = 0.5
     face_width: int = 192                 # faces smaller than 24/192 of the width are not looked for
     # the 9:16 crop path
+    # poster and cover scores: sharp, well exposed, with contrast, not black, faces doubled, away from transitions
+    poster_exposure_centre: float = 0.45  # mean luma (0..1 of the nominal range) that scores best ...
+    poster_exposure_width: float = 0.3    # ... falling off as a Gaussian of this width
+    poster_contrast_full: float = 40.0    # standard deviation of Y at which contrast counts fully
+    poster_floor: float = 0.2             # sharpness, contrast and the cover's window share each count from this
+    poster_transition_penalty: float = 0.05  # a frame this near a transition scores this share of its worth
     crop_aspect: tuple[int, int] = (9, 16)
     profile_bins: int = 64                # columns of the saliency profile
     motion_weight: float = 2.0            # motion counts this much more than still contrast

@@ -20,7 +20,7 @@ from ...pipeline.probe import UNDECODABLE_PACKETS, open_media
 from . import detect, framing, poster
 from .audio import AudioKernels
 from .settings import AnalysisSettings
-from .video import VideoKernels
+from .video import VideoKernels, nominal_range
 
 QUEUE_FRAMES = 8
 # The kernels look at pictures area-averaged to 160 px: the in-loop deblocking filter changes them by about a tenth of
@@ -146,7 +146,7 @@ def run_pass(path: str, info: SourceInfo, settings: AnalysisSettings,
         end = detect.frame_end(f.times, f.count - 1, fps)
         v = info.video[0]
         coded = (v.width, v.picture_height)
-        black_level, span = (0, 255.0) if v.color_range == "pc" or v.pix_fmt.startswith("yuvj") else (16, 219.0)
+        black_level, span = nominal_range(v.color_range == "pc" or v.pix_fmt.startswith("yuvj"))
         transitions, shots = detect.transitions_and_shots(f, fps, settings)
         black, freeze = detect.black_and_freeze(f, transitions, fps, settings)
         crop = framing.crop_path(f, shots, fps, settings)

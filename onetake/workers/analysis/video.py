@@ -22,6 +22,11 @@ PLANAR_8BIT = {"yuv420p", "yuvj420p", "yuv422p", "yuvj422p", "yuv444p", "yuvj444
 CLEAR_CHANGE = 6  # gray levels at analysis size: more than coding noise
 
 
+def nominal_range(full: bool) -> tuple[int, float]:
+    """Black level and the span up to white of 8-bit luma: full range (JPEG, "pc"), or limited (16-235)."""
+    return (0, 255.0) if full else (16, 219.0)
+
+
 def plane_array(plane: av.video.plane.VideoPlane) -> np.ndarray:
     """A plane as a (height, width) uint8 view, without its line padding."""
     return np.frombuffer(plane, np.uint8).reshape(plane.height, plane.line_size)[:, :plane.width]
@@ -104,8 +109,7 @@ class VideoKernels:
             frame = frame.reformat(width=self.coded[0], height=self.coded[1], format="yuv420p")
         elif frame.format.name not in PLANAR_8BIT:
             frame = frame.reformat(format="yuv420p")
-        full = frame.format.name.startswith("yuvj") or frame.color_range == 2
-        black, span = (0, 255.0) if full else (16, 219.0)
+        black, span = nominal_range(frame.format.name.startswith("yuvj") or frame.color_range == 2)
         planes = [plane_array(p) for p in frame.planes[:3]]
         if self.vbi_lines:  # the picture starts below the VBI lines, in every plane at that plane's scale
             planes = [p[self.vbi_lines * p.shape[0] // frame.height:] for p in planes]
