@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import contextlib
 import functools
-import hashlib
 import logging
 import os
 import re
@@ -17,6 +16,7 @@ import av
 import numpy as np
 
 from .errors import SourceError
+from .hashes import sha256_of
 from .media import MATRICES, PRIMARIES, PROTOCOL_WHITELIST, RANGES, REFERENCING_FORMATS, TRANSFERS, file_url
 from .models import AudioStreamInfo, SourceInfo, VideoStreamInfo
 
@@ -32,7 +32,6 @@ MISSING_REFERENCE = re.compile(r"mmco|reference|POC|short.?term|long.?term|no fr
 RATE_PACKETS = 240
 # D-10 (IMX) frames carry VBI lines above the picture: (codec, coded size) -> lines at the top that are not picture
 VBI_RASTERS = {("mpeg2video", 720, 608): 32, ("mpeg2video", 720, 512): 32}
-HASH_CHUNK = 1 << 20
 
 
 @functools.cache
@@ -63,14 +62,6 @@ def _sniff(path: str, head: bytes) -> None:
         except UnicodeDecodeError:
             return
         raise SourceError(path, "is a text file, not audio or video", "check that the right file was given")
-
-
-def sha256_of(path: str) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        while chunk := f.read(HASH_CHUNK):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def _ratio(value: Fraction | None) -> str:

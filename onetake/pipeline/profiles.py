@@ -7,7 +7,6 @@ files live in the ``onetake.profiles`` package; a user folder adds profiles or o
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import json
 import tomllib
 from dataclasses import dataclass
@@ -16,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from .errors import ProfileError
+from .hashes import short_hash
 from .schema import build, option, read_toml
 
 KINDS = ("av", "audio", "image", "sprite", "hls")
@@ -167,8 +167,7 @@ class Profile:
 
     def content_key(self) -> str:
         """Same key for profiles that would produce the same file, whatever they are called."""
-        blob = json.dumps(self.encoding(), sort_keys=True).encode()
-        return hashlib.sha256(blob).hexdigest()[:16]
+        return short_hash(json.dumps(self.encoding(), sort_keys=True))
 
     def to_dict(self) -> dict[str, Any]:
         return {k: v for k, v in dataclasses.asdict(self).items() if v is not None}

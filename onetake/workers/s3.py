@@ -28,6 +28,7 @@ from boto3.s3.transfer import TransferConfig, create_transfer_manager
 from ..pipeline.config import FarmConfig
 from ..pipeline.destinations import safe_segment, split_s3_url
 from ..pipeline.errors import SourceError, StorageError
+from ..pipeline.hashes import short_hash
 from .files import exclusive
 
 T = TypeVar("T")
@@ -176,7 +177,7 @@ def fetch(url: str, work_dir: str, transfer: Transfer) -> str:
         raise
     etag = head.get("ETag", "").strip('"')
     size = int(head.get("ContentLength", 0))
-    slot = hashlib.sha256(f"{bucket}\0{key}\0{etag}".encode()).hexdigest()[:16]
+    slot = short_hash(f"{bucket}\0{key}\0{etag}")
     local = Path(work_dir) / "sources" / slot / safe_segment(key.rsplit("/", 1)[-1])
     with exclusive([str(local)]):
         if local.is_file() and local.stat().st_size == size:

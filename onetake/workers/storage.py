@@ -13,7 +13,7 @@ from typing import Any
 from .. import __version__
 from ..pipeline.destinations import MANIFEST, content_type, object_key, parse_location, upload_stages
 from ..pipeline.errors import ConfigError, StorageError
-from ..pipeline.probe import sha256_of
+from ..pipeline.hashes import sha256_of
 from .files import link_or_copy, write_atomically
 
 

@@ -28,7 +28,6 @@ from .graph import GLOBAL_ARGS, SOURCE_ARGS, Chain, Filter, emit, flt, kbps, sou
 from .params import FollowParams
 from .programme import programme_duration, programme_start
 
-
 # sc_threshold by whether a profile wants keyframes at scene cuts: x264's own default, or none (0); ffmpeg's
 # MPEG-2 encoder takes 0 as "at every cut" and needs a threshold it never reaches to place none
 X264_SCENE_CUT = {True: 40, False: 0}

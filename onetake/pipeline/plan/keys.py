@@ -3,7 +3,6 @@ profile, encoder or onetake gives a new key; the same ones give the same key, so
 
 from __future__ import annotations
 
-import hashlib
 import json
 import re
 import unicodedata
@@ -11,6 +10,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 from ... import __version__
+from ..hashes import short_hash
 from ..media import file_stem
 from ..models import SourceInfo
 from ..profiles import Profile
@@ -18,14 +18,8 @@ from ..profiles import Profile
 if TYPE_CHECKING:
     from .audio import LoudnessTarget
 
-KEY_HEX = 16  # characters of SHA-256 in a content key
 ASSET_ID_MAX = 64
 ANALYSIS_VERSION = 2  # the analysis result's meaning; part of its cache key and of every key that depends on it
-
-
-def short_hash(*parts: str) -> str:
-    """The content key of ``parts``: the start of the SHA-256 of them joined by '|'."""
-    return hashlib.sha256("|".join(parts).encode()).hexdigest()[:KEY_HEX]
 
 
 def asset_id_for(source: SourceInfo) -> str:
