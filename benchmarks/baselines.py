@@ -38,12 +38,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from onetake.pipeline import run
 from onetake.pipeline.config import FarmConfig
 from onetake.pipeline.models import JobPlan, SourceInfo
-from onetake.pipeline import run
 from onetake.pipeline.plan import PlanOptions, plan_job
 from onetake.pipeline.probe import probe
 from onetake.pipeline.profiles import Catalog, load_catalog
+from onetake.workers.capabilities import split_unescaped
 from onetake.workers.ffmpeg import ffmpeg_binary
 from onetake.workers.follow import TARGET as FOLLOW_CROP
 from onetake.workers.follow import follow_commands
@@ -116,30 +117,12 @@ class Segment:
         return self.spec.split("=", 1)[0]
 
 
-def _split_unescaped(text: str, sep: str) -> list[str]:
-    parts, cur, i = [], [], 0
-    while i < len(text):
-        ch = text[i]
-        if ch == "\\" and i + 1 < len(text):
-            cur.append(text[i:i + 2])
-            i += 2
-            continue
-        if ch == sep:
-            parts.append("".join(cur))
-            cur = []
-        else:
-            cur.append(ch)
-        i += 1
-    parts.append("".join(cur))
-    return parts
-
-
 SEGMENT = re.compile(r"^((?:\[[^\]]+\])*)(.*?)((?:\[[^\]]+\])*)$", re.S)
 
 
 def parse_graph(graph: str) -> list[Segment]:
     segments = []
-    for text in _split_unescaped(graph, ";"):
+    for text in split_unescaped(graph, ";"):
         m = SEGMENT.match(text.strip())
         if not m or not m.group(2):
             raise RuntimeError(f"cannot read filter graph segment {text!r}")

@@ -79,7 +79,7 @@ class Needs:
 # reading argvs (pure)
 
 
-def _split(text: str, separators: str) -> list[str]:
+def split_unescaped(text: str, separators: str) -> list[str]:
     """``text`` split on unescaped, unquoted ``separators``; escapes and quotes are kept as they are."""
     parts, current, quoted, i = [], [], False, 0
     while i < len(text):
@@ -121,14 +121,14 @@ def filters_of(graph: str) -> list[tuple[str, dict[str, str]]]:
     """Every filter of a filtergraph description with its named options (positional values left out). Escapes
     have two levels, as ffmpeg reads them: the graph's (around ',' and ';'), then each filter's (around ':')."""
     found = []
-    for spec in _split(graph, ";,"):
+    for spec in split_unescaped(graph, ";,"):
         spec = re.sub(r"^\s*(\[[^\]]*\]\s*)+", "", spec)
         spec = re.sub(r"(\s*\[[^\]]*\])+\s*$", "", spec)
         if not spec:
             continue
         name, _, args = spec.partition("=")
         options = {}
-        for arg in _split(_unescape(args), ":") if args else []:
+        for arg in split_unescaped(_unescape(args), ":") if args else []:
             key, eq, value = arg.partition("=")
             if eq and re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", key):
                 options[key] = _unescape(value)
