@@ -14,7 +14,17 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from . import __version__
-from .console import describe_analysis, describe_source, describe_task, report_outcomes
+from .console import (
+    describe_analysis,
+    describe_checks,
+    describe_job,
+    describe_jobs,
+    describe_profile,
+    describe_profiles,
+    describe_source,
+    describe_task,
+    report_outcomes,
+)
 from .pipeline.config import (
     LANES,
     FarmConfig,
@@ -316,10 +326,6 @@ def jobs_group() -> None:
     """List, show, retry and cancel the jobs in the ledger."""
 
 
-def _age(stamp: float | None) -> str:
-    return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(stamp)) if stamp else "-"
-
-
 @jobs_group.command("list")
 @with_ledger
 @click.option("--state", type=click.Choice(("queued", "running", "delivered", "failed", "cancelled")))
@@ -330,9 +336,8 @@ def jobs_list(ledger: str | None, config: str | None, out: str | None, state: st
         jobs = job_ledger.list(state)
     if as_json:
         click.echo(json.dumps([j.to_dict() for j in jobs], indent=2, ensure_ascii=False))
-        return
-    for j in jobs:
-        click.echo(f"{j.id:>6}  {j.state:<9} {j.lane:<6} {j.attempts:>2}  {_age(j.queued_at)}  {j.path}")
+    elif jobs:
+        click.echo("\n".join(describe_jobs(jobs)))
 
 
 @jobs_group.command("show")
@@ -345,13 +350,8 @@ def jobs_show(job_id: int, ledger: str | None, config: str | None, out: str | No
         job = job_ledger.get(job_id)
     if as_json:
         click.echo(json.dumps(job.to_dict(), indent=2, ensure_ascii=False))
-        return
-    for key, value in job.to_dict().items():
-        if key.endswith("_at"):
-            value = _age(value)
-        elif isinstance(value, (list, dict)):
-            value = json.dumps(value, ensure_ascii=False)
-        click.echo(f"{key:<12} {value}")
+    else:
+        click.echo("\n".join(describe_job(job)))
 
 
 @jobs_group.command("retry")
@@ -400,8 +400,7 @@ def verify_command(path: str, profile_name: str, source: str | None, profiles_di
     if as_json:
         click.echo(json.dumps({"ok": ok, "checks": checks}, indent=2, ensure_ascii=False))
     else:
-        for c in checks:
-            click.echo(f"{'pass' if c['passed'] else 'FAIL'}  {c['name']:<32} {c['value']}  (expected {c['limit']})")
+        click.echo("\n".join(describe_checks(checks)))
     sys.exit(0 if ok else 1)
 
 
@@ -417,14 +416,7 @@ def profiles_group() -> None:
 @click.option("--profiles", "profiles_dir", type=click.Path(file_okay=False), help=field_help("profiles_dir"))
 def profiles_list(profiles_dir: str | None) -> None:
     """Every profile and which channels use it."""
-    catalog = _catalog(profiles_dir)
-    users: dict[str, list[str]] = {}
-    for channel, names in catalog.channels.items():
-        for n in names:
-            users.setdefault(n, []).append(channel)
-    for name, p in sorted(catalog.profiles.items()):
-        used = ",".join(users.get(name, [])) or "-"
-        click.echo(f"{name:<18} {p.kind:<6} {used:<10} {p.description}")
+    click.echo("\n".join(describe_profiles(_catalog(profiles_dir))))
 
 
 @profiles_group.command("show")
@@ -434,17 +426,10 @@ def profiles_list(profiles_dir: str | None) -> None:
 def profiles_show(name: str, profiles_dir: str | None, as_json: bool) -> None:
     """Every value of one profile, defaults included."""
     catalog = _catalog(profiles_dir)
-    profile = catalog.profile(name)
-    data = profile.to_dict()
     if as_json:
-        click.echo(json.dumps(data, indent=2, ensure_ascii=False))
-        return
-    click.echo(f"{name}  ({catalog.origins[name]})\n  {profile.description}")
-    for section, values in data.items():
-        if isinstance(values, dict):
-            click.echo(f"  [{section}]")
-            for key, value in values.items():
-                click.echo(f"    {key} = {json.dumps(value, ensure_ascii=False)}")
+        click.echo(json.dumps(catalog.profile(name).to_dict(), indent=2, ensure_ascii=False))
+    else:
+        click.echo("\n".join(describe_profile(name, catalog)))
 
 
 @profiles_group.command("validate")

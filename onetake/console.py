@@ -1,18 +1,23 @@
-"""The terminal: probes, analyses and plans described in lines, a batch's progress in rows with bars, and its
-outcome (what was delivered where; one FAILED line per source that was not)."""
+"""The terminal: probes, analyses, plans, jobs, checks and profiles described in lines, a batch's progress in rows
+with bars, and its outcome (what was delivered where; one FAILED line per source that was not)."""
 
 from __future__ import annotations
 
 import json
 import shlex
+import time
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from .pipeline.models import JobPlan, SourceInfo, Task
 from .pipeline.plan.params import TaskKind, task_id
 from .pipeline.schedule import SourceOutcome
+
+if TYPE_CHECKING:
+    from .pipeline.ledger import Job
+    from .pipeline.profiles import Catalog
 
 
 def describe_source(info: SourceInfo) -> list[str]:
@@ -94,6 +99,49 @@ def describe_task(task: Task) -> list[str]:
             rules = ", ".join(f"{k}={v}" for k, v in p["qc"]["rules"].items())
             lines.append(f"      QC ({p['qc']['mode']}): {rules}; record {p['qc']['record']}")
         lines.append(f"      into {p['dest']}/ with manifest.json last")
+    return lines
+
+
+def _moment(stamp: float | None) -> str:
+    return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(stamp)) if stamp else "-"
+
+
+def describe_jobs(jobs: Sequence[Job]) -> list[str]:
+    return [f"{j.id:>6}  {j.state:<9} {j.lane:<6} {j.attempts:>2}  {_moment(j.queued_at)}  {j.path}" for j in jobs]
+
+
+def describe_job(job: Job) -> list[str]:
+    lines = []
+    for key, value in job.to_dict().items():
+        if key.endswith("_at"):
+            value = _moment(value)
+        elif isinstance(value, (list, dict)):
+            value = json.dumps(value, ensure_ascii=False)
+        lines.append(f"{key:<12} {value}")
+    return lines
+
+
+def describe_checks(checks: Sequence[dict[str, Any]]) -> list[str]:
+    return [f"{'pass' if c['passed'] else 'FAIL'}  {c['name']:<32} {c['value']}  (expected {c['limit']})"
+            for c in checks]
+
+
+def describe_profiles(catalog: Catalog) -> list[str]:
+    users: dict[str, list[str]] = {}
+    for channel, names in catalog.channels.items():
+        for n in names:
+            users.setdefault(n, []).append(channel)
+    return [f"{name:<18} {p.kind:<6} {','.join(users.get(name, [])) or '-':<10} {p.description}"
+            for name, p in sorted(catalog.profiles.items())]
+
+
+def describe_profile(name: str, catalog: Catalog) -> list[str]:
+    profile = catalog.profile(name)
+    lines = [f"{name}  ({catalog.origins[name]})", f"  {profile.description}"]
+    for section, values in profile.to_dict().items():
+        if isinstance(values, dict):
+            lines.append(f"  [{section}]")
+            lines.extend(f"    {key} = {json.dumps(value, ensure_ascii=False)}" for key, value in values.items())
     return lines
 
 
