@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import hashlib
 import subprocess
+from collections.abc import Iterable
 from pathlib import Path
 
+import psutil
 import pytest
 
 from onetake.pipeline.profiles import load_catalog
@@ -44,6 +46,18 @@ def make_clip(path: Path, *, seconds: float = 1.0, size: str = "320x240", rate: 
     path.parent.mkdir(parents=True, exist_ok=True)
     ffmpeg(*inputs, *maps, *codec, *output_args, "file:" + str(path))
     return path
+
+
+def ffmpeg_among(processes: Iterable[psutil.Process]) -> list[psutil.Process]:
+    """The ffmpeg processes among these; one that exits while it is being looked at is not among them."""
+    found = []
+    for process in processes:
+        try:
+            if "ffmpeg" in process.name():
+                found.append(process)
+        except psutil.NoSuchProcess:
+            pass
+    return found
 
 
 def sha256(path: Path) -> str:

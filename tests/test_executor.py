@@ -6,7 +6,7 @@ import time
 
 import psutil
 import pytest
-from conftest import ffmpeg, make_clip
+from conftest import ffmpeg, ffmpeg_among, make_clip
 from distributed import Client, LocalCluster
 
 from onetake.pipeline.config import FarmConfig
@@ -23,8 +23,7 @@ def client():
 
 
 def _ffmpeg_children() -> list[psutil.Process]:
-    me = psutil.Process()
-    return [p for p in me.children(recursive=True) if "ffmpeg" in p.name()]
+    return ffmpeg_among(psutil.Process().children(recursive=True))
 
 
 def test_cancelling_a_running_task_stops_its_ffmpeg(client, tmp_path):

@@ -11,10 +11,11 @@ import time
 
 import psutil
 import pytest
+from conftest import ffmpeg_among
 
-from onetake.pipeline.errors import EncodeError
+from onetake.pipeline.errors import EncodeError, TaskCancelled
 from onetake.pipeline.config import FarmConfig
-from onetake.workers.ffmpeg import ffmpeg_binary, run_ffmpeg
+from onetake.workers.ffmpeg import ffmpeg_binary, forget_task, run_ffmpeg, stop_task
 
 LIMITS = FarmConfig().limits(10)
 
@@ -56,6 +57,28 @@ def test_an_ffmpeg_past_its_hard_limit_is_killed():
     assert time.monotonic() - started < 15
 
 
+ENDLESS = ["ffmpeg", "-nostdin", "-re", "-f", "lavfi", "-i", "testsrc2=size=160x120:rate=25", "-f", "null", "-"]
+
+
+def test_an_ffmpeg_started_after_its_task_was_stopped_is_killed_at_once():
+    """A cancellation can land between ffmpeg's fork and its registration, or a task can start another ffmpeg
+    after its first was killed: both must end at once, not run on unseen. The worker thread's Dask key is set
+    by hand, as a Dask worker sets it, because that moment cannot be hit on purpose."""
+    from distributed.worker import thread_state
+
+    thread_state.key = "measure-endless-test"
+    try:
+        stop_task("measure-endless-test")
+        started = time.monotonic()
+        with pytest.raises(TaskCancelled, match="its task was cancelled"):
+            run_ffmpeg(ENDLESS, {"stall_timeout_s": 60, "timeout_s": 30})
+        assert time.monotonic() - started < 10
+        assert not ffmpeg_among(psutil.Process().children(recursive=True))
+    finally:
+        del thread_state.key
+        forget_task("measure-endless-test")
+
+
 def test_a_killed_parent_takes_its_ffmpeg_with_it(tmp_path):
     """SIGKILL the process that runs ffmpeg (as a dying Dask worker would be): the child must go too."""
     script = textwrap.dedent("""
@@ -68,7 +91,7 @@ def test_a_killed_parent_takes_its_ffmpeg_with_it(tmp_path):
         deadline = time.monotonic() + 30
         children = []
         while time.monotonic() < deadline and not children:
-            children = [c for c in psutil.Process(parent.pid).children(recursive=True) if "ffmpeg" in c.name()]
+            children = ffmpeg_among(psutil.Process(parent.pid).children(recursive=True))
             time.sleep(0.2)
         assert children, "ffmpeg did not start"
         os.kill(parent.pid, signal.SIGKILL)

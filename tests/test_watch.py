@@ -21,7 +21,7 @@ from pathlib import Path
 import psutil
 import pytest
 
-from conftest import make_clip, sha256
+from conftest import ffmpeg_among, make_clip, sha256
 from onetake.pipeline.ledger import Ledger
 
 pytestmark = pytest.mark.timeout(240)
@@ -140,7 +140,7 @@ def stop(w: Watcher, timeout: float = 60) -> int:
 
 
 def ffmpeg_running(w: Watcher) -> bool:
-    return any("ffmpeg" in p.name() for p in w.descendants() if p.is_running())
+    return bool(ffmpeg_among(w.descendants()))
 
 
 # ------------------------------------------------------------------------------------------------ ingest contract

@@ -11,7 +11,7 @@ from distributed import WorkerPlugin
 from ..pipeline.errors import TaskCancelled
 from ..pipeline.models import Task
 from ..pipeline.plan.params import TaskKind
-from .ffmpeg import stop_task
+from .ffmpeg import forget_task, stop_task
 from .tasks import run_task
 
 PROGRESS_TOPIC = "onetake-progress"
@@ -30,6 +30,8 @@ class StopCancelledEncodes(WorkerPlugin):
     def transition(self, key: Any, start: str, finish: str, **kwargs: Any) -> None:
         if start == "executing" and finish in ("cancelled", "released", "forgotten"):
             stop_task(str(key))
+        elif finish == "forgotten":
+            forget_task(str(key))
 
 
 def _on_worker(kind: str, task_id: str, params: dict[str, Any], dep_ids: list[str], *deps: Any) -> Any:

@@ -16,15 +16,17 @@ import time
 from collections import deque
 from collections.abc import Callable, Iterator, Sequence
 
-from ..pipeline.errors import EncodeError
+from ..pipeline.errors import EncodeError, TaskCancelled
 
 PR_SET_PDEATHSIG = 1
 STDERR_KEEP = 400  # lines
 
-# ffmpeg process groups by the Dask task that started them, so that a cancelled task can stop its child; and the
-# stop events of in-process work (the analysis decode) by task, which that work checks between steps
+# ffmpeg process groups by the Dask task that started them, so that a cancelled task can stop its child; the
+# stop events of in-process work (the analysis decode) by task, which that work checks between steps; and the tasks
+# stopped while running, so that an ffmpeg they start afterwards (or one forked just as the stop came) is killed too
 _RUNNING: dict[str, set[int]] = {}
 _STOPS: dict[str, set[threading.Event]] = {}
+_STOPPED: set[str] = set()
 _RUNNING_LOCK = threading.Lock()
 
 
@@ -50,12 +52,25 @@ def kill_task_children(key: str) -> int:
 
 
 def stop_task(key: str) -> None:
-    """Stop what task ``key`` runs: kill its ffmpeg children and set the stop events of its in-process work."""
+    """Stop what task ``key`` runs: kill its ffmpeg children, and any it starts from now on, and set the stop
+    events of its in-process work."""
     with _RUNNING_LOCK:
+        _STOPPED.add(str(key))
         events = set(_STOPS.get(str(key), ()))
     for event in events:
         event.set()
     kill_task_children(key)
+
+
+def _was_stopped(key: str | None) -> bool:
+    with _RUNNING_LOCK:
+        return key is not None and key in _STOPPED
+
+
+def forget_task(key: str) -> None:
+    """Task ``key`` has left the worker: nothing of it can start any more."""
+    with _RUNNING_LOCK:
+        _STOPPED.discard(str(key))
 
 
 @contextlib.contextmanager
@@ -178,7 +193,14 @@ def run_ffmpeg(argv: Sequence[str], limits: dict[str, float], *, duration: float
     task_key = _current_task_key()
     if task_key is not None:
         with _RUNNING_LOCK:
-            _RUNNING.setdefault(task_key, set()).add(proc.pid)
+            stopped = task_key in _STOPPED
+            if not stopped:  # under the lock stop_task takes: either it sees this ffmpeg, or this sees the stop
+                _RUNNING.setdefault(task_key, set()).add(proc.pid)
+        if stopped:
+            _kill_group(proc)
+            proc.stdout.close()  # type: ignore[union-attr]
+            proc.stderr.close()  # type: ignore[union-attr]
+            raise TaskCancelled(f"{what} was not run: its task was cancelled")
     stderr: deque[str] = deque(maxlen=STDERR_KEEP)
     reader = threading.Thread(target=lambda: stderr.extend(
         line.decode("utf-8", "replace") for line in proc.stderr), daemon=True)  # type: ignore[union-attr]
@@ -239,6 +261,8 @@ def run_ffmpeg(argv: Sequence[str], limits: dict[str, float], *, duration: float
         proc.stdout.close()
         proc.stderr.close()  # type: ignore[union-attr]
     tail = "".join(stderr)
+    if proc.returncode != 0 and _was_stopped(task_key):
+        raise TaskCancelled(f"{what} was stopped: its task was cancelled")
     if proc.returncode != 0:
         raise EncodeError(f"{what} failed", full, proc.returncode, tail)
     if on_progress is not None:
