@@ -191,16 +191,12 @@ def run_ffmpeg(argv: Sequence[str], limits: dict[str, float], *, duration: float
                           f"working one", full, None,
                           str(exc)) from exc
     task_key = _current_task_key()
+    stopped = False
     if task_key is not None:
-        with _RUNNING_LOCK:
+        with _RUNNING_LOCK:  # the lock stop_task takes: either it sees this ffmpeg, or this sees the stop
             stopped = task_key in _STOPPED
-            if not stopped:  # under the lock stop_task takes: either it sees this ffmpeg, or this sees the stop
+            if not stopped:
                 _RUNNING.setdefault(task_key, set()).add(proc.pid)
-        if stopped:
-            _kill_group(proc)
-            proc.stdout.close()  # type: ignore[union-attr]
-            proc.stderr.close()  # type: ignore[union-attr]
-            raise TaskCancelled(f"{what} was not run: its task was cancelled")
     stderr: deque[str] = deque(maxlen=STDERR_KEEP)
     reader = threading.Thread(target=lambda: stderr.extend(
         line.decode("utf-8", "replace") for line in proc.stderr), daemon=True)  # type: ignore[union-attr]
@@ -215,6 +211,8 @@ def run_ffmpeg(argv: Sequence[str], limits: dict[str, float], *, duration: float
     assert proc.stdout is not None
     selector.register(proc.stdout, selectors.EVENT_READ)
     try:
+        if stopped:
+            raise TaskCancelled(f"{what} was not run: its task was cancelled")
         while True:
             events = selector.select(timeout=1.0)
             now = time.monotonic()
