@@ -22,6 +22,7 @@ from ..pipeline.models import JobPlan
 from ..pipeline.plan import PlanOptions
 from ..pipeline.profiles import Catalog
 from ..pipeline.run import representative_plans
+from .ffmpeg import FFMPEG_ENV, USE_ANOTHER_FFMPEG, ffmpeg_binary
 
 # The oldest ffmpeg onetake is tested with (Debian 12's); older ones are refused before any check of their parts.
 MIN_VERSION = (5, 1)
@@ -184,12 +185,10 @@ def _run(path: str, *args: str) -> str:
         done = subprocess.run([path, "-hide_banner", *args], capture_output=True, text=True, timeout=60,
                               stdin=subprocess.DEVNULL)
     except (OSError, subprocess.SubprocessError) as exc:
-        raise ConfigError(f"ffmpeg at {path} cannot be started ({exc}); unset ONETAKE_FFMPEG to use the ffmpeg "
-                          f"onetake ships, or name a working one") from exc
+        raise ConfigError(f"ffmpeg at {path} cannot be started ({exc}); {USE_ANOTHER_FFMPEG}") from exc
     if done.returncode != 0 and not done.stdout:
         raise ConfigError(f"ffmpeg at {path} fails when asked for {' '.join(args)} (exit status "
-                          f"{done.returncode}: {done.stderr.strip()[-200:]}); unset ONETAKE_FFMPEG to use the "
-                          f"ffmpeg onetake ships")
+                          f"{done.returncode}: {done.stderr.strip()[-200:]}); {USE_ANOTHER_FFMPEG}")
     return done.stdout
 
 
@@ -285,8 +284,7 @@ def inspect(path: str) -> FfmpegBuild:
     try:
         st = os.stat(path)
     except OSError as exc:
-        raise ConfigError(f"ffmpeg at {path} does not exist ({exc.strerror}); unset ONETAKE_FFMPEG to use the "
-                          f"ffmpeg onetake ships, or name a working one") from exc
+        raise ConfigError(f"ffmpeg at {path} does not exist ({exc.strerror}); {USE_ANOTHER_FFMPEG}") from exc
     return _inspect(path, (st.st_mtime_ns, st.st_size))
 
 
@@ -340,8 +338,6 @@ def check(build: FfmpegBuild, argvs: Iterable[Sequence[str]], fix: str) -> None:
 
 
 def fix_hint() -> str:
-    from .ffmpeg import FFMPEG_ENV
-
     if os.environ.get(FFMPEG_ENV):
         return (f"unset {FFMPEG_ENV} (and [farm] ffmpeg) to use the ffmpeg onetake ships, or name an ffmpeg that "
                 f"has them")
@@ -362,8 +358,6 @@ def planned_argvs(plans: Iterable[JobPlan]) -> list[list[str]]:
 
 def check_plans(plans: Iterable[JobPlan]) -> FfmpegBuild:
     """The ffmpeg onetake runs, refused in one line (ConfigError) when it cannot run ``plans``."""
-    from .ffmpeg import ffmpeg_binary
-
     build = inspect(ffmpeg_binary())
     check(build, [*planned_argvs(plans), *worker_argvs()], fix_hint())
     return build

@@ -95,6 +95,8 @@ def task_stop_event() -> Iterator[threading.Event]:
 
 
 FFMPEG_ENV = "ONETAKE_FFMPEG"
+# what to do about an ffmpeg that cannot be run: every such message ends with it
+USE_ANOTHER_FFMPEG = f"unset {FFMPEG_ENV} (and [farm] ffmpeg) to use the ffmpeg onetake ships, or name a working one"
 
 
 @functools.cache
@@ -123,8 +125,8 @@ def _version_of(binary: str) -> str:
         out = subprocess.run([binary, "-hide_banner", "-version"], capture_output=True, text=True,
                              timeout=30, check=True).stdout
     except (OSError, subprocess.SubprocessError) as exc:
-        raise EncodeError(f"ffmpeg at {binary} cannot be started; unset {FFMPEG_ENV} to use the ffmpeg onetake "
-                          f"ships, or name a working one", [binary, "-version"], None, str(exc)) from exc
+        raise EncodeError(f"ffmpeg at {binary} cannot be started; {USE_ANOTHER_FFMPEG}", [binary, "-version"], None,
+                          str(exc)) from exc
     return out.splitlines()[0].strip() if out else "ffmpeg"
 
 
@@ -187,9 +189,7 @@ def run_ffmpeg(argv: Sequence[str], limits: dict[str, float], *, duration: float
         proc = subprocess.Popen(full, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                                 start_new_session=True, preexec_fn=_die_with_parent)
     except OSError as exc:
-        raise EncodeError(f"{what} could not start; unset {FFMPEG_ENV} to use the ffmpeg onetake ships, or name a "
-                          f"working one", full, None,
-                          str(exc)) from exc
+        raise EncodeError(f"{what} could not start; {USE_ANOTHER_FFMPEG}", full, None, str(exc)) from exc
     task_key = _current_task_key()
     stopped = False
     if task_key is not None:
