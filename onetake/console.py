@@ -208,7 +208,7 @@ def failed_lines(outcomes: Sequence[SourceOutcome]) -> None:
 def report_outcomes(outcomes: Sequence[SourceOutcome], as_json: bool) -> int:
     ok = all(o.ok for o in outcomes)
     if as_json:
-        manifests = [c.manifest for o in outcomes for c in o.channels if c.manifest]
+        manifests = [m for o in outcomes for m in o.manifests]
         click.echo(json.dumps({"ok": ok, "manifests": manifests, "sources": [o.to_dict() for o in outcomes]},
                               indent=2, ensure_ascii=False))
         failed_lines(outcomes)  # a log that keeps only stderr still says which source failed and why

@@ -70,15 +70,13 @@ def read_sidecar(path: Path) -> Sidecar:
 
 def companions(folder: Path, name: str) -> list[Path]:
     """The companion files of ``name`` that exist in ``folder``."""
-    stem = name.rsplit(".", 1)[0] if "." in name.lstrip(".") else name
     found = [folder / f"{name}{suffix}" for suffix in COMPANIONS]
-    found.append(folder / f"{stem}.json")
+    found.append(folder / f"{file_stem(name)}.json")
     return [p for p in dict.fromkeys(found) if p.is_file()]
 
 
 def sidecar_of(folder: Path, name: str) -> Path | None:
-    stem = name.rsplit(".", 1)[0] if "." in name.lstrip(".") else name
-    return next((p for p in (folder / f"{name}.json", folder / f"{stem}.json") if p.is_file()), None)
+    return next((p for p in (folder / f"{name}.json", folder / f"{file_stem(name)}.json") if p.is_file()), None)
 
 
 def is_candidate(path: Path) -> bool:
@@ -91,7 +89,7 @@ def is_candidate(path: Path) -> bool:
 def _signature(path: Path) -> tuple[Any, ...]:
     st = path.stat()
     return (st.st_size, st.st_mtime_ns, st.st_ino,
-            *((p.name, p.stat().st_size, p.stat().st_mtime_ns) for p in companions(path.parent, path.name)))
+            *((p.name, c.st_size, c.st_mtime_ns) for p in companions(path.parent, path.name) for c in [p.stat()]))
 
 
 class Settling:
@@ -159,7 +157,7 @@ class Inbox:
             return "waiting for NAME.sha256"
         return None
 
-    def move(self, path: Path, folder: str, lock: int | None = None) -> Path:
+    def move(self, path: Path, folder: str) -> Path:
         """Move ``path`` and its companions into ``folder`` under a name not taken there; returns the new path."""
         return move_with_companions(path, _free_name(self.folders[folder], path.name))
 

@@ -76,14 +76,9 @@ def make_plans(sources: Sequence[str | SourceInfo], settings: FarmConfig, catalo
             info = source if isinstance(source, SourceInfo) else probe(source)
             plans.append(plan_job(info, settings.channels or None, catalog, options))
         except Exception as exc:  # one bad source is one line; the batch goes on
-            name = source.url or source.path if isinstance(source, SourceInfo) else os.path.abspath(source)
+            name = source.url or source.path if isinstance(source, SourceInfo) else absolute_location(source)
             failures.append(SourceOutcome(name, error=exc))
     return plans, failures
-
-
-def source_key(source: str) -> str:
-    """How a source given on the command line is named in its outcome."""
-    return source if is_s3(source) else os.path.abspath(source)
 
 
 def run_batch(sources: Sequence[str], settings: FarmConfig, catalog: Catalog, farm: Farm,
@@ -122,7 +117,7 @@ def run_batch(sources: Sequence[str], settings: FarmConfig, catalog: Catalog, fa
         done = by_asset[plan.asset_id]
         name = plan.source.url or plan.source.path
         by_source[name] = SourceOutcome(name, plan.asset_id, done.channels, done.error)
-    return [by_source[source_key(s)] for s in dict.fromkeys(sources)]
+    return [by_source[absolute_location(s)] for s in dict.fromkeys(sources)]
 
 
 def run_recorded(sources: Sequence[str], settings: FarmConfig, catalog: Catalog, farm: Farm,
@@ -138,11 +133,10 @@ def run_recorded(sources: Sequence[str], settings: FarmConfig, catalog: Catalog,
                 for p in (absolute_location(s) for s in dict.fromkeys(sources))]
         outcomes = run_batch(sources, settings, catalog, farm, view_for)
         for job_id, outcome in zip(jobs, outcomes, strict=True):
-            manifests = [c.manifest for c in outcome.channels if c.manifest]
             if outcome.ok:
-                ledger.delivered(job_id, outcome.asset_id, manifests)
+                ledger.delivered(job_id, outcome.asset_id, outcome.manifests)
             else:
-                ledger.failed(job_id, outcome.failure_line(), outcome.asset_id, manifests)
+                ledger.failed(job_id, outcome.failure_line(), outcome.asset_id, outcome.manifests)
     return outcomes
 
 

@@ -66,8 +66,8 @@ class SourceOutcome:
         return self.error is None and all(c.error is None for c in self.channels)
 
     @property
-    def errors(self) -> list[BaseException]:
-        return [self.error] if self.error is not None else [c.error for c in self.channels if c.error is not None]
+    def manifests(self) -> list[str]:
+        return [c.manifest for c in self.channels if c.manifest]
 
     def failure_line(self) -> str:
         if self.error is not None:

@@ -136,7 +136,7 @@ class Watcher:
         self.shutdown()
 
     def wait_for_events(self) -> None:
-        now = time.monotonic()
+        now = self.clock()
         due = min([now + self.watch.poll_s] + [d for d in (self.settling.next_due(i.config.settle_s)
                                                              for i in self.inboxes) if d is not None])
         timeout = min(max(0.0, due - now), 0.25)  # signals are seen within a quarter of a second
@@ -170,7 +170,7 @@ class Watcher:
     # ---------------------------------------------------------------------------------------------- intake
 
     def scan(self) -> None:
-        now = time.monotonic()
+        now = self.clock()
         seen: set[Path] = set()
         taken = 0
         # urgent inboxes first, so that their files are claimed (and admitted) before a burst elsewhere
