@@ -6,7 +6,6 @@ from __future__ import annotations
 import hashlib
 
 KEY_HEX = 16  # characters of SHA-256 in a content key
-HASH_CHUNK = 1 << 20
 
 
 def short_hash(*parts: str) -> str:
@@ -15,9 +14,6 @@ def short_hash(*parts: str) -> str:
 
 
 def sha256_of(path: str) -> str:
-    """The SHA-256 of a file, read a megabyte at a time."""
-    digest = hashlib.sha256()
+    """The SHA-256 of a file."""
     with open(path, "rb") as f:
-        while chunk := f.read(HASH_CHUNK):
-            digest.update(chunk)
-    return digest.hexdigest()
+        return hashlib.file_digest(f, "sha256").hexdigest()

@@ -20,6 +20,8 @@ from pathlib import Path
 from typing import Any
 
 from ..pipeline.errors import EncodeError, VerificationError
+from ..pipeline.media import PROTOCOL_WHITELIST
+from ..pipeline.plan.audio import METER
 from .ffmpeg import run_ffmpeg
 from .files import write_atomically
 
@@ -51,8 +53,9 @@ def summary(log: str, instance: str = "") -> tuple[float, float]:
 def meter_argv(path: str, tracks: int) -> list[str]:
     """ebur128 over a file's audio: its tracks merged into one programme when there are several (mono tracks
     of a playout file)."""
-    argv = ["ffmpeg", "-nostdin", "-hide_banner", "-nostats", "-protocol_whitelist", "file", "-i", "file:" + path]
-    meter = "ebur128=peak=true:framelog=verbose"
+    argv = ["ffmpeg", "-nostdin", "-hide_banner", "-nostats", "-protocol_whitelist", PROTOCOL_WHITELIST, "-i",
+            "file:" + path]
+    meter = "ebur128=" + ":".join(f"{key}={value}" for key, value in METER.items())  # the planned meter's options
     if tracks > 1:
         inputs = "".join(f"[0:a:{i}]" for i in range(tracks))
         argv += ["-filter_complex", f"{inputs}amerge=inputs={tracks},{meter}[out]", "-map", "[out]"]

@@ -7,7 +7,6 @@ to the client).
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import os
 import shutil
@@ -27,11 +26,11 @@ from ..pipeline.plan.params import (
     EncodeParams,
     FetchParams,
     MeasureParams,
+    PackageParams,
     ReportParams,
     TaskKind,
     VerifyParams,
 )
-from ..pipeline.probe import probe
 from ..pipeline.profiles import QcSpec
 from ..pipeline.qc import evaluate as evaluate_qc
 from . import loudness
@@ -40,6 +39,7 @@ from .files import exclusive, publish_dir, write_atomically
 from .follow import follow_commands
 from .package import package
 from .report import report_page
+from .sources import probe_anywhere
 from .storage import backend_for, build_manifest, expand, write_qc_record
 from .verify import Check, verify_output
 
@@ -136,7 +136,7 @@ def _encode(params: EncodeParams, outputs: list[dict[str, Any]], deps: Deps, rep
     return {"reused": False, "outputs": [publish_dir(Path(o["partial"]), Path(o["final"])) for o in outputs]}
 
 
-def package_task(params: dict[str, Any], deps: Deps, report: Report) -> str:
+def package_task(params: PackageParams, deps: Deps, report: Report) -> str:
     with exclusive([params["final"]]):
         return package(params, report)
 
@@ -190,17 +190,13 @@ def deliver(params: DeliverParams, deps: Deps, report: Report) -> dict[str, Any]
 def fetch(params: FetchParams, deps: Deps, report: Report) -> dict[str, Any]:
     """Copy an S3 source into the work dir's scratch and probe it here, on the worker: the client never reads
     it, and ffmpeg opens the copy as a plain ``file:`` under the same protocol whitelist as any local source."""
-    from .s3 import Transfer
-    from .s3 import fetch as fetch_object
-
     url = params["url"]
-    local = fetch_object(url, params["work_dir"], Transfer.from_params(params.get("transfer")))
     try:
-        info = probe(local)
-    except SourceError as exc:
+        info = probe_anywhere(url, params["work_dir"], params["transfer"])
+    except SourceError as exc:  # named by its URL, not by the scratch copy
         raise SourceError(url, exc.cause, exc.fix) from None
     report(1.0)
-    return dataclasses.replace(info, url=url).to_dict()
+    return info.to_dict()
 
 
 READS_OUTPUTS = (TaskKind.VERIFY, TaskKind.PACKAGE, TaskKind.DELIVER)  # the others read the source
