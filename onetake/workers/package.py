@@ -8,6 +8,7 @@ import shutil
 from pathlib import Path
 from typing import Any
 
+from ..pipeline.plan.params import HlsPackageParams, PackageParams, SpritePackageParams
 from ..pipeline.probe import open_media
 from .ffmpeg import run_ffmpeg
 from .files import link_or_copy, publish_dir
@@ -54,7 +55,7 @@ def master_playlist(folder: Path, variants: list[dict[str, Any]]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def package_hls(params: dict[str, Any], on_progress: Any = None) -> str:
+def package_hls(params: HlsPackageParams, on_progress: Any = None) -> str:
     final = Path(params["final"])
     if final.is_dir():
         return str(final)
@@ -79,7 +80,7 @@ def _vtt_time(seconds: float) -> str:
     return f"{h:02d}:{m:02d}:{s:02d}.{ms:03d}"
 
 
-def package_sprite(params: dict[str, Any], on_progress: Any = None) -> str:
+def package_sprite(params: SpritePackageParams, on_progress: Any = None) -> str:
     final = Path(params["final"])
     if final.is_dir():
         return str(final)
@@ -97,7 +98,7 @@ def package_sprite(params: dict[str, Any], on_progress: Any = None) -> str:
     return publish_dir(partial, final)
 
 
-def package(params: dict[str, Any], on_progress: Any = None) -> str:
+def package(params: PackageParams, on_progress: Any = None) -> str:
     if params["kind"] == "hls":
         return package_hls(params, on_progress)
     return package_sprite(params, on_progress)

@@ -5,13 +5,12 @@ from __future__ import annotations
 
 import math
 from fractions import Fraction
-from typing import Any
-
 from ..media import PROTOCOL_WHITELIST
 from ..models import SourceInfo
 from ..profiles import Catalog, Profile
 from .geometry import output_rate
 from .graph import GLOBAL_ARGS
+from .params import HlsPackageParams, HlsVariant, SpriteCue, SpritePackageParams
 from .programme import programme_duration
 
 
@@ -33,7 +32,7 @@ def ladder_rungs(source: SourceInfo, profile: Profile, catalog: Catalog) -> list
 
 
 def hls_params(source: SourceInfo, profile: Profile, rungs: list[Profile], keys: list[str],
-                path_of: dict[str, str], pkg_dir: str) -> dict[str, Any]:
+                path_of: dict[str, str], pkg_dir: str) -> HlsPackageParams:
     assert profile.hls is not None
     argv = ["ffmpeg", *GLOBAL_ARGS]
     for k in keys:
@@ -55,12 +54,12 @@ def hls_params(source: SourceInfo, profile: Profile, rungs: list[Profile], keys:
         assert r.video is not None
         rate = output_rate(source.video[0].rate, r.video)
         rate_of[r.name] = round(float(rate), 3)
-    return {"kind": "hls", "argv": argv, "partial": f"{pkg_dir}.partial", "final": pkg_dir,
-            "variants": [{"name": r.name, "width": r.video.width, "height": r.video.height,  # type: ignore
-                          "frame_rate": rate_of[r.name], "mp4": path_of[k]} for r, k in zip(rungs, keys)]}
+    return HlsPackageParams(kind="hls", argv=argv, partial=f"{pkg_dir}.partial", final=pkg_dir, variants=[
+        HlsVariant(name=r.name, width=r.video.width, height=r.video.height,  # type: ignore[union-attr]
+                   frame_rate=rate_of[r.name], mp4=path_of[k]) for r, k in zip(rungs, keys)])
 
 
-def sprite_params(source: SourceInfo, profile: Profile, sheets_dir: str, pkg_dir: str) -> dict[str, Any]:
+def sprite_params(source: SourceInfo, profile: Profile, sheets_dir: str, pkg_dir: str) -> SpritePackageParams:
     assert profile.sprite is not None
     s = profile.sprite
     duration = programme_duration(source)
@@ -70,8 +69,8 @@ def sprite_params(source: SourceInfo, profile: Profile, sheets_dir: str, pkg_dir
     for i in range(count):
         sheet, pos = divmod(i, per_sheet)
         x, y = (pos % s.columns) * s.thumb_width, (pos // s.columns) * s.thumb_height
-        cues.append({"start": round(i * s.interval_seconds, 3),
-                     "end": round(min((i + 1) * s.interval_seconds, duration), 3),
-                     "image": f"sprite-{sheet + 1:03d}.jpg", "xywh": [x, y, s.thumb_width, s.thumb_height]})
-    return {"kind": "sprite", "sheets": sheets_dir, "partial": f"{pkg_dir}.partial", "final": pkg_dir,
-            "sheet_count": math.ceil(count / per_sheet), "cues": cues}
+        cues.append(SpriteCue(start=round(i * s.interval_seconds, 3),
+                              end=round(min((i + 1) * s.interval_seconds, duration), 3),
+                              image=f"sprite-{sheet + 1:03d}.jpg", xywh=[x, y, s.thumb_width, s.thumb_height]))
+    return SpritePackageParams(kind="sprite", sheets=sheets_dir, partial=f"{pkg_dir}.partial", final=pkg_dir,
+                               sheet_count=math.ceil(count / per_sheet), cues=cues)

@@ -108,6 +108,9 @@ class SpritePackageParams(TypedDict):
     cues: list[SpriteCue]
 
 
+PackageParams = HlsPackageParams | SpritePackageParams
+
+
 class VerifyParams(TypedDict):
     profile: dict[str, Any]
     path: str
