@@ -211,7 +211,7 @@ def _damage(path: str, stream: av.video.stream.VideoStream,
                 if duration < 20:
                     break
                 container.seek(int(at * duration * av.time_base), any_frame=False)
-            started, got = False, 0
+            started, got, waited = False, 0, 0
             for packet in container.demux(s):
                 before = len(logs)
                 try:
@@ -225,6 +225,9 @@ def _damage(path: str, stream: av.video.stream.VideoStream,
                 if not started:
                     if not at:
                         before_any += logs[before:]
+                    waited += 1
+                    if waited > UNDECODABLE_PACKETS:  # the decode below gives up here too, and says why
+                        break
                     continue
                 pictures = len(frames) or int(packet.size > 0)
                 checked += pictures
@@ -234,6 +237,8 @@ def _damage(path: str, stream: av.video.stream.VideoStream,
                 got += len(frames)
                 if got >= wanted:
                     break
+            if not started:
+                break
     return checked, damaged, example, before_any[:20]
 
 
