@@ -7,6 +7,8 @@
   watch     a burst of clips dropped into a watch folder: throughput, ingest and urgent-lane latency, memory
   analyze   the one-decode analysis vs. a plain decode and PySceneDetect, and its accuracy on generated clips
   framing   the 9:16 short video: following the subject vs. a centre crop, same output
+  serve     the dispatch desk: board latency with 10 000 jobs and 50 live connections, upload vs. a plain PUT
+  compare   two runs' JSON of one benchmark: exit 1 when a ratio got worse than --max-regression allows
 """
 
 from __future__ import annotations
@@ -14,11 +16,11 @@ from __future__ import annotations
 import argparse
 import sys
 
-from . import analyze, fanout, framing, memory, overhead, storage, watch
+from . import analyze, compare, fanout, framing, memory, overhead, serve, storage, watch
 from .common import CommandFailed
 
 COMMANDS = {"fanout": fanout, "overhead": overhead, "memory": memory, "storage": storage, "watch": watch,
-            "analyze": analyze, "framing": framing}
+            "analyze": analyze, "framing": framing, "serve": serve, "compare": compare}
 
 
 def main(argv: list[str] | None = None) -> int:

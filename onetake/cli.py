@@ -111,6 +111,8 @@ common_options = [
     click.option("--profiles", "profiles_dir", type=click.Path(file_okay=False), help=field_help("profiles_dir")),
     click.option("--qc", "qc", type=click.Choice(["enforce", "warn"]), help=field_help("qc")),
     click.option("--accept-damaged", "accept_damaged", is_flag=True, default=None, help=field_help("accept_damaged")),
+    click.option("--logo", type=click.Path(dir_okay=False), help=field_help("logo")),
+    click.option("--captions/--no-captions", "captions", default=None, help=field_help("captions")),
 ]
 
 
@@ -188,10 +190,12 @@ def analyze_command(source: str, as_json: bool, report_path: str | None) -> None
 @with_common
 @click.option("--json", "as_json", is_flag=True, help="print the JobPlan as JSON")
 def plan_command(source: str, channels: str | None, out: str | None, dests: tuple[str, ...], config: str | None,
-                 profiles_dir: str | None, qc: str | None, accept_damaged: bool | None, as_json: bool) -> None:
+                 profiles_dir: str | None, qc: str | None, accept_damaged: bool | None, logo: str | None,
+                 captions: bool | None, as_json: bool) -> None:
     """Print exactly what `onetake run SOURCE` would do, without doing it."""
     settings = _settings(config, out=out, profiles_dir=profiles_dir, channels=_channels(channels),
-                         destinations=_dests(dests), qc=qc, accept_damaged=accept_damaged)
+                         destinations=_dests(dests), qc=qc, accept_damaged=accept_damaged, logo=logo,
+                         captions=captions)
     from .pipeline.plan import plan_job
     from .pipeline.run import check_channels, plan_options
     from .workers.capabilities import check_plans
@@ -235,11 +239,12 @@ def _run(sources: Sequence[str], settings: FarmConfig, show_progress: bool, as_j
 @click.option("--json", "as_json", is_flag=True, help="print one JSON summary, no progress")
 def run_command(sources: tuple[str, ...], channels: str | None, out: str | None, dests: tuple[str, ...],
                 config: str | None, profiles_dir: str | None, qc: str | None, accept_damaged: bool | None,
-                scheduler: str | None, workers: int | None, as_json: bool) -> None:
+                logo: str | None, captions: bool | None, scheduler: str | None, workers: int | None,
+                as_json: bool) -> None:
     """Make, verify and deliver every channel's renditions of each SOURCE (a local file or s3://bucket/key)."""
     settings = _settings(config, out=out, profiles_dir=profiles_dir, channels=_channels(channels),
                          scheduler=scheduler, workers=workers, destinations=_dests(dests), qc=qc,
-                         accept_damaged=accept_damaged)
+                         accept_damaged=accept_damaged, logo=logo, captions=captions)
     sys.exit(_run(sources, settings, sys.stdout.isatty() and not as_json, as_json))
 
 
@@ -266,8 +271,9 @@ def _watch_option(name: str, kind: Any) -> Any:
 @click.option("--workers", type=click.IntRange(0, 512), help=field_help("workers"))
 def watch_command(inboxes: tuple[str, ...], channels: str | None, out: str | None, dests: tuple[str, ...],
                   config: str | None, profiles_dir: str | None, qc: str | None, accept_damaged: bool | None,
-                  lane: str | None, settle_s: float | None, poll_s: float | None, require: str | None,
-                  ledger: str | None, scheduler: str | None, workers: int | None) -> None:
+                  logo: str | None, captions: bool | None, lane: str | None, settle_s: float | None,
+                  poll_s: float | None, require: str | None, ledger: str | None, scheduler: str | None,
+                  workers: int | None) -> None:
     """Take every file dropped into each INBOX once it has finished arriving, and deliver it.
 
     Runs until SIGTERM or Ctrl-C: the first lets running jobs finish (up to [watch] drain_timeout_s), the
@@ -280,7 +286,7 @@ def watch_command(inboxes: tuple[str, ...], channels: str | None, out: str | Non
     farm, watch, tables = load_watch_config(config) if config else (FarmConfig(), WatchConfig(), [])
     farm = _choose_ffmpeg(farm.merged(out=out, profiles_dir=profiles_dir, channels=_channels(channels),
                                       ledger=ledger, destinations=_dests(dests), qc=qc, accept_damaged=accept_damaged,
-                                      scheduler=scheduler, workers=workers))
+                                      logo=logo, captions=captions, scheduler=scheduler, workers=workers))
     watch = replace(watch, **{k: v for k, v in {"lane": lane, "settle_s": settle_s, "poll_s": poll_s,
                                                 "require": require}.items() if v is not None})
 
@@ -387,15 +393,17 @@ def jobs_cancel(job_id: int, ledger: str | None, config: str | None, out: str | 
 @click.option("--profiles", "profiles_dir", type=click.Path(file_okay=False), help=field_help("profiles_dir"))
 @click.option("--json", "as_json", is_flag=True)
 def verify_command(path: str, profile_name: str, source: str | None, profiles_dir: str | None, as_json: bool) -> None:
-    """Check an output file (or HLS/sprite folder) against a profile."""
+    """Check an output file (or HLS, sprite or photo folder) against a profile."""
     from .workers.verify import verify_file
 
     catalog = _catalog(profiles_dir)
     profile = catalog.profile(profile_name)
-    if source is None and profile.kind in ("hls", "sprite"):
+    if source is None and profile.kind in ("hls", "sprite", "photo"):
         raise ConfigError(f"verifying {profile.kind} output needs --source, the file it was made from, to know "
                           f"what should be there")
-    checks = verify_file(path, profile, probe(source or path, compute_hash=False), catalog, bool(source))
+    # a photo's original is checked byte for byte against its source: that one is hashed
+    info = probe(source or path, compute_hash=profile.kind == "photo")
+    checks = verify_file(path, profile, info, catalog, bool(source))
     ok = all(c["passed"] for c in checks)
     if as_json:
         click.echo(json.dumps({"ok": ok, "checks": checks}, indent=2, ensure_ascii=False))
@@ -479,6 +487,49 @@ def doctor_command(config: str | None, profiles_dir: str | None) -> None:
     sys.exit(0 if ok else 1)
 
 
+# --------------------------------------------------------------------------------------------------------- cluster
+
+
+@cli.group("cluster")
+def cluster_group() -> None:
+    """The Dask cluster a farm runs on."""
+
+
+@cluster_group.command("check")
+@click.option("--scheduler", help=field_help("scheduler"))
+@click.option("--config", "config", type=click.Path(dir_okay=False), help="a farm config TOML file")
+@click.option("--profiles", "profiles_dir", type=click.Path(file_okay=False), help=field_help("profiles_dir"))
+def cluster_check(scheduler: str | None, config: str | None, profiles_dir: str | None) -> None:
+    """Each worker's host, ffmpeg and encoders, free scratch space, encode slots and memory; exit 1 if any worker
+    cannot run onetake's work as this client would (a different ffmpeg, no encode slots, no writable work dir)."""
+    from .workers import capabilities
+    from .workers.cluster import cluster_problems, inspect_cluster
+    from .workers.ffmpeg import ffmpeg_binary
+
+    settings = _settings(config, scheduler=scheduler, profiles_dir=profiles_dir)
+    if not settings.scheduler:
+        raise ConfigError("give the scheduler to check with --scheduler HOST:8786 (or [farm] scheduler)")
+    catalog = _catalog(settings.profiles_dir)
+    used = sorted({c for p in catalog.profiles.values() for spec in (p.video, p.audio) if spec is not None
+                   for c in [spec.codec]})
+    build = capabilities.inspect(ffmpeg_binary())
+    client_encoders = [e for e in used if e in build.encoders]
+    workers, failed = inspect_cluster(settings, used)
+    click.echo(f"client    {build.version_line} ({build.path})")
+    for w in workers:
+        click.echo(f"{w.address}  {w.host}\n  ffmpeg    {w.ffmpeg} ({w.ffmpeg_path})\n"
+                   f"  encoders  {', '.join(w.encoders) or 'none'}\n  slots     {w.encode_slots:g} encode\n"
+                   f"  scratch   {w.scratch}: {w.scratch_free_gb:g} GB free"
+                   f"{'' if w.scratch_writable else ', NOT WRITABLE'}\n"
+                   f"  memory    {w.memory_free_gb:g} of {w.memory_gb:g} GB free, {w.cpus} CPUs")
+    problems = cluster_problems(workers, failed, build.version_line, client_encoders, settings.scheduler)
+    for line in problems:
+        click.echo(f"onetake: {line}", err=True)
+    if not problems:
+        click.echo(f"{len(workers)} worker(s), {sum(w.encode_slots for w in workers):g} encode slot(s): ready")
+    sys.exit(1 if problems else 0)
+
+
 # --------------------------------------------------------------------------------------------------------- demo
 
 
@@ -492,11 +543,26 @@ def demo_command(out: str, seconds: float) -> None:
 
     clip = make_demo_clip(Path(out) / "demo-source", seconds)
     click.echo(f"generated {clip} ({seconds:g} s, 1920x1080 25p, 1 kHz tone)", err=True)
-    code = _run([str(clip)], FarmConfig(out=out), sys.stdout.isatty(), as_json=False)
+    settings = FarmConfig(out=out)  # recorded in OUT's default ledger, so that `onetake serve --out OUT` shows it
+    code = _run([str(clip)], settings.merged(ledger=settings.ledger_path()), sys.stdout.isatty(), as_json=False)
     if code == 0:
         click.echo(f"every channel's files are under {os.path.abspath(out)}/<channel>/<asset_id>/, "
                    f"each with a manifest.json")
     sys.exit(code)
+
+
+# --------------------------------------------------------------------------------------------------------- desk
+
+
+def _dask_farm(settings: FarmConfig) -> Any:
+    from .workers.cluster import DaskFarm
+
+    return DaskFarm(_choose_ffmpeg(settings))
+
+
+from .desk.commands import add_desk_commands  # noqa: E402  (the desk's commands: serve, users)
+
+add_desk_commands(cli, _dask_farm, _catalog)
 
 
 def main() -> None:

@@ -142,6 +142,13 @@ def describe_profile(name: str, catalog: Catalog) -> list[str]:
         if isinstance(values, dict):
             lines.append(f"  [{section}]")
             lines.extend(f"    {key} = {json.dumps(value, ensure_ascii=False)}" for key, value in values.items())
+    if profile.kind in ("av", "image", "hls"):
+        for channel, names in catalog.channels.items():
+            if name in names:
+                logo = catalog.logo_of(channel, profile)
+                where = "" if logo is None else f"{logo.corner}, {logo.height:g} of the height, opacity " \
+                    f"{logo.opacity:g}, " + (f"file {logo.file}" if logo.file else "the farm's logo (--logo)")
+                lines.append(f"  in channel {channel}: " + (f"logo {where}" if logo else "no logo"))
     return lines
 
 

@@ -107,3 +107,40 @@ def test_analyze_writes_comparable_json(tmp_path):
         assert "not installed" in data["runs"]["scenedetect"]["reason"]
         assert data["ratios"]["onetake_vs_scenedetect"] is None
     assert data["accuracy"]["fifty_cuts"]["truth"] == 50
+
+
+def test_compare_flags_a_regressed_ratio_and_passes_a_steady_one(tmp_path):
+    reference = Path(__file__).parents[1] / "benchmarks" / "reference" / "fanout.json"
+    old = json.loads(reference.read_text(encoding="utf-8"))
+    slower = {**old, "ratios": {**old["ratios"], "onetake_vs_expert": old["ratios"]["onetake_vs_expert"] * 1.08}}
+    steady = {**old, "ratios": {**old["ratios"], "onetake_vs_expert": old["ratios"]["onetake_vs_expert"] * 1.03}}
+    for name, data in (("slower", slower), ("steady", steady)):
+        (tmp_path / f"{name}.json").write_text(json.dumps(data), encoding="utf-8")
+
+    def compare(new: str, *extra: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([sys.executable, "-m", "benchmarks", "compare", str(reference), new, *extra],
+                              capture_output=True, text=True, cwd=Path(__file__).parents[1])
+
+    regressed = compare(str(tmp_path / "slower.json"), "--max-regression", "5%")
+    assert regressed.returncode == 1 and "ratios.onetake_vs_expert" in regressed.stderr
+    assert "REGRESSED" in regressed.stdout
+    assert compare(str(tmp_path / "steady.json"), "--max-regression", "5%").returncode == 0
+    assert compare(str(tmp_path / "slower.json"), "--max-regression", "0.1").returncode == 0
+    other = Path(__file__).parents[1] / "benchmarks" / "reference" / "storage.json"
+    mismatched = compare(str(other))
+    assert mismatched.returncode == 2 and "compare runs of one benchmark" in mismatched.stderr
+
+
+def test_compare_judges_efficiency_upwards_and_a_lost_figure_as_a_regression(tmp_path):
+    def run(old: dict, new: dict) -> subprocess.CompletedProcess[str]:
+        (tmp_path / "old.json").write_text(json.dumps({"benchmark": "scale", **old}), encoding="utf-8")
+        (tmp_path / "new.json").write_text(json.dumps({"benchmark": "scale", **new}), encoding="utf-8")
+        return subprocess.run([sys.executable, "-m", "benchmarks", "compare", str(tmp_path / "old.json"),
+                               str(tmp_path / "new.json")], capture_output=True, text=True, cwd=ROOT)
+
+    assert run({"efficiency": {"2": 0.9}}, {"efficiency": {"2": 0.95}}).returncode == 0
+    assert run({"efficiency": {"2": 0.9}}, {"efficiency": {"2": 0.8}}).returncode == 1
+    assert run({"first_publish_vs_duration": 0.4}, {"first_publish_vs_duration": 0.5}).returncode == 1
+    assert run({"ratios": {"onetake_vs_expert": 0.9}}, {"ratios": {}}).returncode == 1
+    assert run({"ratios": {"expert_vs_naive": 0.5}, "efficiency": {"2": 0.9}},
+               {"ratios": {"expert_vs_naive": 0.9}, "efficiency": {"2": 0.9}}).returncode == 0  # baselines only

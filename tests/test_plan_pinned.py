@@ -4,12 +4,15 @@ difference in review; one that is not meant to (a refactoring) must leave them a
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 from pathlib import Path
 
 import pytest
 
+from onetake.pipeline.artwork import Artwork
+from onetake.pipeline.models import CaptionsInfo
 from onetake.pipeline.plan import plan_job
 from test_plan import OPTIONS, audio, source, video
 
@@ -33,13 +36,21 @@ CASES = {
     "radio-programme": (source(name="programme.wav", format="wav", videos=[],
                                audios=[audio(index=0, codec="pcm_s24le")]), None),
     "silent-picture": (source(name="b-roll.mp4", audios=[]), ["tv", "web", "edit"]),
+    "bulletin-logo-captions": (dataclasses.replace(source(name="bulletin.mp4"), captions=CaptionsInfo(
+        path="/media/bulletin.zh.srt", stream=-1, format="srt", language="zh", sha256="c" * 64, cues=12)),
+        ["web", "short", "edit", "tv"]),
+    "radio-audiogram": (dataclasses.replace(source(name="interview.wav", format="wav", videos=[],
+                                                   audios=[audio(index=0, codec="pcm_s16le")]),
+                                            cover="/media/interview.jpg", cover_sha256="d" * 64), ["radio", "short"]),
 }
+BRANDED = dataclasses.replace(OPTIONS, logo=Artwork("/station/logo.png", "e" * 64, "png"))
 
 
 @pytest.mark.parametrize("name", sorted(CASES))
 def test_plan_is_pinned(name: str, catalog) -> None:
     info, channels = CASES[name]
-    printed = json.dumps(plan_job(info, channels, catalog, OPTIONS).to_dict(), indent=2, ensure_ascii=False) + "\n"
+    options = OPTIONS if name in ("every-channel", "radio-programme") else BRANDED  # with and without the logo
+    printed = json.dumps(plan_job(info, channels, catalog, options).to_dict(), indent=2, ensure_ascii=False) + "\n"
     pinned = PINNED / f"{name}.json"
     if os.environ.get("ONETAKE_REPIN"):
         pinned.write_text(printed, encoding="utf-8")

@@ -15,12 +15,13 @@ PROFILE_ROWS = {  # PROFILES.md, one row per rendition profile
     "tv-hd-xdcam422", "tv-hd-avci100", "tv-sd-imx50", "radio-bwf", "radio-mp2", "podcast-aac", "podcast-mp3",
     "hls-1080", "hls-720", "hls-540", "hls-360", "web-hls", "app-hls", "web-poster", "web-sprite",
     "short-vertical", "short-landscape", "short-cover", "edit-proxy",
+    "photo-web", "photo-app-full", "photo-app-thumb", "photo-short-cover", "photo-original",
 }
 
 
 def test_every_profile_of_the_spec_ships(catalog):
     assert set(catalog.profiles) == PROFILE_ROWS
-    assert list(catalog.channels) == ["tv", "radio", "web", "app", "short", "edit"]
+    assert list(catalog.channels) == ["tv", "radio", "web", "app", "short", "edit", "archive"]
 
 
 def test_shipped_values_match_profiles_md(catalog):

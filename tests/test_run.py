@@ -191,7 +191,10 @@ def test_runs_on_an_existing_dask_cluster(tmp_path, clip):
 
 
 def test_an_unreachable_scheduler_is_one_line(tmp_path, clip):
-    code, output, _ = run(str(clip), "--out", str(tmp_path / "o"), "--scheduler", f"tcp://127.0.0.1:{_free_port()}")
+    config = tmp_path / "farm.toml"
+    config.write_text("[farm]\nscheduler_timeout_s = 2\n", encoding="utf-8")  # the default waits 15 s
+    code, output, _ = run(str(clip), "--out", str(tmp_path / "o"), "--scheduler", f"tcp://127.0.0.1:{_free_port()}",
+                          "--config", str(config))
     assert code == 2
     lines = output.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("onetake: cannot reach the Dask scheduler at tcp://127.0.0.1:")

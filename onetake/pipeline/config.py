@@ -52,6 +52,15 @@ class FarmConfig:
     s3_retry_window_s: float = option(60.0, min=0, max=3600, help="keep retrying an S3 request that fails for a "
                                                                   "transient reason (5xx, throttling, endpoint "
                                                                   "down) this long")
+    logo: str = option("", help="the station logo (台标), a PNG or SVG with transparency, placed on every channel "
+                                "that has a [CHANNEL.logo] table (web, app and short as shipped); empty: no logo")
+    cover: str = option("", help="the station's cover picture (JPEG or PNG) for audiograms of programmes that "
+                                 "arrive without a NAME.jpg beside them; empty: the profile's background colour")
+    captions: bool = option(True, help="use the captions that come with a source (a NAME.srt/.vtt/.ass sidecar, or "
+                                       "a text subtitle stream): burned into the short, WebVTT for web and app")
+    captions_language: str = option("zh", pattern=r"[a-z]{2,3}(-[A-Za-z0-9]{2,8})?",
+                                    help="the language of captions whose file name (clip.en.srt) or stream does "
+                                         "not say, as a BCP 47 tag")
     ledger: str = option("", help="the SQLite job ledger; `run` records into it when set, `watch` and `jobs` "
                                   "default to WORK_DIR/jobs.sqlite")
 
@@ -99,7 +108,7 @@ def load_config(path: str | Path | None) -> FarmConfig:
         return FarmConfig()
     path = Path(path)
     data = read_toml(path, ConfigError, "config file")
-    unknown = sorted(set(data) - {"farm", "destinations", *WATCH_SECTIONS})
+    unknown = sorted(set(data) - {"farm", "destinations", *WATCH_SECTIONS, *SERVE_SECTIONS})
     if unknown:
         raise ConfigError(f"{path}: unknown section [{unknown[0]}]; the farm config has [farm] and [destinations] "
                           f"sections (and [watch] and [[inbox]] for `onetake watch`)")
@@ -205,4 +214,54 @@ def watch_help(name: str) -> str:
     for f in fields(WatchConfig):
         if f.name == name:
             return f"{f.metadata['help']} [config: [watch] {name}; default: {f.default}]"
+    raise KeyError(name)
+
+
+# ------------------------------------------------------------------------------------------------- the dispatch desk
+
+SERVE_SECTIONS = ("serve",)
+ROLES = ("viewer", "editor", "operator")  # each may do what the one before it may, and more
+
+
+@dataclass(frozen=True)
+class ServeConfig:
+    """The ``[serve]`` table: how ``onetake serve`` runs the dispatch desk."""
+
+    bind: str = option("127.0.0.1:8800", pattern=r"(\[[0-9a-fA-F:.]+\]|[A-Za-z0-9.-]+):\d{1,5}",
+                       help="HOST:PORT the desk listens on; keep it on loopback and put a TLS proxy in front")
+    public_board: bool = option(False, help="let anyone who reaches the desk see the board, read-only, "
+                                           "without logging in")
+    upload_inbox: str = option("", help="the inbox folder uploads land in; empty: the first [[inbox]]")
+    upload_limit_mb: int = option(4096, min=1, max=1024 * 1024,
+                                  help="the largest upload, in MiB, for users without a limit of their own")
+    upload_chunk_kib: int = option(8192, min=16, max=1024 * 1024,
+                                   help="the size of each upload request from a browser, in KiB: a dropped "
+                                        "connection costs at most one chunk")
+    upload_expiry_h: float = option(48.0, min=0.1, max=24 * 365,
+                                    help="an unfinished upload untouched this long is deleted")
+    session_hours: float = option(12.0, min=0.05, max=24 * 90, help="a login lasts this long")
+    secure_cookies: str = option("auto", choices=("auto", "always", "never"),
+                                 help="auto: cookies are Secure when the request came over HTTPS (as the proxy "
+                                      "says in X-Forwarded-Proto)")
+    forwarded_allow_ips: str = option("127.0.0.1", help="the proxies whose X-Forwarded-For/-Proto are believed, "
+                                                         "comma-separated")
+    login_attempts: int = option(5, min=1, max=1000,
+                                 help="failed logins allowed per user name and per address in login_window_s")
+    login_window_s: float = option(300.0, min=1, max=86400, help="the window of login_attempts")
+    page_size: int = option(50, min=5, max=1000, help="jobs per page on the board")
+
+
+def load_serve_config(path: str | Path | None) -> ServeConfig:
+    """The ``[serve]`` table of a farm config (defaults without a file)."""
+    if path is None:
+        return ServeConfig()
+    data = read_toml(Path(path), ConfigError, "config file")
+    return build(ServeConfig, data.get("serve", {}), f"{path} [serve]", ConfigError)
+
+
+def serve_help(name: str) -> str:
+    """The documented meaning and default of a ServeConfig field, for the CLI's --help."""
+    for f in fields(ServeConfig):
+        if f.name == name:
+            return f"{f.metadata['help']} [config: [serve] {name}; default: {f.default}]"
     raise KeyError(name)

@@ -24,6 +24,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from .artwork import COVER_SUFFIXES
+from .captions import LANGUAGE, SIDECAR_SUFFIXES, glob_escape
 from .config import LANES, InboxConfig
 from .errors import IngestError
 from .ledger import Ledger
@@ -34,6 +36,11 @@ FOLDERS = ("processing", "done", "failed")
 
 
 COMPANIONS = (".json", ".done", ".sha256", ".error.txt")
+# STEM.EXT companions: the sidecar, captions, and the cover of an audio programme (a picture beside a sound file of
+# the same stem; beside anything else, another picture, a RAW, a video, an editor's sidecar, it is a photo of its own)
+STEM_COMPANIONS = (".json", *SIDECAR_SUFFIXES)
+AUDIO_FILES = (".wav", ".bwf", ".mp3", ".m4a", ".aac", ".flac", ".ogg", ".opus", ".amr", ".wma", ".aif", ".aiff",
+               ".mp2")
 
 
 TEMP_NAMES = re.compile(r".*(\.part|\.partial|\.tmp|\.temp|\.crdownload|\.filepart|~)$", re.IGNORECASE)
@@ -70,9 +77,14 @@ def read_sidecar(path: Path) -> Sidecar:
 
 def companions(folder: Path, name: str) -> list[Path]:
     """The companion files of ``name`` that exist in ``folder``."""
-    found = [folder / f"{name}{suffix}" for suffix in COMPANIONS]
-    found.append(folder / f"{file_stem(name)}.json")
-    return [p for p in dict.fromkeys(found) if p.is_file()]
+    found = [folder / f"{name}{suffix}" for suffix in (*COMPANIONS, *SIDECAR_SUFFIXES)]
+    stem = file_stem(name)
+    found += [folder / f"{stem}{suffix}" for suffix in STEM_COMPANIONS]
+    if name.lower().endswith(AUDIO_FILES):
+        found += [p for p in folder.glob(f"{glob_escape(stem)}.*") if p.suffix.lower() in COVER_SUFFIXES]
+    found += [p for suffix in SIDECAR_SUFFIXES for p in folder.glob(f"{glob_escape(stem)}.*{suffix}")
+              if LANGUAGE.fullmatch(p.name[len(stem) + 1:-len(suffix)])]  # clip.zh.srt
+    return [p for p in dict.fromkeys(found) if p.is_file() and p.name != name]
 
 
 def sidecar_of(folder: Path, name: str) -> Path | None:
@@ -83,7 +95,11 @@ def is_candidate(path: Path) -> bool:
     name = path.name
     if name.startswith(".") or TEMP_NAMES.fullmatch(name) or not path.is_file() or path.is_symlink():
         return False
-    return not name.endswith(COMPANIONS)  # a lone JSON or marker is not media either
+    if name.endswith(COMPANIONS) or name.lower().endswith(SIDECAR_SUFFIXES):
+        return False  # a lone JSON, marker or caption file is not media either
+    if name.lower().endswith(COVER_SUFFIXES):  # the cover of a programme beside it, not a photo
+        return not any(p.suffix.lower() in AUDIO_FILES for p in path.parent.glob(f"{glob_escape(file_stem(name))}.*"))
+    return True
 
 
 def _signature(path: Path) -> tuple[Any, ...]:
@@ -216,8 +232,8 @@ def retry_job(ledger: Ledger, job_id: int) -> Path:
 
 
 def move_with_companions(path: Path, target: Path) -> Path:
-    """Rename ``path`` to ``target`` with its companions (``NAME.EXT`` ones follow the new name, a ``STEM.json``
-    sidecar the new stem); going into processing/, an old ``NAME.error.txt`` is dropped."""
+    """Rename ``path`` to ``target`` with its companions (``NAME.EXT`` ones follow the new name, ``STEM.EXT`` ones
+    the new stem); going into processing/, an old ``NAME.error.txt`` is dropped."""
     parts = companions(path.parent, path.name)
     os.rename(path, target)
     for companion in parts:
@@ -226,5 +242,5 @@ def move_with_companions(path: Path, target: Path) -> Path:
         elif companion.name.startswith(path.name):
             os.rename(companion, target.parent / (target.name + companion.name[len(path.name):]))
         else:
-            os.rename(companion, target.parent / (file_stem(target.name) + ".json"))
+            os.rename(companion, target.parent / (file_stem(target.name) + companion.name[len(file_stem(path.name)):]))
     return target

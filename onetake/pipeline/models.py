@@ -88,6 +88,46 @@ class AudioStreamInfo:
 
 
 @dataclass(frozen=True)
+class ImageInfo:
+    """A still photo, as Pillow (with pillow-heif for HEIF) decodes it."""
+
+    format: str                # "jpeg" | "png" | "webp" | "heif"
+    width: int                 # the decoded picture, before ``orientation`` is applied
+    height: int
+    orientation: int           # EXIF orientation (1-8) the renditions apply to the decoded picture; always 1 for
+                               # HEIF, whose decoder applies the container's irot/imir itself
+    exif_orientation: int      # the EXIF tag as stored, 0 when absent (for HEIF a record only: irot/imir rule)
+    mode: str                  # Pillow's mode of the decoded picture: "RGB", "RGBA", "L", "CMYK", "I;16" ...
+    icc: str                   # the embedded colour profile's description, "" when none (sRGB is assumed)
+    frames: int                # pictures in the file (an animated WebP or a HEIF burst): the first is used
+    identifying: tuple[str, ...] = ()  # identifying metadata it carries (GPS, serial numbers ...), by name
+    artist: str = ""           # EXIF Artist, else XMP dc:creator
+    copyright: str = ""        # EXIF Copyright, else XMP dc:rights
+    description: str = ""      # EXIF ImageDescription, else XMP dc:description
+
+    @property
+    def display_size(self) -> tuple[int, int]:
+        """Width and height once upright."""
+        return (self.height, self.width) if self.orientation in (5, 6, 7, 8) else (self.width, self.height)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> ImageInfo:
+        return cls(**{**data, "identifying": tuple(data.get("identifying", ()))})
+
+
+@dataclass(frozen=True)
+class CaptionsInfo:
+    """The captions that come with a source: a sidecar file, or a text subtitle stream of the source itself."""
+
+    path: str                  # the sidecar, or the source itself
+    stream: int                # the subtitle stream's index in the source; -1 for a sidecar
+    format: str                # srt | vtt | ass | ssa, or the stream's codec
+    language: str              # from the sidecar's name (clip.zh.srt) or the stream's tag; "" when unknown
+    sha256: str                # of the sidecar (a stream is covered by the source's own hash)
+    cues: int                  # how many cues it holds (0: not counted, a stream is read when it is used)
+
+
+@dataclass(frozen=True)
 class SourceInfo:
     path: str                  # absolute path
     size: int
@@ -101,19 +141,34 @@ class SourceInfo:
     video: tuple[VideoStreamInfo, ...] = ()
     audio: tuple[AudioStreamInfo, ...] = ()
     url: str = ""              # where it came from when not a local file (s3://...); path is then the local copy
+    image: ImageInfo | None = None  # a still photo (then no video or audio streams)
+    captions: CaptionsInfo | None = None
+    cover: str = ""            # a cover picture beside an audio-only source (NAME.jpg, NAME.png), for audiograms
+    cover_sha256: str = ""
 
     @property
     def name(self) -> str:
         return (self.url or self.path).rsplit("/", 1)[-1]
 
     def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
+        data = dataclasses.asdict(self)
+        if self.image is None:  # absent, not null, for audio and video: their plans read as they always did
+            del data["image"]
+        if self.captions is None:
+            del data["captions"]
+        if not self.cover:
+            del data["cover"], data["cover_sha256"]
+        return data
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> SourceInfo:
         data = dict(data)
         data["video"] = tuple(VideoStreamInfo(**v) for v in data.get("video", ()))
         data["audio"] = tuple(AudioStreamInfo(**a) for a in data.get("audio", ()))
+        if data.get("image") is not None:
+            data["image"] = ImageInfo.from_dict(data["image"])
+        if data.get("captions"):
+            data["captions"] = CaptionsInfo(**data["captions"])
         return cls(**data)
 
 

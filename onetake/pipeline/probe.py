@@ -4,21 +4,30 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import io
 import logging
 import os
 import re
+import warnings
 from collections.abc import Iterator
 from datetime import datetime, timezone
 from fractions import Fraction
 from pathlib import Path
+from typing import Any
+from xml.etree import ElementTree
 
 import av
 import numpy as np
+import PIL.ExifTags
+import PIL.Image
+import PIL.ImageCms
 
+from .artwork import COVER_KINDS, COVER_SUFFIXES, read_artwork
+from .captions import TEXT_SUBTITLE_CODECS, find_sidecar, glob_escape, read_cues, sidecar_language, stream_language
 from .errors import SourceError
 from .hashes import sha256_of
-from .media import MATRICES, PRIMARIES, PROTOCOL_WHITELIST, RANGES, REFERENCING_FORMATS, TRANSFERS, file_url
-from .models import AudioStreamInfo, SourceInfo, VideoStreamInfo
+from .media import MATRICES, PRIMARIES, PROTOCOL_WHITELIST, RANGES, REFERENCING_FORMATS, TRANSFERS, file_stem, file_url
+from .models import AudioStreamInfo, CaptionsInfo, ImageInfo, SourceInfo, VideoStreamInfo
 
 IMAGE_CODECS = {"png", "mjpeg", "bmp", "gif", "webp", "tiff", "jpegls", "jpeg2000", "ppm", "pgm", "pam", "qoi",
                 "exr", "dpx", "sgi", "targa", "pcx", "jpegxl", "photocd", "xbm", "xwd", "sunrast", "avif"}
@@ -442,6 +451,9 @@ def probe(path: str | os.PathLike[str], *, compute_hash: bool = True, sample_sca
             head = f.read(SNIFF_BYTES)
     except OSError as exc:
         raise SourceError(shown, f"cannot be read ({exc.strerror})", "check its permissions") from exc
+    photo = photo_format(head)
+    if photo:
+        return _probe_photo(path, photo, st, compute_hash)
     _sniff(shown, head)
     try:
         container = open_media(path)
@@ -461,8 +473,9 @@ def probe(path: str | os.PathLike[str], *, compute_hash: bool = True, sample_sca
         if vstreams and (fmt == "image2" or fmt.endswith("_pipe") or
                          (vstreams[0].codec_context.name in IMAGE_CODECS and not container.streams.audio
                           and _picture_count(container, vstreams[0]) < 2)):
-            raise SourceError(shown, f"is a still image ({vstreams[0].codec_context.name}), not video",
-                              "give onetake a video or audio file")
+            raise SourceError(shown, f"is a still image ({vstreams[0].codec_context.name}) but not a JPEG, PNG, "
+                                     f"HEIF or WebP photo (its first bytes are not one's)",
+                              "give onetake a photo in one of those formats, or a video or audio file")
         if not vstreams and not container.streams.audio:
             raise SourceError(shown, "has neither video nor audio streams", "give onetake a media file")
         duration = float(container.duration or 0) / av.time_base
@@ -487,8 +500,180 @@ def probe(path: str | os.PathLike[str], *, compute_hash: bool = True, sample_sca
             timecode = timecode or s.metadata.get("timecode", "")
         format_long = container.format.long_name
         start_time = float(container.start_time or 0) / av.time_base
+        # a stream of a codec this FFmpeg has no decoder for (teletext, say) has no codec context
+        text_streams = [s for s in container.streams.subtitles
+                        if s.codec_context is not None and s.codec_context.name in TEXT_SUBTITLE_CODECS]
+        captions = captions_of(path, text_streams[0] if text_streams else None)
     return SourceInfo(
         path=path, size=st.st_size, sha256=sha256_of(path) if compute_hash else "",
         modified=datetime.fromtimestamp(st.st_mtime, timezone.utc).date().isoformat(),
         format=fmt, format_long=format_long, duration=round(duration, 6), start_time=start_time,
-        timecode=timecode, video=tuple(videos), audio=tuple(audios))
+        timecode=timecode, video=tuple(videos), audio=tuple(audios), captions=captions,
+        **({} if videos else cover_of(path)))
+
+
+def cover_of(path: str) -> dict[str, str]:
+    """The cover picture beside an audio-only source (STEM.jpg, .jpeg or .png), checked now."""
+    for candidate in sorted(Path(path).parent.glob(f"{glob_escape(file_stem(Path(path).name))}.*")):
+        if candidate.suffix.lower() in COVER_SUFFIXES and candidate.is_file():
+            art = read_artwork(candidate, COVER_KINDS, "the cover picture beside the programme",
+                               lambda message: SourceError(str(candidate), message))
+            return {"cover": art.path, "cover_sha256": art.sha256}
+    return {}
+
+
+def captions_of(path: str, stream: av.stream.Stream | None) -> CaptionsInfo | None:
+    """The source's captions: a sidecar beside it (read and checked now), else its first text subtitle stream."""
+    sidecar = find_sidecar(path)
+    if sidecar is not None:
+        cues = read_cues(sidecar)
+        return CaptionsInfo(path=str(sidecar), stream=-1, format=sidecar.suffix.lstrip(".").lower(),
+                            language=sidecar_language(sidecar, file_stem(Path(path).name)),
+                            sha256=sha256_of(str(sidecar)), cues=len(cues))
+    if stream is None:
+        return None
+    return CaptionsInfo(path=path, stream=stream.index, format=stream.codec_context.name,
+                        language=stream_language(stream.metadata.get("language", "")), sha256="", cues=0)
+
+
+PHOTO_NAMES = {"jpeg": "JPEG", "png": "PNG", "webp": "WebP", "heif": "HEIF"}
+PILLOW_FORMATS = {"jpeg": "JPEG", "png": "PNG", "webp": "WEBP", "heif": "HEIF"}
+HEIF_BRANDS = {b"heic", b"heix", b"heim", b"heis", b"mif1"}  # still-image brands (msf1/hevc are sequences)
+ORIENTATION_TAG = 0x0112
+# EXIF fields that say where a photo was taken, or which device or person took it, by (IFD, tag); none of them
+# reaches a rendition (those carry only the fields a profile's keep_metadata names)
+GPS_IFD, EXIF_IFD = 0x8825, 0x8769
+IDENTIFYING_TAGS = {(None, 0xC62F): "CameraSerialNumber", (None, 0x013C): "HostComputer",
+                    (EXIF_IFD, 0xA431): "BodySerialNumber", (EXIF_IFD, 0xA435): "LensSerialNumber",
+                    (EXIF_IFD, 0xA430): "CameraOwnerName", (EXIF_IFD, 0xA420): "ImageUniqueID",
+                    (EXIF_IFD, 0x927C): "MakerNote"}
+# the caption and rights fields a rendition may keep: EXIF tag in IFD0 and its XMP Dublin Core twin
+CAPTION_FIELDS = {"Artist": (0x013B, "creator"), "Copyright": (0x8298, "rights"),
+                  "ImageDescription": (0x010E, "description")}
+XMP_DC = "{http://purl.org/dc/elements/1.1/}"
+XMP_RDF_LI = "{http://www.w3.org/1999/02/22-rdf-syntax-ns#}li"
+
+
+def photo_format(head: bytes) -> str:
+    """The photo format a file's first bytes announce: "jpeg", "png", "webp", "heif", or "" for anything else."""
+    if head[:3] == b"\xff\xd8\xff":
+        return "jpeg"
+    if head[:8] == b"\x89PNG\r\n\x1a\n":
+        return "png"
+    if head[:4] == b"RIFF" and head[8:12] == b"WEBP":
+        return "webp"
+    if head[4:8] == b"ftyp" and head[8:12] in HEIF_BRANDS:
+        return "heif"
+    return ""
+
+
+def xmp_packet(info: dict[str, Any]) -> bytes:
+    """The XMP a decoded photo carries (Pillow keeps it under a different key per format), or b""."""
+    packet = info.get("xmp") or info.get("XML:com.adobe.xmp") or b""
+    return packet.encode("utf-8") if isinstance(packet, str) else bytes(packet)
+
+
+def xmp_fields(packet: bytes) -> dict[str, str]:
+    """dc:creator, dc:rights and dc:description of an XMP packet (the first value of each), by their local name."""
+    try:
+        root = ElementTree.fromstring(packet.strip(b"\x00 \t\r\n"))
+    except ElementTree.ParseError:
+        return {}
+    found: dict[str, str] = {}
+    for _, dc_name in CAPTION_FIELDS.values():
+        for element in root.iter(XMP_DC + dc_name):
+            values = [li.text for li in element.iter(XMP_RDF_LI) if li.text and li.text.strip()]
+            text = values[0] if values else (element.text or "")
+            if text.strip():
+                found[dc_name] = text.strip()
+                break
+    return found
+
+
+def exif_text(value: Any) -> str:
+    """An EXIF text field as text: its ASCII type holds UTF-8 in practice (Chinese captions), which Pillow reads
+    as Latin-1."""
+    if isinstance(value, str):
+        try:
+            value = value.encode("latin-1")
+        except UnicodeEncodeError:
+            pass
+    if isinstance(value, bytes):
+        value = value.decode("utf-8", "replace")
+    # EXIF 2.3 keeps two copyrights (photographer, editor) apart with a NUL; XML (the XMP twin) holds no controls
+    parts = ["".join(ch for ch in part if ch.isprintable() or ch in "\t\n") for part in str(value or "").split("\x00")]
+    return "; ".join(p.strip() for p in parts if p.strip())
+
+
+def read_photo_captions(exif: PIL.Image.Exif, info: dict[str, Any]) -> dict[str, str]:
+    """artist, copyright and description: the EXIF field, else its XMP Dublin Core twin."""
+    xmp = xmp_fields(xmp_packet(info))
+    return {field: exif_text(exif.get(tag)) or xmp.get(dc_name, "")
+            for field, (tag, dc_name) in zip(("artist", "copyright", "description"), CAPTION_FIELDS.values())}
+
+
+def identifying_metadata(exif: PIL.Image.Exif, info: dict[str, Any]) -> tuple[str, ...]:
+    """The names of the identifying fields a photo carries."""
+    found = ["GPS"] if exif.get_ifd(GPS_IFD) else []
+    for (ifd, tag), name in IDENTIFYING_TAGS.items():
+        if tag in (exif.get_ifd(ifd) if ifd else exif):
+            found.append(name)
+    if exif.get_ifd(PIL.ExifTags.IFD.IFD1):
+        found.append("EXIF thumbnail")
+    if xmp_packet(info):
+        found.append("XMP")
+    return tuple(found)
+
+
+@functools.cache
+def _heif_opener() -> None:
+    from pillow_heif import register_heif_opener
+
+    register_heif_opener()
+
+
+@contextlib.contextmanager
+def open_photo(path: str, kind: str) -> Iterator[PIL.Image.Image]:
+    """A photo of ``kind`` (``photo_format``) opened with Pillow as that format only, decoded whole: a truncated or
+    damaged file, or one too large to decode safely, is a SourceError naming it."""
+    _heif_opener()
+    name = PHOTO_NAMES[kind]
+    try:
+        with warnings.catch_warnings():
+            # Pillow warns from 89 and refuses from 179 megapixels: a 100 MP camera is fine, a decompression bomb not
+            warnings.simplefilter("ignore", PIL.Image.DecompressionBombWarning)
+            with PIL.Image.open(path, formats=[PILLOW_FORMATS[kind]]) as image:
+                image.load()
+                yield image
+    except PIL.Image.DecompressionBombError as exc:
+        raise SourceError(path, f"is a {name} photo too large to decode safely ({exc})",
+                          "send a smaller export of it") from exc
+    except (OSError, SyntaxError, ValueError, EOFError, RuntimeError) as exc:
+        raise SourceError(path, f"is a {name} photo that cannot be decoded ({exc})",
+                          "the file is probably cut short or damaged; copy it again from the camera or phone") from exc
+
+
+def _probe_photo(path: str, kind: str, st: os.stat_result, compute_hash: bool) -> SourceInfo:
+    with open_photo(path, kind) as image:
+        exif = image.getexif()
+        stored = int(exif.get(ORIENTATION_TAG) or 0)
+        if kind == "heif":  # pillow-heif has set the tag to 1 and kept what it said
+            stored = int(image.info.get("original_orientation") or 0)
+        orientation = 1 if kind == "heif" or stored not in range(1, 9) else stored
+        icc = image.info.get("icc_profile") or b""
+        described = ""
+        if icc:
+            try:
+                described = PIL.ImageCms.getProfileDescription(PIL.ImageCms.ImageCmsProfile(io.BytesIO(icc))).strip()
+            except (OSError, PIL.ImageCms.PyCMSError):
+                described = "unreadable ICC profile"
+        captions = read_photo_captions(exif, image.info)
+        info = ImageInfo(format=kind, width=image.width, height=image.height, orientation=orientation,
+                         exif_orientation=stored, mode=image.mode, icc=described,
+                         frames=int(getattr(image, "n_frames", 1) or 1),
+                         identifying=identifying_metadata(exif, image.info), **captions)
+        long_name = image.format_description or PHOTO_NAMES[kind]
+    return SourceInfo(
+        path=path, size=st.st_size, sha256=sha256_of(path) if compute_hash else "",
+        modified=datetime.fromtimestamp(st.st_mtime, timezone.utc).date().isoformat(),
+        format=kind, format_long=long_name, duration=0.0, start_time=0.0, timecode="", image=info)

@@ -14,11 +14,12 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
+from .artwork import LOGO_KINDS, read_artwork
 from .errors import ProfileError
 from .hashes import short_hash
 from .schema import build, option, read_toml
 
-KINDS = ("av", "audio", "image", "sprite", "hls")
+KINDS = ("av", "audio", "image", "sprite", "hls", "photo")
 X264_PRESETS = ("ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow", "slower", "veryslow")
 CODEC_OPTION = r"[A-Za-z0-9.]*"  # profile/level values go to ffmpeg as they are: no spaces, no dashes
 
@@ -63,6 +64,12 @@ class VideoSpec:
     display_aspect: str = option("", pattern=r"|\d{1,2}:\d{1,2}",
                                  help="the frame's shape on screen when pixels are not square, e.g. 16:9 for "
                                       "anamorphic SD; '' for square pixels")
+    # where burned-in graphics (logo, captions) may go: EBU R 95's graphics-safe area by default; a 9:16 short
+    # keeps clear of the platforms' own buttons and captions
+    safe_top: float = option(0.05, min=0, max=0.4, help="graphics keep this fraction of the height from the top")
+    safe_bottom: float = option(0.05, min=0, max=0.4, help="... and this fraction from the bottom")
+    safe_left: float = option(0.05, min=0, max=0.4, help="... this fraction of the width from the left")
+    safe_right: float = option(0.05, min=0, max=0.4, help="... and this fraction from the right")
 
 
 @dataclass(frozen=True)
@@ -84,6 +91,77 @@ class LoudnessSpec:
     headroom: float = option(0.0, min=0, max=12,
                              help="dB under true_peak where the limiter starts; 0: 0.5 for PCM, 1.0 for lossy codecs "
                                   "(the measure step lowers it where an encoder's own peaks need more)")
+
+
+CORNERS = ("top-left", "top-right", "bottom-left", "bottom-right")
+
+
+@dataclass(frozen=True)
+class LogoSpec:
+    """The station logo (台标), as a channel's [CHANNEL.logo] table or a profile's [logo] section (which wins)."""
+
+    enabled: bool = option(True, help="false: no logo here, whatever the farm's `logo` says")
+    file: str = option("", help="a PNG (or SVG) with transparency, relative to the file naming it; '' for the "
+                                "farm's station logo (`logo` in [farm], --logo); no file at all: no logo")
+    corner: str = option("top-right", choices=CORNERS, help="the corner of the safe area it sits in")
+    height: float = option(0.08, min=0.02, max=0.5, help="its height, as a fraction of the picture's height")
+    margin: float = option(0.0, min=0, max=0.25, help="further inset from the safe area's edges, as a fraction of "
+                                                       "the picture's height")
+    opacity: float = option(0.85, min=0.05, max=1.0)
+    sha256: str = option("", pattern=r"|[0-9a-f]{64}", help="set by onetake from the file: part of the output keys")
+
+
+PHOTO_FORMATS = ("jpeg", "webp", "avif", "png")
+KEEPABLE_METADATA = ("Artist", "Copyright", "ImageDescription")
+
+
+@dataclass(frozen=True)
+class PhotoSpec:
+    """A photo's renditions for one use (a still source: JPEG, PNG, HEIF, WebP); kind = "photo"."""
+
+    fit: str = option("within", choices=("within", "cover", "original"),
+                      help="within: the whole picture at each of `widths` (never enlarged); cover: width x height "
+                           "filled, cropped around the faces or detail the analysis kernels find; original: the "
+                           "source file, untouched")
+    widths: tuple[int, ...] = option((1280,), min=16, max=16384, help="fit = within: the widths made, in pixels")
+    width: int = option(1080, min=16, max=16384, help="fit = cover: the picture's width")
+    height: int = option(1920, min=16, max=16384, help="fit = cover: the picture's height")
+    formats: tuple[str, ...] = option(("jpeg",), choices=PHOTO_FORMATS,
+                                      help="one file per format and size, in <picture> order: the last is the "
+                                           "fallback; JPEG drops transparency (over white)")
+    quality: int = option(85, min=1, max=100, help="JPEG and WebP quality")
+    avif_quality: int = option(60, min=1, max=100)
+    avif_speed: int = option(6, min=0, max=10, help="AVIF encoder effort: 0 slowest and smallest, 10 fastest")
+    keep_metadata: tuple[str, ...] = option(KEEPABLE_METADATA, choices=KEEPABLE_METADATA,
+                                            help="EXIF fields (and their XMP dc: twins) a rendition keeps; "
+                                                 "everything else (GPS, serial numbers, maker notes, thumbnails) "
+                                                 "is left out")
+
+
+@dataclass(frozen=True)
+class CaptionsSpec:
+    """What a profile does with the source's captions (a sidecar NAME.srt/.vtt/.ass, or a text subtitle stream)."""
+
+    burn: bool = option(False, help="burn them into the picture: bold white text with a black outline, bottom "
+                                     "centre inside the safe area, lines broken to fit (CJK between characters)")
+    size: float = option(0.03, min=0.01, max=0.12, help="burned text size (a CJK character's height) as a fraction "
+                                                         "of the picture height")
+    subtitles: bool = option(False, help="an HLS ladder: a WebVTT subtitle rendition in the master playlist, and "
+                                         "the .vtt beside the progressive MP4")
+
+
+@dataclass(frozen=True)
+class AudiogramSpec:
+    """How a picture profile is made from a source with no picture (a radio programme, a podcast): the cover (a
+    sidecar NAME.jpg or NAME.png, else the farm's `cover`, else the background colour), the programme title in
+    the top of the safe area, a waveform that moves with the sound, and any captions below it."""
+
+    background: str = option("0x1b2a4a", pattern=r"0x[0-9a-fA-F]{6}", help="colour behind a missing cover")
+    wave_colour: str = option("0xffffff", pattern=r"0x[0-9a-fA-F]{6}")
+    wave_height: float = option(0.16, min=0.05, max=0.5, help="the waveform's height, fraction of the picture's")
+    wave_at: float = option(0.45, min=0, max=0.9, help="the waveform's top edge, fraction of the picture height "
+                                                      "(above the captions)")
+    title_size: float = option(0.045, min=0.01, max=0.12, help="title text height, fraction of the picture height")
 
 
 @dataclass(frozen=True)
@@ -133,7 +211,8 @@ class QcSpec:
 
 SECTIONS: dict[str, type] = {
     "container": ContainerSpec, "video": VideoSpec, "audio": AudioSpec, "loudness": LoudnessSpec,
-    "image": ImageSpec, "sprite": SpriteSpec, "hls": HlsSpec, "checks": CheckSpec,
+    "image": ImageSpec, "sprite": SpriteSpec, "hls": HlsSpec, "checks": CheckSpec, "photo": PhotoSpec,
+    "logo": LogoSpec, "captions": CaptionsSpec, "audiogram": AudiogramSpec,
 }
 REQUIRED: dict[str, tuple[str, ...]] = {
     "av": ("container", "video", "audio"),
@@ -141,6 +220,7 @@ REQUIRED: dict[str, tuple[str, ...]] = {
     "image": ("container", "video", "image"),
     "sprite": ("sprite",),
     "hls": ("hls",),
+    "photo": ("photo",),
 }
 
 
@@ -157,12 +237,20 @@ class Profile:
     sprite: SpriteSpec | None = None
     hls: HlsSpec | None = None
     checks: CheckSpec = CheckSpec()
+    logo: LogoSpec | None = None
+    captions: CaptionsSpec | None = None
+    audiogram: AudiogramSpec | None = None  # present: this picture can be made from audio alone
+    photo: PhotoSpec | None = None
 
     def encoding(self) -> dict[str, Any]:
         """What decides the bytes of the output: everything but the name and description."""
         data = dataclasses.asdict(self)
         data.pop("name")
         data.pop("description")
+        if data["photo"] is None:  # the keys of every other kind stay as they were before photos
+            del data["photo"]
+        if data["logo"]:  # the logo's bytes (its SHA-256), not where they are
+            data["logo"].pop("file")
         return data
 
     def content_key(self) -> str:
@@ -173,8 +261,9 @@ class Profile:
         return {k: v for k, v in dataclasses.asdict(self).items() if v is not None}
 
 
-def parse_profile(data: dict[str, Any], name: str, where: str) -> Profile:
-    """Build a Profile from a TOML document; ``where`` names the file in messages."""
+def parse_profile(data: dict[str, Any], name: str, where: str, folder: Path | None = None) -> Profile:
+    """Build a Profile from a TOML document; ``where`` names the file in messages, ``folder`` is where a relative
+    logo file is looked for."""
     top = {"name", "kind", "description", *SECTIONS}
     unknown = sorted(set(data) - top)
     if unknown:
@@ -191,9 +280,23 @@ def parse_profile(data: dict[str, Any], name: str, where: str) -> Profile:
     if missing:
         raise ProfileError(f"{where}: a profile of kind '{kind}' needs a [{missing[0]}] section")
     sections = {s: build(cls, data[s], f"{where} [{s}]", ProfileError) for s, cls in SECTIONS.items() if s in data}
+    if "logo" in sections:
+        sections["logo"] = resolve_logo(sections["logo"], folder, f"{where} [logo]")
     profile = Profile(name=name, kind=kind, description=description, **sections)
     _check_consistency(profile, where)
     return profile
+
+
+def resolve_logo(spec: LogoSpec, folder: Path | None, where: str) -> LogoSpec:
+    """``spec`` with its file made absolute and its SHA-256 filled in (ProfileError naming ``where`` if the file
+    is missing or not a PNG or SVG)."""
+    if not spec.file or spec.sha256:  # none, or already read (a plan's profile, checked again by verify)
+        return spec
+    path = Path(spec.file).expanduser()
+    if not path.is_absolute() and folder is not None:
+        path = folder / path
+    art = read_artwork(path, LOGO_KINDS, f"{where} 'file'", ProfileError)
+    return dataclasses.replace(spec, file=art.path, sha256=art.sha256)
 
 
 def _check_consistency(p: Profile, where: str) -> None:
@@ -211,12 +314,37 @@ def _check_consistency(p: Profile, where: str) -> None:
                            f"for {p.audio.channels} tracks")
     if p.audio is not None and p.audio.codec.startswith("pcm") and p.audio.bitrate_kbps:
         raise ProfileError(f"{where} [audio]: 'bitrate_kbps' must be 0 for PCM codec {p.audio.codec}")
+    if p.logo is not None and p.kind not in ("av", "image", "hls"):
+        raise ProfileError(f"{where} [logo]: a logo goes on pictures: 'av', 'image' and 'hls' profiles only")
+    if p.logo is not None and p.logo.enabled and v is not None and v.burn_timecode:
+        raise ProfileError(f"{where} [logo]: an edit proxy (burn_timecode = true) never carries the logo; set "
+                           f"enabled = false")
+    if v is not None and (v.safe_top + v.safe_bottom >= 0.8 or v.safe_left + v.safe_right >= 0.8):
+        raise ProfileError(f"{where} [video]: the safe area leaves less than a fifth of the picture; lower the "
+                           f"safe_* values")
+    if p.kind == "photo":
+        _check_photo(p, where)
+    if p.captions is not None and p.captions.burn and p.kind != "av":
+        raise ProfileError(f"{where} [captions]: burn = true is for 'av' profiles")
+    if p.captions is not None and p.captions.subtitles and p.kind != "hls":
+        raise ProfileError(f"{where} [captions]: subtitles = true is for 'hls' ladders; burn them in elsewhere")
     if p.kind == "hls" and p.hls is not None and not p.hls.rungs:
         raise ProfileError(f"{where} [hls]: 'rungs' must name at least one profile")
 
 
+def _check_photo(p: Profile, where: str) -> None:
+    assert p.photo is not None
+    others = [s for s in SECTIONS if s not in ("photo", "checks") and getattr(p, s) is not None]
+    if others:
+        raise ProfileError(f"{where}: a 'photo' profile has only a [photo] section; remove [{others[0]}]")
+    if p.photo.fit != "original" and not p.photo.formats:
+        raise ProfileError(f"{where} [photo]: 'formats' must name at least one of {', '.join(PHOTO_FORMATS)}")
+    if p.photo.fit == "within" and not p.photo.widths:
+        raise ProfileError(f"{where} [photo]: 'widths' must give at least one width for fit = \"within\"")
+
+
 def load_profile_file(path: Path) -> Profile:
-    return parse_profile(read_toml(path, ProfileError, "profile file"), path.stem, str(path))
+    return parse_profile(read_toml(path, ProfileError, "profile file"), path.stem, str(path), path.parent)
 
 
 @dataclass(frozen=True)
@@ -227,6 +355,7 @@ class Catalog:
     channels: dict[str, tuple[str, ...]]
     origins: dict[str, str]
     qc: dict[str, QcSpec] = dataclasses.field(default_factory=dict)  # channels without rules are absent
+    logos: dict[str, LogoSpec] = dataclasses.field(default_factory=dict)  # channels without a [logo] are absent
 
     def profile(self, name: str) -> Profile:
         try:
@@ -239,21 +368,30 @@ class Catalog:
             raise ProfileError(f"unknown channel '{name}'; known channels are {', '.join(self.channels)}")
         return tuple(self.profile(p) for p in self.channels[name])
 
+    def logo_of(self, channel: str, profile: Profile) -> LogoSpec | None:
+        """The logo placement ``profile`` gets in ``channel``: the profile's own, else the channel's (None: none)."""
+        spec = profile.logo or self.logos.get(channel)
+        return spec if spec is not None and spec.enabled else None
 
-def _parse_channels(text: str, where: str,
-                    catalog_names: set[str]) -> tuple[dict[str, tuple[str, ...]], dict[str, QcSpec]]:
+
+def _parse_channels(text: str, where: str, catalog_names: set[str], folder: Path | None
+                    ) -> tuple[dict[str, tuple[str, ...]], dict[str, QcSpec], dict[str, LogoSpec]]:
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise ProfileError(f"{where}: not valid TOML ({exc})") from exc
     channels: dict[str, tuple[str, ...]] = {}
     qc: dict[str, QcSpec] = {}
+    logos: dict[str, LogoSpec] = {}
     for channel, table in data.items():
-        if not isinstance(table, dict) or set(table) - {"profiles", "description", "qc"}:
-            raise ProfileError(f"{where} [{channel}]: only 'profiles', 'description' and a [{channel}.qc] "
-                               f"table are allowed")
+        if not isinstance(table, dict) or set(table) - {"profiles", "description", "qc", "logo"}:
+            raise ProfileError(f"{where} [{channel}]: only 'profiles', 'description', a [{channel}.qc] and a "
+                               f"[{channel}.logo] table are allowed")
         if "qc" in table:
             qc[channel] = build(QcSpec, table["qc"], f"{where} [{channel}.qc]", ProfileError)
+        if "logo" in table:
+            logos[channel] = resolve_logo(build(LogoSpec, table["logo"], f"{where} [{channel}.logo]", ProfileError),
+                                          folder, f"{where} [{channel}.logo]")
         names = table.get("profiles")
         if not isinstance(names, list) or not names or not all(isinstance(n, str) for n in names):
             raise ProfileError(f"{where} [{channel}]: 'profiles' must be a non-empty list of profile names")
@@ -261,22 +399,25 @@ def _parse_channels(text: str, where: str,
             if n not in catalog_names:
                 raise ProfileError(f"{where} [{channel}]: unknown profile '{n}'")
         channels[channel] = tuple(names)
-    return channels, qc
+    return channels, qc, logos
 
 
 def load_catalog(user_dir: Path | None = None) -> Catalog:
     """Load the shipped profiles, then the user folder's, which add to or override them by name."""
     texts: dict[str, tuple[str, str]] = {}
+    folders: dict[str, Path | None] = {}  # where a relative logo file of each is found (shipped files name none)
     shipped = resources.files("onetake.profiles")
     for entry in sorted(shipped.iterdir(), key=lambda e: e.name):
         if entry.name.endswith(".toml"):
             texts[entry.name[:-5]] = (entry.read_text(encoding="utf-8"), f"onetake/profiles/{entry.name}")
+            folders[entry.name[:-5]] = None
     if user_dir is not None:
         if not user_dir.is_dir():
             raise ProfileError(f"{user_dir}: profiles folder does not exist")
         for path in sorted(user_dir.glob("*.toml")):
             try:
                 texts[path.stem] = (path.read_text(encoding="utf-8"), str(path))
+                folders[path.stem] = path.parent
             except (OSError, UnicodeDecodeError) as exc:
                 raise ProfileError(f"{path}: cannot be read as a UTF-8 TOML file ({exc})") from exc
     channels_text = texts.pop("channels", None)
@@ -286,7 +427,7 @@ def load_catalog(user_dir: Path | None = None) -> Catalog:
             data = tomllib.loads(text)
         except tomllib.TOMLDecodeError as exc:
             raise ProfileError(f"{where}: not valid TOML ({exc})") from exc
-        profiles[name] = parse_profile(data, name, where)
+        profiles[name] = parse_profile(data, name, where, folders[name])
     for p in profiles.values():
         if p.hls is not None:
             for rung in p.hls.rungs:
@@ -294,5 +435,6 @@ def load_catalog(user_dir: Path | None = None) -> Catalog:
                     raise ProfileError(f"{texts[p.name][1]} [hls]: rung '{rung}' is not a known 'av' profile")
     if channels_text is None:
         raise ProfileError("channels.toml is missing from the profiles")
-    channels, qc = _parse_channels(channels_text[0], channels_text[1], set(profiles))
-    return Catalog(profiles=profiles, channels=channels, origins={n: w for n, (_, w) in texts.items()}, qc=qc)
+    channels, qc, logos = _parse_channels(channels_text[0], channels_text[1], set(profiles), folders["channels"])
+    return Catalog(profiles=profiles, channels=channels, origins={n: w for n, (_, w) in texts.items()}, qc=qc,
+                   logos=logos)

@@ -14,11 +14,12 @@ from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager
 from typing import Any, Protocol
 
+from .artwork import COVER_KINDS, LOGO_KINDS, read_artwork
 from .config import FarmConfig
 from .destinations import absolute_location, is_s3, parse_location
 from .errors import ConfigError, PlanError
 from .ledger import Ledger, process_owner
-from .models import AudioStreamInfo, JobPlan, SourceInfo, Task, VideoStreamInfo
+from .models import AudioStreamInfo, CaptionsInfo, JobPlan, SourceInfo, Task, VideoStreamInfo
 from .plan import PlanOptions, plan_job
 from .probe import probe
 from .profiles import Catalog
@@ -54,8 +55,13 @@ def plan_options(settings: FarmConfig, encoder_version: str) -> PlanOptions:
     """The planning options of a farm config: locations made absolute, the encoder named."""
     destinations = tuple(f"{c}={absolute_location(d)}" for c, d in settings.channel_destinations().items())
     farm = settings.merged(destinations=destinations)
+    logo = read_artwork(settings.logo, LOGO_KINDS, "the station logo (--logo, [farm] logo)",
+                                ConfigError) if settings.logo else None
+    cover = read_artwork(settings.cover, COVER_KINDS, "the station cover ([farm] cover)",
+                         ConfigError) if settings.cover else None
     return PlanOptions(out_dir=absolute_location(settings.out), work_dir=os.path.abspath(settings.work_path()),
-                       encoder_version=encoder_version, x264_threads=settings.x264_threads, farm=farm)
+                       encoder_version=encoder_version, x264_threads=settings.x264_threads, farm=farm, logo=logo,
+                       cover=cover)
 
 
 def check_channels(settings: FarmConfig, catalog: Catalog) -> None:
@@ -155,9 +161,11 @@ def representative_sources() -> list[SourceInfo]:
                                sample_rate=48000, start_time=0.0, duration=60.0, language="", default=True)
 
     def source(name: str, videos: tuple[VideoStreamInfo, ...], audios: tuple[AudioStreamInfo, ...]) -> SourceInfo:
+        captions = CaptionsInfo(path=f"/representative/{name}.srt", stream=-1, format="srt", language="",
+                                sha256="0" * 64, cues=1)  # burned in and carried as WebVTT, as captions are
         return SourceInfo(path=f"/representative/{name}", size=1, sha256="0" * 64, modified="2000-01-01",
                           format="mov", format_long="QuickTime / MOV", duration=60.0, start_time=0.0, timecode="",
-                          video=videos, audio=audios)
+                          video=videos, audio=audios, captions=captions)
 
     hdr = video(codec="hevc", width=3840, height=2160, frame_rate="30/1", scan="progressive",
                 pix_fmt="yuv420p10le", color_primaries="bt2020", color_transfer="smpte2084",

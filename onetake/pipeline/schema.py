@@ -34,6 +34,8 @@ def _type_name(tp: Any) -> str:
         return "a number"
     if tp is str:
         return "a string"
+    if typing.get_args(tp)[:1] == (int,):
+        return "a list of integers"
     return "a list of strings"
 
 
@@ -51,6 +53,9 @@ def _coerce(value: Any, tp: Any) -> Any:
     elif tp is str:
         if isinstance(value, str):
             return value
+    elif typing.get_origin(tp) is tuple and typing.get_args(tp)[:1] == (int,):
+        if isinstance(value, (list, tuple)) and all(isinstance(v, int) and not isinstance(v, bool) for v in value):
+            return tuple(value)
     elif typing.get_origin(tp) is tuple:
         if isinstance(value, (list, tuple)) and all(isinstance(v, str) for v in value):
             return tuple(value)
@@ -85,8 +90,9 @@ def build(cls: type[T], table: Mapping[str, Any], where: str, error: type[Except
                 raise error(f"{where}: '{name}' = {bad[0]!r} is not allowed; choose one of "
                             f"{', '.join(repr(c) for c in choices)}")
         low, high = meta.get("min"), meta.get("max")
-        if (low is not None and value < low) or (high is not None and value > high):
-            raise error(f"{where}: '{name}' = {value!r} is out of range; it must be within [{low}, {high}]")
+        for each in (value if isinstance(value, tuple) else (value,)):  # a list's every item
+            if (low is not None and each < low) or (high is not None and each > high):
+                raise error(f"{where}: '{name}' = {each!r} is out of range; it must be within [{low}, {high}]")
         pattern = meta.get("pattern")
         bad = [v for v in (value if isinstance(value, tuple) else (value,)) if pattern and not re.fullmatch(pattern, v)]
         if bad:

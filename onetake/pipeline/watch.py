@@ -28,6 +28,9 @@ from .profiles import Catalog
 from .run import Farm, check_channels, plan_options, representative_plans
 from .schedule import ChannelOutcome, StreamingExecutor, channel_outcome, describe_error, submit_plan
 
+# job metadata the desk's "deliver anyway" sets, {"mode": "warn", "by": ..., "reason": ...}: the job's next attempt
+# is planned under qc = "warn"
+QC_OVERRIDE = "qc_override"
 TAKE_PER_PASS = 16  # files claimed per pass over the inboxes, so that a burst does not hold up admitting urgent work
 
 
@@ -281,6 +284,11 @@ class Watcher:
                     self.executor.cancel(list(held.handles.values()))
                 self.log(f"job {job_id} cancelled")
                 self.to_failed(held, "cancelled with `onetake jobs cancel`")
+        waiting = [h.job_id for h in self.held.values() if h.plan is None]
+        for job_id, lane in self.ledger.lanes(waiting).items():  # moved by the desk while it waits
+            if job_id in self.held and self.held[job_id].lane != lane:
+                self.log(f"job {job_id} moved to the {lane} lane")
+                self.held[job_id].lane = lane
 
     # ---------------------------------------------------------------------------------------------- running
 
@@ -320,7 +328,10 @@ class Watcher:
             if channel not in self.catalog.channels:
                 raise IngestError(f"unknown channel '{channel}'; known channels are "
                                   f"{', '.join(self.catalog.channels)}")
-        plan = plan_job(info, held.channels or None, self.catalog, self.plan_options(held.inbox.config.out))
+        options = self.plan_options(held.inbox.config.out)
+        if (held.metadata.get(QC_OVERRIDE) or {}).get("mode") == "warn":  # delivered anyway, from the desk
+            options = dataclasses.replace(options, farm=options.farm.merged(qc="warn"))
+        plan = plan_job(info, held.channels or None, self.catalog, options)
         metadata = {**held.metadata, "job": held.job_id, "lane": held.lane}
         tasks = tuple(dataclasses.replace(t, params={**t.params, "metadata": metadata}) if t.kind == TaskKind.DELIVER
                       else t for t in plan.tasks)
@@ -442,12 +453,9 @@ def observe(watcher: Watcher, log: Callable[[str], None]) -> Any:
     return observer
 
 
-def serve(inboxes: Sequence[InboxConfig], watch: WatchConfig, settings: FarmConfig, catalog: Catalog, farm: Farm,
-          log: Callable[[str], None]) -> int:
-    """`onetake watch`: check what the inboxes ask for, start the farm, and watch until a signal; the exit status
-    (0 when a drain let every running job finish)."""
-    if not inboxes:
-        raise ConfigError("give at least one INBOX folder, or a --config file with [[inbox]] tables")
+def prepare(inboxes: Sequence[InboxConfig], settings: FarmConfig, catalog: Catalog,
+            farm: Farm) -> Callable[[str], PlanOptions]:
+    """Check what the inboxes ask for, and the farm's ffmpeg against it; the plan options for an inbox's out."""
     check_channels(settings, catalog)
     for table in inboxes:
         check_channels(settings.merged(channels=table.channels or None, out=table.out or None), catalog)
@@ -460,6 +468,16 @@ def serve(inboxes: Sequence[InboxConfig], watch: WatchConfig, settings: FarmConf
     # files arrive later: the ffmpeg is checked now against what typical ones would need, inbox by inbox
     farm.check(representative_plans([t.channels or settings.channels for t in inboxes], catalog,
                                     options_for(absolute_location(settings.out))))
+    return options_for
+
+
+def serve(inboxes: Sequence[InboxConfig], watch: WatchConfig, settings: FarmConfig, catalog: Catalog, farm: Farm,
+          log: Callable[[str], None]) -> int:
+    """`onetake watch`: check what the inboxes ask for, start the farm, and watch until a signal; the exit status
+    (0 when a drain let every running job finish)."""
+    if not inboxes:
+        raise ConfigError("give at least one INBOX folder, or a --config file with [[inbox]] tables")
+    options_for = prepare(inboxes, settings, catalog, farm)
     with StopSignals() as signals, Ledger(settings.ledger_path()) as ledger, farm.open() as executor:
         watcher = Watcher(inboxes, watch, settings, ledger, executor, catalog, options_for,
                           encode_workers=max(1, getattr(executor, "encode_workers", 1)), log=log)

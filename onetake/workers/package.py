@@ -3,12 +3,14 @@ the WebVTT index of thumbnail sprites."""
 
 from __future__ import annotations
 
+import math
 import re
 import shutil
 from pathlib import Path
 from typing import Any
 
-from ..pipeline.plan.params import HlsPackageParams, PackageParams, SpritePackageParams
+from ..pipeline.captions import vtt_time
+from ..pipeline.plan.params import HlsPackageParams, HlsSubtitles, PackageParams, SpritePackageParams
 from ..pipeline.probe import open_media
 from .ffmpeg import run_ffmpeg
 from .files import link_or_copy, publish_dir
@@ -39,9 +41,32 @@ def read_media_playlist(playlist: Path) -> tuple[list[tuple[float, str]], str]:
     return segments, init
 
 
-def master_playlist(folder: Path, variants: list[dict[str, Any]]) -> str:
-    """A master playlist whose BANDWIDTH and AVERAGE-BANDWIDTH are measured from the segments written."""
-    lines = ["#EXTM3U", "#EXT-X-VERSION:7", "#EXT-X-INDEPENDENT-SEGMENTS"]
+SUBTITLES_GROUP = "subs"
+SUBTITLES_DIR = "subtitles"
+
+
+def subtitle_rendition(folder: Path, subtitles: HlsSubtitles, duration: float) -> str:
+    """The captions as a one-segment WebVTT media playlist in ``folder``/subtitles; its EXT-X-MEDIA line."""
+    where = folder / SUBTITLES_DIR
+    where.mkdir()
+    cues = Path(subtitles["vtt"]).read_text(encoding="utf-8")
+    # cue times count from the programme's start, where the fMP4 segments' own timestamps start too
+    header, _, rest = cues.partition("\n")
+    (where / "captions.vtt").write_text(f"{header}\nX-TIMESTAMP-MAP=MPEGTS:0,LOCAL:00:00:00.000\n{rest}",
+                                        encoding="utf-8")
+    (where / "index.m3u8").write_text("\n".join([
+        "#EXTM3U", "#EXT-X-VERSION:3", f"#EXT-X-TARGETDURATION:{math.ceil(duration)}", "#EXT-X-MEDIA-SEQUENCE:0",
+        "#EXT-X-PLAYLIST-TYPE:VOD", f"#EXTINF:{duration:.3f},", "captions.vtt", "#EXT-X-ENDLIST"]) + "\n",
+        encoding="utf-8")
+    name = subtitles["name"].replace('"', "'")
+    return (f'#EXT-X-MEDIA:TYPE=SUBTITLES,GROUP-ID="{SUBTITLES_GROUP}",NAME="{name}",'
+            f'LANGUAGE="{subtitles["language"]}",DEFAULT=NO,AUTOSELECT=YES,URI="{SUBTITLES_DIR}/index.m3u8"')
+
+
+def master_playlist(folder: Path, variants: list[dict[str, Any]], subtitles: str = "") -> str:
+    """A master playlist whose BANDWIDTH and AVERAGE-BANDWIDTH are measured from the segments written, with the
+    subtitle rendition's EXT-X-MEDIA line when there is one."""
+    lines = ["#EXTM3U", "#EXT-X-VERSION:7", "#EXT-X-INDEPENDENT-SEGMENTS", *([subtitles] if subtitles else [])]
     for v in variants:
         listed, _ = read_media_playlist(folder / v["name"] / "index.m3u8")
         segments = [(d, folder / v["name"] / uri) for d, uri in listed]
@@ -50,7 +75,8 @@ def master_playlist(folder: Path, variants: list[dict[str, Any]]) -> str:
         peak = max((p.stat().st_size * 8 / d for d, p in segments if d > 0), default=0.0)
         codecs = codecs_of(v["mp4"])
         lines.append(f"#EXT-X-STREAM-INF:BANDWIDTH={int(peak) + 1},AVERAGE-BANDWIDTH={int(total_bits / total_s) + 1},"
-                     f"RESOLUTION={v['width']}x{v['height']},CODECS=\"{codecs}\",FRAME-RATE={v['frame_rate']:.3f}")
+                     f"RESOLUTION={v['width']}x{v['height']},CODECS=\"{codecs}\",FRAME-RATE={v['frame_rate']:.3f}"
+                     + (f',SUBTITLES="{SUBTITLES_GROUP}"' if subtitles else ""))
         lines.append(f"{v['name']}/index.m3u8")
     return "\n".join(lines) + "\n"
 
@@ -65,19 +91,15 @@ def package_hls(params: HlsPackageParams, on_progress: Any = None) -> str:
         (partial / v["name"]).mkdir(parents=True)
     try:
         run_ffmpeg(params["argv"], params["limits"], what="HLS packaging", on_progress=on_progress)
-        (partial / "master.m3u8").write_text(master_playlist(partial, params["variants"]), encoding="utf-8")
+        media = ""
+        if "subtitles" in params:
+            listed, _ = read_media_playlist(partial / params["variants"][0]["name"] / "index.m3u8")
+            media = subtitle_rendition(partial, params["subtitles"], sum(d for d, _ in listed))
+        (partial / "master.m3u8").write_text(master_playlist(partial, params["variants"], media), encoding="utf-8")
     except BaseException:
         shutil.rmtree(partial, ignore_errors=True)
         raise
     return publish_dir(partial, final)
-
-
-def _vtt_time(seconds: float) -> str:
-    ms = round(seconds * 1000)
-    h, rest = divmod(ms, 3_600_000)
-    m, rest = divmod(rest, 60_000)
-    s, ms = divmod(rest, 1000)
-    return f"{h:02d}:{m:02d}:{s:02d}.{ms:03d}"
 
 
 def package_sprite(params: SpritePackageParams, on_progress: Any = None) -> str:
@@ -93,7 +115,7 @@ def package_sprite(params: SpritePackageParams, on_progress: Any = None) -> str:
     lines = ["WEBVTT", ""]
     for cue in params["cues"]:
         x, y, w, h = cue["xywh"]
-        lines += [f"{_vtt_time(cue['start'])} --> {_vtt_time(cue['end'])}", f"{cue['image']}#xywh={x},{y},{w},{h}", ""]
+        lines += [f"{vtt_time(cue['start'])} --> {vtt_time(cue['end'])}", f"{cue['image']}#xywh={x},{y},{w},{h}", ""]
     (partial / "sprite.vtt").write_text("\n".join(lines), encoding="utf-8")
     return publish_dir(partial, final)
 

@@ -21,6 +21,7 @@ from ..pipeline.config import TIME_FLOOR_S
 from ..pipeline.errors import QcError, SourceError, StorageError, TaskCancelled, VerificationError
 from ..pipeline.plan.params import (
     AnalyzeParams,
+    CaptionsParams,
     DeliverParams,
     Deps,
     EncodeParams,
@@ -34,10 +35,12 @@ from ..pipeline.plan.params import (
 from ..pipeline.profiles import QcSpec
 from ..pipeline.qc import evaluate as evaluate_qc
 from . import loudness
+from .captions import make_captions
 from .ffmpeg import run_ffmpeg, task_stop_event
 from .files import exclusive, publish_dir, write_atomically
 from .follow import follow_commands
 from .package import package
+from .photo import make_photos
 from .report import report_page
 from .sources import probe_anywhere
 from .storage import backend_for, build_manifest, expand, write_qc_record
@@ -183,6 +186,8 @@ def deliver(params: DeliverParams, deps: Deps, report: Report) -> dict[str, Any]
     manifest = build_manifest(params["channel"], params["asset_id"], dict(params["source"]), files, checks,
                               params.get("notes", []), params.get("metadata"))
     manifest["qc"] = {"mode": qc["mode"], "failed": qc_failed, "checks": findings}
+    if "images" in params:  # a photo's renditions, each as an HTML <picture> takes it
+        manifest["images"] = params["images"]
     path = backend_for(params["dest"], params.get("transfer")).deliver(params["dest"], files, manifest)
     return {"channel": params["channel"], "manifest": path, "files": len(files), "qc_failed": qc_failed}
 
@@ -201,9 +206,18 @@ def fetch(params: FetchParams, deps: Deps, report: Report) -> dict[str, Any]:
 
 READS_OUTPUTS = (TaskKind.VERIFY, TaskKind.PACKAGE, TaskKind.DELIVER)  # the others read the source
 
+def captions_task(params: CaptionsParams, deps: Deps, report: Report) -> dict[str, Any]:
+    """The source's captions on the programme's clock, as WebVTT and as the ASS files burned into pictures."""
+    result = make_captions(params)
+    report(1.0)
+    return result
+
+
 REGISTRY: dict[TaskKind, Callable[[Any, Deps, Report], Any]] = {
     TaskKind.FETCH: fetch, TaskKind.MEASURE: measure, TaskKind.ANALYZE: analyze_task, TaskKind.ENCODE: encode,
     TaskKind.PACKAGE: package_task, TaskKind.VERIFY: verify, TaskKind.REPORT: report_task, TaskKind.DELIVER: deliver,
+    TaskKind.PHOTO: make_photos,
+    TaskKind.CAPTIONS: captions_task,
 }
 
 

@@ -18,7 +18,8 @@ from typing import Any
 import av
 
 from ..pipeline.config import FarmConfig
-from ..pipeline.errors import VerificationError
+from ..pipeline.captions import parse_timed_text
+from ..pipeline.errors import OnetakeError, VerificationError
 from ..pipeline.media import MATRICES, PRIMARIES, TRANSFERS
 from ..pipeline.models import SourceInfo
 from ..pipeline.plan import box_sar, colour_tags, expectations, measure_argv, programme_streams
@@ -315,7 +316,32 @@ def verify_hls(profile: Profile, folder: str, expect: dict[str, Any]) -> list[Ch
         keyframes_by_rung[rung] = times
     distinct = {tuple(t) for t in keyframes_by_rung.values()}
     checks.add("keyframes aligned across rungs", len(distinct) <= 1, len(distinct), 1)
+    if "subtitles" in expect:
+        _check_subtitles(checks, root, text, expect["subtitles"])
     return checks.items
+
+
+def _check_subtitles(checks: _Checks, root: Path, master: str, expect: dict[str, Any]) -> None:
+    """The WebVTT rendition: declared in the master and on every variant, parses, every cue inside the programme."""
+    media = re.search(r'#EXT-X-MEDIA:TYPE=SUBTITLES,[^\n]*URI="([^"]+)"', master)
+    checks.add("subtitle rendition declared", media is not None, media is not None, True)
+    variants = master.count("#EXT-X-STREAM-INF:")
+    tagged = len(re.findall(r'#EXT-X-STREAM-INF:[^\n]*SUBTITLES="', master))
+    checks.add("variants name the subtitles", variants == tagged, tagged, variants)
+    if media is None:
+        return
+    playlist = root / media.group(1)
+    segments, _ = read_media_playlist(playlist) if playlist.is_file() else ([], "")
+    try:
+        cues = [c for _, uri in segments
+                for c in parse_timed_text((playlist.parent / uri).read_text(encoding="utf-8"), uri, webvtt=True)]
+        problem = "" if segments else "no segment listed"
+    except (OSError, OnetakeError) as exc:
+        cues, problem = [], str(exc)
+    checks.add("subtitles parse as WebVTT", not problem, problem or f"{len(cues)} cues", "parses")
+    end = max((c.end for c in cues), default=0.0)
+    inside = all(c.start >= 0 for c in cues) and end <= expect["duration"] + 0.001
+    checks.add("subtitle cues inside the programme", inside, round(end, 3), f"<= {expect['duration']:.3f} s")
 
 
 def verify_output(profile_data: dict[str, Any], path: str, expect: dict[str, Any], limits: dict[str, float],
@@ -329,6 +355,10 @@ def verify_output(profile_data: dict[str, Any], path: str, expect: dict[str, Any
             items = verify_sprite(profile, path, expect)
         elif profile.kind == "image":
             items = verify_image(profile, path)
+        elif profile.kind == "photo":
+            from .photo import verify_photo  # photo imports this module's checks
+
+            items = verify_photo(profile, path, expect)
         else:
             items = verify_av(profile, path, expect, limits, source_loudness)
     except (av.FFmpegError, OSError, StopIteration) as exc:

@@ -9,6 +9,7 @@
     package    HLS ladders and thumbnail sprites
     params     task kinds, ids and each kind's typed parameters
     job        plan_job: the renditions each channel needs and the tasks that make, check and deliver them
+    photo      a still photo's job: its renditions per channel, the one task that makes them, checks, deliveries
 
 Nothing here touches the file system, runs a process or imports PyAV or numpy.
 """

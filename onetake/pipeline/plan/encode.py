@@ -11,9 +11,10 @@ from typing import Any
 import ffmpeg
 
 from ..models import AudioStreamInfo, SourceInfo, VideoStreamInfo
-from ..profiles import AudioSpec, Profile, VideoSpec
+from ..profiles import AudioSpec, LogoSpec, Profile, VideoSpec
 from .audio import LoudnessTarget, audio_tree
 from .geometry import (
+    audiogram,
     box_sar,
     follow_window,
     geometry,
@@ -24,7 +25,19 @@ from .geometry import (
     source_matrix,
     tone_map_filters,
 )
-from .graph import GLOBAL_ARGS, SOURCE_ARGS, Chain, Filter, emit, flt, kbps, source_input
+from .graph import (
+    GLOBAL_ARGS,
+    PICTURE_OVER,
+    SOURCE_ARGS,
+    Chain,
+    Filter,
+    Pictures,
+    apply_filters,
+    emit,
+    flt,
+    kbps,
+    source_input,
+)
 from .params import FollowParams
 from .programme import programme_duration, programme_start
 
@@ -143,6 +156,8 @@ class Rendition:
     key: str
     profile: Profile
     commands: str = ""  # the follow crop's sendcmd file, for a rendition that follows the subject
+    captions: str = ""  # the ASS file of captions burned into it
+    fonts: str = ""     # the folder of the fonts it names
 
     @property
     def file_name(self) -> str:
@@ -171,11 +186,18 @@ def encode_argv(source: SourceInfo, renditions: list[Rendition], asset_id: str, 
     video_sinks: dict[str, Any] = {}
     audio_sinks: dict[str, Any] = {}
     encoded = [r for r in renditions if r.profile.kind != "hls"]
-    if source.video and any(r.profile.video is not None or r.profile.sprite is not None for r in encoded):
-        tree = _video_tree(source, encoded)
-        emit(inp[str(source.video[0].index)], tree, video_sinks, audio=False)
+    tree = _video_tree(source, encoded) if source.video and any(
+        r.profile.video is not None or r.profile.sprite is not None for r in encoded) else None
+    of_sound = {r.key: _audiogram_finish(r) for r in encoded if audiogram(source, r.profile) and programme}
+    # one reading of each overlaid picture file for the whole command, however many outputs show it
+    pictures = Pictures(Chain(children=[*([tree] if tree else []), *(Chain(f) for f in of_sound.values())]))
+    if tree is not None:
+        emit(inp[str(source.video[0].index)], tree, video_sinks, audio=False, pictures=pictures)
     if any(r.profile.audio is not None for r in encoded):
         audio_tree(inp, source, encoded, programme, targets, duration, audio_sinks)
+    for r in encoded:
+        if r.key in of_sound:
+            video_sinks[r.key] = apply_filters(_audiogram(inp, source, r, programme[0]), of_sound[r.key], pictures)
     outputs = []
     extras: dict[str, list[str]] = {}
     for r in encoded:
@@ -192,7 +214,7 @@ def encode_argv(source: SourceInfo, renditions: list[Rendition], asset_id: str, 
             streams.append(video_sinks[r.key])
         else:
             if p.video is not None:
-                rate = output_rate(source.video[0].rate, p.video)
+                rate = output_rate(source.video[0].rate if source.video else Fraction(AUDIOGRAM_RATE), p.video)
                 streams.append(video_sinks[r.key])
                 opts.update(video_options(p.video, rate, x264_threads))
             if p.audio is not None:
@@ -259,7 +281,7 @@ def _video_tree(source: SourceInfo, renditions: list[Rendition]) -> Chain:
                 flt("select", f"gte(t,{at:g})"),
                 *geometry(aspect, width, height, p.video.width, p.video.height, p.video.framing, in_matrix,
                           output_matrix(p.video), box_sar(p.video)),
-                flt("format", "yuvj420p"))
+                *logo_filters(p.video, p.logo), flt("format", "yuvj420p"))
             node.sinks.append(r.key)
         elif p.video is not None and p.video.scan != "progressive":
             _interlaced_branch(root, v, r, in_matrix)
@@ -283,14 +305,74 @@ def _video_tree(source: SourceInfo, renditions: list[Rendition]) -> Chain:
                                               in_matrix, out_matrix, box_sar(spec), r.commands))
             else:  # cascaded: scale the previous rung's picture down, same shape, same padding
                 node = parent.child(flt("scale", spec.width, spec.height))
-            tail = node.child(*_finish(spec, source, r.profile, rate))
+            tail = node.child(*_finish(spec, source, r, rate))
             tail.sinks.append(r.key)
             parent, previous = node, (spec.width, spec.height)
     return root
 
 
-def _finish(spec: VideoSpec, source: SourceInfo, profile: Profile, rate: Fraction) -> list[Filter]:
-    chain = []
+def logo_filters(spec: VideoSpec, logo: LogoSpec | None) -> list[Filter]:
+    """The logo over the picture, in its corner of the raster's safe area, sized by the raster's height (and
+    widened back where the raster's pixels are not square)."""
+    if logo is None or not logo.enabled or not logo.file:
+        return []
+    w, h = spec.width, spec.height
+    vertical, horizontal = logo.corner.split("-")
+    inset_x = round(w * (spec.safe_left if horizontal == "left" else spec.safe_right) + h * logo.margin)
+    inset_y = round(h * (spec.safe_top if vertical == "top" else spec.safe_bottom) + h * logo.margin)
+    x = inset_x if horizontal == "left" else f"main_w-overlay_w-{inset_x}"
+    y = inset_y if vertical == "top" else f"main_h-overlay_h-{inset_y}"
+    sar = box_sar(spec)
+    width = -1 if sar == 1 else f"round(oh*a/{float(sar):.6f})"
+    return [flt(PICTURE_OVER, logo.file, width, round(h * logo.height), logo.opacity, x=x, y=y)]
+
+
+AUDIOGRAM_RATE = 25
+
+
+def _audiogram(inp: Any, source: SourceInfo, rendition: Rendition, programme: AudioStreamInfo) -> Any:
+    """A picture made from the sound: the cover cropped to fill the raster (or a plain background) and, for a
+    video, the programme's waveform across it."""
+    spec, look = rendition.profile.video, rendition.profile.audiogram
+    assert spec is not None and look is not None
+    w, h = spec.width, spec.height
+    still = rendition.profile.kind == "image"
+    rate = output_rate(Fraction(AUDIOGRAM_RATE), spec)
+    fps = f"{rate.numerator}/{rate.denominator}"
+    if source.cover:  # its name as it is: a '%d' in it is no image sequence
+        picture = ffmpeg.input("file:" + source.cover, f="image2", pattern_type="none", loop=1, framerate=fps)
+    else:
+        picture = ffmpeg.input(f"color=c={look.background}:s={w}x{h}:r={fps}", f="lavfi")
+    if still:  # one picture (which also keeps its chain apart from the video's)
+        picture = picture.filter("trim", end_frame=1)
+    if source.cover:
+        picture = (picture.filter("scale", w, h, force_original_aspect_ratio="increase").filter("crop", w, h)
+                   .filter("setsar", 1))
+    if rendition.profile.kind == "av":
+        # one wave for all channels; also keeps this chain apart from the audio tree's (same input, same start)
+        wave = (inp[str(programme.index)].filter("aformat", channel_layouts="mono")
+                .filter("asetpts", f"PTS-{programme_start(source):.6f}/TB")
+                .filter("showwaves", s=f"{w}x{round(h * look.wave_height) // 2 * 2}", mode="cline",
+                        rate=fps, colors=look.wave_colour, scale="sqrt", draw="full"))
+        picture = ffmpeg.overlay(picture, wave, x=0, y=round(h * look.wave_at), shortest=1)
+    return picture
+
+
+def _audiogram_finish(rendition: Rendition) -> list[Filter]:
+    """The logo and the burned-in title and captions over a picture made from the sound."""
+    spec = rendition.profile.video
+    assert spec is not None
+    finish = [*logo_filters(spec, rendition.profile.logo)]
+    if rendition.captions:
+        finish.append(flt("subtitles", filename=rendition.captions, fontsdir=rendition.fonts))
+    return finish + (output_format(spec) if rendition.profile.kind == "av" else [flt("format", "yuvj420p")])
+
+
+def _finish(spec: VideoSpec, source: SourceInfo, rendition: Rendition, rate: Fraction) -> list[Filter]:
+    profile = rendition.profile
+    chain = logo_filters(spec, profile.logo)
+    if rendition.captions:
+        chain.append(flt("subtitles", filename=rendition.captions, fontsdir=rendition.fonts))
     if spec.burn_timecode:
         timecode = start_timecode(profile, source) or "00:00:00:00"
         size = max(12, spec.height // 18)
@@ -323,5 +405,5 @@ def _interlaced_branch(root: Chain, v: VideoStreamInfo, r: Rendition, in_matrix:
         chain = [flt("fps", f"{rate.numerator}/{rate.denominator}"),
                  *geometry(v.display_aspect, width, height, spec.width, spec.height, spec.framing, in_matrix,
                            out_matrix, box_sar(spec)), flt("setfield", "tff")]
-    node = root.child(*chain, *output_format(spec))
+    node = root.child(*chain, *logo_filters(spec, r.profile.logo), *output_format(spec))
     node.sinks.append(r.key)

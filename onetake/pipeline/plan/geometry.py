@@ -98,6 +98,11 @@ def follow_window(aspect: Fraction, width: int, height: int, box_w: int, box_h: 
     return window if window < width else None
 
 
+def audiogram(source: SourceInfo, profile: Profile) -> bool:
+    """Whether ``profile``'s picture is made from the sound (the source has none of its own)."""
+    return not source.video and bool(source.audio) and profile.audiogram is not None and profile.video is not None
+
+
 def follows(source: SourceInfo, profile: Profile) -> bool:
     """Whether ``profile``'s output moves its crop window with the subject (a picture wider than its box)."""
     spec = profile.video

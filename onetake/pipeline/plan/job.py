@@ -10,24 +10,33 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Sequence
 from dataclasses import dataclass
+from fractions import Fraction
 from typing import Any
 
+from ..artwork import Artwork
+from ..captions import CAPTION_FONTS, CAPTIONS_VTT, LANGUAGE_NAMES, STREAM_CAPTIONS
 from ..config import FarmConfig
 from ..destinations import Location, channel_destinations
 from ..errors import PlanError
+from ..media import PROTOCOL_WHITELIST, file_stem
 from ..models import JobPlan, SourceInfo, Task
-from ..profiles import Catalog, Profile
+from ..profiles import CaptionsSpec, Catalog, LogoSpec, Profile
 from .audio import LoudnessTarget, loudness_target, measure_argv, trial_argv
-from .encode import Rendition, encode_argv, follow_params, start_timecode
-from .geometry import follows, gop_frames, output_rate
-from .keys import analysis_key, asset_id_for, loudness_key, package_key, rendition_key
+from .encode import AUDIOGRAM_RATE, Rendition, encode_argv, follow_params, start_timecode
+from .geometry import audiogram, follows, gop_frames, output_rate
+from .graph import GLOBAL_ARGS, SOURCE_ARGS
+from .keys import analysis_key, asset_id_for, captions_key, loudness_key, package_key, rendition_key
 from .package import hls_params, ladder_rungs, sprite_params
 from .params import (
     AnalyzeParams,
+    CaptionsBurn,
+    CaptionsParams,
     DeliveredFile,
     DeliverParams,
     EncodeOutput,
     EncodeParams,
+    HlsPackageParams,
+    HlsSubtitles,
     Limits,
     MeasureParams,
     QcParams,
@@ -37,7 +46,8 @@ from .params import (
     VerifyParams,
     task_id,
 )
-from .programme import programme_duration, programme_streams
+from .photo import photo_channels, photo_expectations, plan_photo
+from .programme import programme_duration, programme_start, programme_streams
 
 VIDEO_KINDS = ("av", "image", "sprite", "hls")
 DAMAGED_SHARE = 0.1  # a source with more of its checked pictures needing error concealment is refused
@@ -52,11 +62,15 @@ class PlanOptions:
     encoder_version: str = "ffmpeg"   # part of every output key: a new encoder makes new outputs
     x264_threads: int = FarmConfig.x264_threads
     farm: FarmConfig = FarmConfig()   # the time limits of every ffmpeg run
+    logo: Artwork | None = None       # the station logo, for channels whose logo names no file of its own
+    cover: Artwork | None = None      # the station's cover for audiograms of programmes that come without one
 
 
 def _check_fit(source: SourceInfo, channel: str, profiles: Sequence[Profile]) -> None:
+    if not profiles:
+        raise PlanError(f"{source.path}: channel '{channel}' takes photos only; leave it out of --channels")
     for p in profiles:
-        if p.kind in VIDEO_KINDS and not source.video:
+        if p.kind in VIDEO_KINDS and not source.video and not (p.audiogram is not None and source.audio):
             raise PlanError(f"{source.path}: channel '{channel}' needs video but the source has only audio; "
                             f"run it with --channels radio")
         if p.kind == "audio" and not source.audio:
@@ -85,10 +99,15 @@ def _damage_notes(source: SourceInfo, options: PlanOptions) -> list[str]:
 
 
 def default_channels(source: SourceInfo, catalog: Catalog) -> tuple[str, ...]:
-    """Every channel the source can feed: no picture channels without video, no radio without audio."""
+    """Every channel the source can feed: no picture channels without video, no radio without audio; for a photo,
+    those with photo profiles."""
+    if source.image is not None:
+        return photo_channels(catalog)
+
     def feeds(channel: str) -> bool:
-        kinds = {p.kind for p in catalog.channel(channel)}
-        return (bool(source.video) or not kinds & set(VIDEO_KINDS)) and (bool(source.audio) or "audio" not in kinds)
+        kinds = {p.kind for p in catalog.channel(channel)} - {"photo"}
+        return bool(kinds) and (bool(source.video) or not kinds & set(VIDEO_KINDS)) and \
+            (bool(source.audio) or "audio" not in kinds)
 
     return tuple(c for c in catalog.channels if feeds(c))
 
@@ -129,6 +148,8 @@ class _Job:
     path_of: dict[str, str] = dataclasses.field(default_factory=dict)     # rendition key -> its file
     verify_of: dict[str, str] = dataclasses.field(default_factory=dict)   # output key -> its verify task
     targets: list[LoudnessTarget] = dataclasses.field(default_factory=list)  # in {gain_N} order
+    captions_id: str | None = None  # the captions task, when any output carries the source's captions
+    captions_dir: str = ""
 
     @property
     def work(self) -> str:
@@ -155,12 +176,19 @@ class _Job:
 def plan_job(source: SourceInfo, channels: Sequence[str] | None, catalog: Catalog,
              options: PlanOptions) -> JobPlan:
     """Everything that running ``channels`` for ``source`` takes, as data."""
+    if source.image is not None:
+        return plan_photo(source, channels, catalog, options)
     channels = tuple(channels) if channels else default_channels(source, catalog)
     if not channels:
         raise PlanError(f"{source.path}: no channel can be made from this source")
+    if source.captions is not None and not options.farm.captions:
+        source = dataclasses.replace(source, captions=None)
+    if not source.video and not source.cover and options.cover is not None:  # the station's, for audiograms
+        source = dataclasses.replace(source, cover=options.cover.path, cover_sha256=options.cover.sha256)
     job = _Job(source, catalog, options, asset_id_for(source), options.farm.limits(programme_duration(source)))
     notes = _source_notes(source, options)
     deliverables = {channel: _deliverables(job, channel) for channel in channels}
+    _captions(job, [p for items in deliverables.values() for _, p in items])
     measure_id, audio_note = _measure(job)
     notes += audio_note
     analyze_id = job.add(Task(job.id(TaskKind.ANALYZE), TaskKind.ANALYZE, AnalyzeParams(
@@ -179,7 +207,8 @@ def plan_job(source: SourceInfo, channels: Sequence[str] | None, catalog: Catalo
 
 def _deliverables(job: _Job, channel: str) -> list[tuple[str, Profile]]:
     """(rendition key, profile) for each profile of ``channel``; an HLS ladder needs its rungs' renditions."""
-    profiles = job.catalog.channel(channel)
+    profiles = [with_logo(p, job.catalog.logo_of(channel, p), job.options.logo) for p in job.catalog.channel(channel)
+                if p.kind != "photo"]
     _check_fit(job.source, channel, profiles)
     items = []
     for p in profiles:
@@ -190,6 +219,74 @@ def _deliverables(job: _Job, channel: str) -> list[tuple[str, Profile]]:
         else:
             items.append((job.need(p), p))
     return items
+
+
+def with_logo(profile: Profile, logo: LogoSpec | None, station: Artwork | None) -> Profile:
+    """``profile`` as a channel makes it: with the logo placed (its file, or the station's), or with none."""
+    if logo is not None and not logo.file and station is not None:
+        logo = dataclasses.replace(logo, file=station.path, sha256=station.sha256)
+    proxy = profile.video is not None and profile.video.burn_timecode  # an edit proxy never carries the logo
+    if logo is not None and not logo.file or profile.kind == "sprite" or proxy:
+        logo = None
+    return profile if logo == profile.logo else dataclasses.replace(profile, logo=logo)
+
+
+def _captions(job: _Job, delivered: list[Profile]) -> None:
+    """The captions task, when the source has captions and an output burns them in or carries them as WebVTT;
+    the renditions that burn them are told their ASS file."""
+    source = job.source
+    titled = [r for r in job.renditions.values() if audiogram(source, r.profile)]  # the title is burned in too
+    burning = [r for r in job.renditions.values() if r in titled or source.captions is not None
+               and r.profile.captions is not None and r.profile.captions.burn and r.profile.video is not None]
+    subtitles = source.captions is not None and any(p.captions is not None and p.captions.subtitles
+                                                    for p in delivered)
+    if not burning and not subtitles:
+        return
+    burns = [_burn(source, r, r in titled) for r in sorted(burning, key=lambda r: r.key)]
+    # a sidecar is timed from the start a player shows; a stream on the source's own clock, as ffmpeg reads it
+    captions = source.captions
+    shift = programme_start(source) - (source.start_time if captions is None or captions.stream < 0 else 0.0)
+    duration = programme_duration(source)
+    key = captions_key(source, shift, duration, repr(burns))
+    job.captions_dir = f"{job.work}/captions/{key}"
+    extract = [] if captions is None or captions.stream < 0 else [  # a subtitle stream as SRT, times as they are
+        "ffmpeg", *GLOBAL_ARGS, *SOURCE_ARGS, "-protocol_whitelist", PROTOCOL_WHITELIST, "-i", f"file:{source.path}",
+        "-map", f"0:{captions.stream}", "-c:s", "srt", "-f", "srt",
+        f"file:{job.captions_dir}.partial/{STREAM_CAPTIONS}"]
+    job.captions_id = job.add(Task(job.id(TaskKind.CAPTIONS), TaskKind.CAPTIONS, CaptionsParams(
+        source=captions.path if captions else "", stream=captions.stream if captions else -1,
+        format=captions.format if captions else "",
+        shift=round(shift, 6), duration=duration, partial=f"{job.captions_dir}.partial", final=job.captions_dir,
+        burn=burns, fonts=f"{job.work}/{CAPTION_FONTS}", extract=extract, limits=job.limits)))
+    for r in burning:
+        r.captions, r.fonts = f"{job.captions_dir}/{r.key}.ass", f"{job.work}/{CAPTION_FONTS}"
+
+
+def _burn(source: SourceInfo, rendition: Rendition, titled: bool) -> CaptionsBurn:
+    """How text is burned into a rendition's picture: its size and the safe area, in pixels; the title of an
+    audiogram goes under a logo in a top corner, not beside it."""
+    profile = rendition.profile
+    spec, captions, logo, look = profile.video, profile.captions or CaptionsSpec(), profile.logo, profile.audiogram
+    assert spec is not None
+    below_logo = logo.height + logo.margin + 0.01 if logo and logo.file and logo.corner.startswith("top") else 0
+    return CaptionsBurn(name=rendition.key, width=spec.width, height=spec.height,
+                        font_size=round(spec.height * captions.size), margin_left=round(spec.width * spec.safe_left),
+                        margin_right=round(spec.width * spec.safe_right),
+                        margin_bottom=round(spec.height * spec.safe_bottom),
+                        margin_top=round(spec.height * (spec.safe_top + below_logo)),
+                        cues=source.captions is not None and captions.burn,
+                        title=file_stem(source.name) if titled else "",
+                        title_size=round(spec.height * look.title_size) if titled and look else 0)
+
+
+def _subtitles(job: _Job, ladder: Profile) -> HlsSubtitles | None:
+    """The WebVTT rendition of a ladder that carries the source's captions as subtitles."""
+    if not (job.captions_id and ladder.captions is not None and ladder.captions.subtitles):
+        return None
+    assert job.source.captions is not None
+    language = job.source.captions.language or job.options.farm.captions_language
+    return HlsSubtitles(vtt=f"{job.captions_dir}/{CAPTIONS_VTT}", language=language,
+                        name=LANGUAGE_NAMES.get(language.split("-")[0], language))
 
 
 def _measure(job: _Job) -> tuple[str | None, list[str]]:
@@ -217,13 +314,15 @@ def _encodes(job: _Job, measure_id: str | None, analyze_id: str) -> None:
     groups = [(job.id(TaskKind.ENCODE), shared, ())] if shared else []
     groups += [(job.id(TaskKind.ENCODE, r.profile.name), [r], (analyze_id,)) for r in followers]
     for encode_id, members, after in groups:
+        if job.captions_id and any(r.captions for r in members):
+            after = (*after, job.captions_id)
         argv, encoded = encode_argv(source, members, job.asset_id, work, job.options.x264_threads,
                                     programme_streams(source), job.targets)
         params = EncodeParams(argv=argv, source=source.path, duration=programme_duration(source), limits=job.limits,
                               outputs=[EncodeOutput(key=r.key, profile=r.profile.name,
                                                     partial=f"{work}/renditions/{r.key}.partial",
                                                     final=f"{work}/renditions/{r.key}") for r in encoded])
-        if after:
+        if members[0].commands:
             params["follow"] = follow_params(source, members[0])
         job.add(Task(encode_id, TaskKind.ENCODE, params, deps=(*after, *((measure_id,) if measure_id else ())),
                      heavy=True))
@@ -253,11 +352,16 @@ def _deliver(job: _Job, channel: str, items: list[tuple[str, Profile]], folder: 
         if p.kind == "hls":
             rungs = ladder_rungs(source, p, job.catalog)
             rung_keys = [rendition_key(source, r, job.options.encoder_version) for r in rungs]
-            pkg_key = package_key(p, rung_keys)
+            vtt = _subtitles(job, p)  # new captions (or their language) make a new package, the rungs the same
+            pkg_key = package_key(p, [*rung_keys, *([repr(sorted(vtt.items()))] if vtt else [])])
             pkg_dir = f"{work}/packages/{pkg_key}"
-            pkg_id = job.add(Task(job.id(TaskKind.PACKAGE, p.name), TaskKind.PACKAGE, {
-                **hls_params(source, p, rungs, rung_keys, job.path_of, pkg_dir), "limits": job.limits},
-                deps=tuple(dict.fromkeys(job.encode_of[k] for k in rung_keys))))
+            package: HlsPackageParams = {**hls_params(source, p, rungs, rung_keys, job.path_of, pkg_dir),
+                                         "limits": job.limits}
+            deps = tuple(dict.fromkeys(job.encode_of[k] for k in rung_keys))
+            if vtt:
+                package["subtitles"] = vtt
+                deps += (job.captions_id,)  # type: ignore[assignment]
+            pkg_id = job.add(Task(job.id(TaskKind.PACKAGE, p.name), TaskKind.PACKAGE, package, deps=deps))
             for rung, rk in zip(rungs, rung_keys):
                 checks.append(_verify(job, rk, rung, job.path_of[rk], job.encode_of[rk], measure_id))
             checks.append(_verify(job, pkg_key, p, pkg_dir, pkg_id, measure_id))
@@ -266,6 +370,8 @@ def _deliver(job: _Job, channel: str, items: list[tuple[str, Profile]], folder: 
             if p.hls.progressive_mp4:
                 files.append(DeliveredFile(src=job.path_of[rung_keys[0]], dest=f"{p.name}.mp4",
                                            profile=rungs[0].name))
+                if vtt:
+                    files.append(DeliveredFile(src=vtt["vtt"], dest=f"{p.name}.vtt", profile=p.name))
         elif p.kind == "sprite":
             pkg_dir = f"{work}/packages/{key}"
             pkg_id = job.add(Task(job.id(TaskKind.PACKAGE, p.name), TaskKind.PACKAGE,
@@ -296,14 +402,19 @@ def _deliver(job: _Job, channel: str, items: list[tuple[str, Profile]], folder: 
 
 def expectations(source: SourceInfo, profile: Profile, catalog: Catalog) -> dict[str, Any]:
     """What verification expects of ``profile``'s output made from ``source``."""
+    if profile.kind == "photo":
+        return photo_expectations(source, profile)
     if profile.kind == "hls":
-        return {"rungs": [r.name for r in ladder_rungs(source, profile, catalog)]}
+        expect: dict[str, Any] = {"rungs": [r.name for r in ladder_rungs(source, profile, catalog)]}
+        if profile.captions is not None and profile.captions.subtitles and source.captions is not None:
+            expect["subtitles"] = {"duration": programme_duration(source)}
+        return expect
     if profile.kind == "sprite":
         layout = sprite_params(source, profile, "", "")
         return {"sheets": layout["sheet_count"], "cues": len(layout["cues"])}
-    expect: dict[str, Any] = {"duration": programme_duration(source), "has_audio": bool(source.audio)}
-    if profile.video is not None and source.video:
-        rate = output_rate(source.video[0].rate, profile.video)
+    expect = {"duration": programme_duration(source), "has_audio": bool(source.audio)}
+    if profile.video is not None and (source.video or audiogram(source, profile)):
+        rate = output_rate(source.video[0].rate if source.video else Fraction(AUDIOGRAM_RATE), profile.video)
         expect["frame_rate"] = f"{rate.numerator}/{rate.denominator}"
         expect["gop"] = gop_frames(profile.video, rate)
     timecode = start_timecode(profile, source)

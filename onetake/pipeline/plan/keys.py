@@ -34,7 +34,25 @@ def rendition_key(source: SourceInfo, profile: Profile, encoder_version: str) ->
     parts = [source.sha256, profile.content_key(), encoder_version, f"onetake {__version__}"]
     if profile.video is not None and profile.video.framing == "follow":  # the picture depends on the analysis
         parts.append(f"analysis {ANALYSIS_VERSION}")
+    if profile.captions is not None and profile.captions.burn and source.captions is not None:
+        parts.append(f"captions {captions_identity(source)}")
+    if not source.video and profile.audiogram is not None:  # a picture made of the sound, its cover and title
+        parts.append(f"cover {source.cover_sha256} title {source.name}")
     return short_hash(*parts)
+
+
+def captions_identity(source: SourceInfo) -> str:
+    """What the captions' content is known by: the sidecar's hash, or the stream (covered by the source's hash)."""
+    assert source.captions is not None
+    c = source.captions
+    return c.sha256 if c.stream < 0 else f"{source.sha256} stream {c.stream}"
+
+
+def captions_key(source: SourceInfo, shift: float, duration: float, burns: str) -> str:
+    """The captions task's output: the captions (or none: an audiogram's title alone), where they are put on the
+    programme's clock, and every raster they are burned into."""
+    identity = captions_identity(source) if source.captions is not None else "title only"
+    return short_hash(identity, f"{shift:.6f}", f"{duration:.6f}", burns, __version__)
 
 
 def loudness_key(source: SourceInfo, targets: Sequence[LoudnessTarget], encoder_version: str) -> str:

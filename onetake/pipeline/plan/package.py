@@ -3,6 +3,7 @@ sheets and WebVTT cues."""
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from fractions import Fraction
 from ..media import PROTOCOL_WHITELIST
@@ -28,6 +29,8 @@ def ladder_rungs(source: SourceInfo, profile: Profile, catalog: Catalog) -> list
         return rung.video.height <= limit
 
     rungs = sorted((catalog.profile(r) for r in profile.hls.rungs), key=lambda p: -p.video.height)  # type: ignore
+    # the ladder's logo (or none) on every rung alike, so that it does not jump when the player switches levels
+    rungs = [r if r.logo == profile.logo else dataclasses.replace(r, logo=profile.logo) for r in rungs]
     return [r for r in rungs if fits(r)] or rungs[-1:]
 
 

@@ -18,10 +18,12 @@ class TaskKind(StrEnum):
     MEASURE = "measure"    # the programme's loudness, and each loudness target's settled gain and limiter
     ANALYZE = "analyze"    # one decode through the analysis kernels (cached per source)
     ENCODE = "encode"      # one ffmpeg making one or more renditions
+    PHOTO = "photo"        # one decode of a photo making its renditions (Pillow)
     PACKAGE = "package"    # HLS segments and master playlist, or a sprite's WebVTT
     VERIFY = "verify"      # one output against its profile
     REPORT = "report"      # the analysis as an HTML page
     DELIVER = "deliver"    # QC, then a channel's files and manifest into its destination
+    CAPTIONS = "captions"  # the source's captions on the programme's clock: WebVTT, and ASS for each burn-in
 
 
 def task_id(asset_id: str, kind: TaskKind, name: str = "") -> str:
@@ -75,6 +77,42 @@ class EncodeParams(TypedDict):
     follow: NotRequired[FollowParams]
 
 
+class CaptionsBurn(TypedDict):
+    """One raster the captions are burned into, and where its ASS file goes."""
+
+    name: str             # the rendition's key; the file is NAME.ass
+    width: int
+    height: int
+    font_size: int        # pixels
+    margin_left: int      # the safe area, in pixels
+    margin_right: int
+    margin_bottom: int
+    margin_top: int
+    cues: bool            # the captions are burned in (else only the title)
+    title: str            # an audiogram's programme title, burned in at the top of the safe area; "" for none
+    title_size: int       # pixels
+
+
+class CaptionsParams(TypedDict):
+    source: str           # the sidecar, or the source holding the subtitle stream
+    stream: int           # -1 for a sidecar
+    format: str
+    shift: float          # seconds taken off every cue time to put it on the programme's clock
+    duration: float       # the programme's: cues after it are dropped, one running past it is cut
+    partial: str
+    final: str            # a folder: captions.vtt, NAME.ass per burn, fonts/
+    burn: list[CaptionsBurn]
+    fonts: str            # where the fonts the ASS files name are put
+    extract: list[str]    # for a stream: the ffmpeg argv that writes it out as SRT; [] for a sidecar
+    limits: Limits
+
+
+class HlsSubtitles(TypedDict):
+    vtt: str
+    language: str
+    name: str
+
+
 class HlsVariant(TypedDict):
     name: str
     width: int
@@ -90,6 +128,7 @@ class HlsPackageParams(TypedDict):
     final: str
     variants: list[HlsVariant]
     limits: NotRequired[Limits]
+    subtitles: NotRequired[HlsSubtitles]
 
 
 class SpriteCue(TypedDict):
@@ -109,6 +148,52 @@ class SpritePackageParams(TypedDict):
 
 
 PackageParams = HlsPackageParams | SpritePackageParams
+
+
+class PhotoFile(TypedDict):
+    name: str             # inside the rendition's folder
+    format: str           # "jpeg" | "webp" | "avif" | "png", or "original"
+    width: int            # 0 for the original
+    height: int
+
+
+class PhotoOutput(TypedDict):
+    key: str
+    profile: dict[str, Any]   # Profile.to_dict()
+    partial: str
+    final: str
+    files: list[PhotoFile]
+
+
+class PhotoParams(TypedDict):
+    source: str
+    format: str                # the source's: "jpeg" | "png" | "webp" | "heif"
+    orientation: int           # EXIF orientation to apply to the decoded picture
+    metadata: dict[str, str]   # the caption and rights fields the renditions may keep (EXIF name -> value)
+    outputs: list[PhotoOutput]
+    limits: Limits
+
+
+class ImageFile(TypedDict):
+    path: str             # inside the delivery
+    type: str             # MIME type
+    width: int
+    height: int
+
+
+class ImageSource(TypedDict):
+    type: str
+    srcset: str           # "PATH 480w, PATH 960w", as <source srcset> and <img srcset> take it
+
+
+class ImageSet(TypedDict):
+    """A photo rendition in a channel's manifest: its files, and what an HTML <picture> element needs."""
+
+    profile: str
+    fit: str
+    files: list[ImageFile]
+    sources: list[ImageSource]   # one per format, in the profile's order
+    fallback: ImageFile | None   # the largest file of the last format: <img src>
 
 
 class VerifyParams(TypedDict):
@@ -152,6 +237,7 @@ class DeliverParams(TypedDict):
     source: SourceRecord
     transfer: NotRequired[dict[str, float]]
     metadata: NotRequired[dict[str, Any]]  # a watch folder's sidecar, added by the watcher
+    images: NotRequired[list[ImageSet]]    # a photo's renditions, for the manifest
 
 
 class FetchParams(TypedDict):

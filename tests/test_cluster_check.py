@@ -1,0 +1,101 @@
+"""`onetake cluster check` against a real `dask scheduler` and real `dask worker` processes on loopback: one
+worker like the client, one whose ffmpeg says it is another version, one without encode slots."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from test_ffmpeg_choice import stand_in
+
+DASK = Path(sys.executable).with_name("dask")
+
+
+def onetake(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "onetake.cli", *args], capture_output=True, text=True, timeout=180)
+
+
+class Cluster:
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder
+        self.file = folder / "scheduler.json"
+        self.processes: list[subprocess.Popen[bytes]] = []
+        self.start([str(DASK), "scheduler", "--host", "127.0.0.1", "--port", "0", "--dashboard-address", ":0",
+                    "--scheduler-file", str(self.file)])
+        deadline = time.monotonic() + 60
+        while not self.file.exists() and time.monotonic() < deadline:
+            time.sleep(0.2)
+        self.address = json.loads(self.file.read_text())["address"]
+
+    def start(self, argv: list[str], env: dict[str, str] | None = None) -> None:
+        self.processes.append(subprocess.Popen(argv, env={**os.environ, **(env or {})}, stdout=subprocess.DEVNULL,
+                                               stderr=subprocess.DEVNULL, start_new_session=True))
+
+    def worker(self, name: str, slots: int, env: dict[str, str] | None = None) -> None:
+        scratch = self.folder / name
+        scratch.mkdir()
+        resources = ["--resources", f"encode={slots}"] if slots else []
+        self.start([str(DASK), "worker", self.address, "--name", name, "--nthreads", "1", "--no-nanny",
+                    "--local-directory", str(scratch), *resources], env)
+
+    def wait_for(self, count: int) -> None:
+        import distributed
+
+        with distributed.Client(self.address, timeout="30s") as client:
+            client.wait_for_workers(count, timeout=60)
+
+    def stop(self) -> None:
+        for p in reversed(self.processes):
+            os.killpg(p.pid, signal.SIGTERM)
+        for p in self.processes:
+            try:
+                p.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                os.killpg(p.pid, signal.SIGKILL)
+                p.wait()
+
+
+@pytest.fixture
+def cluster(tmp_path: Path) -> Iterator[Cluster]:
+    c = Cluster(tmp_path)
+    yield c
+    c.stop()
+
+
+def test_like_workers_are_ready_and_a_worker_with_another_ffmpeg_or_no_slots_is_refused(cluster: Cluster,
+                                                                                         tmp_path: Path) -> None:
+    cluster.worker("same", 2)
+    cluster.wait_for(1)
+    run = onetake("cluster", "check", "--scheduler", cluster.address)
+    assert run.returncode == 0, run.stderr
+    assert "slots     2 encode" in run.stdout and "libx264" in run.stdout and "GB free" in run.stdout
+    assert "1 worker(s), 2 encode slot(s): ready" in run.stdout
+
+    other = tmp_path / "other-ffmpeg"
+    other.mkdir()
+    cluster.worker("other", 1, env={"ONETAKE_FFMPEG": str(stand_in(other, "6.1.1"))})
+    cluster.worker("slotless", 0)
+    cluster.wait_for(3)
+    run = onetake("cluster", "check", "--scheduler", cluster.address)
+    assert run.returncode == 1 and "Traceback" not in run.stderr
+    refusals = run.stderr.strip().splitlines()
+    assert len(refusals) == 2, refusals
+    assert any("runs ffmpeg version 6.1.1" in line and "bit-identical" in line for line in refusals)
+    assert any("has no 'encode' slots" in line and "--resources encode=N" in line for line in refusals)
+
+
+def test_an_unreachable_scheduler_is_one_line(tmp_path: Path) -> None:
+    config = tmp_path / "farm.toml"
+    config.write_text("[farm]\nscheduler_timeout_s = 2\n", encoding="utf-8")
+    run = onetake("cluster", "check", "--scheduler", "tcp://127.0.0.1:9", "--config", str(config))
+    assert run.returncode == 2 and "Traceback" not in run.stderr
+    assert run.stderr.strip().splitlines()[-1].startswith("onetake: cannot reach the Dask scheduler at "
+                                                          "tcp://127.0.0.1:9")
