@@ -480,3 +480,25 @@ def test_a_photo_beside_a_photo_is_a_source_not_a_cover(tmp_path):
     assert companions(tmp_path, "IMG_7.MOV") == []
     assert companions(tmp_path, "IMG_1.HEIC") == [] and companions(tmp_path, "IMG_1.JPG") == []
     assert [p.name for p in companions(tmp_path, "programme.wav")] == ["programme.jpg"]
+
+
+@pytest.mark.parametrize("orientation", range(1, 9))
+def test_every_exif_orientation_is_turned_as_pillow_reads_it(tmp_path, orientation):
+    """All eight EXIF orientations, the mirrored ones (2, 4, 5, 7) included, against Pillow's own exif_transpose."""
+    from PIL import ImageOps
+
+    from onetake.workers.photo import upright
+
+    exif = Image.Exif()
+    exif[0x0112] = orientation
+    path = tmp_path / f"o{orientation}.png"  # lossless: the comparison is exact
+    picture = Image.new("RGB", (64, 48), (0, 0, 0))
+    picture.paste(RED, (0, 0, 16, 8))
+    picture.paste(BLUE, (60, 40, 64, 48))
+    picture.save(path, exif=exif.tobytes())
+    image = probe(path).image
+    assert image is not None and image.orientation == orientation
+    with Image.open(path) as stored, Image.open(path) as reference:
+        ours, theirs = upright(stored.convert("RGB"), image.orientation), ImageOps.exif_transpose(reference)
+        assert ours.size == theirs.size == image.display_size
+        assert np.array_equal(np.asarray(ours), np.asarray(theirs.convert("RGB")))
