@@ -181,6 +181,12 @@ def test_bad_captions_and_logos_are_refused_before_encoding(tmp_path: Path) -> N
     assert run.returncode != 0 and "Traceback" not in run.stderr
     assert f"{tmp_path / 'clip.srt'}: line 2: cannot read the timing" in run.stderr
     assert not (tmp_path / "out" / "short").exists()
+    (tmp_path / "clip.srt").write_text("1\n00:00:05,000 --> 00:00:06,000\nthe captions of another clip\n",
+                                       encoding="utf-8")
+    run = onetake("run", str(source), "--channels", "short", "--out", str(tmp_path / "out"))
+    assert run.returncode != 0 and "Traceback" not in run.stderr
+    assert "its cues run from 5.000 to 6.000 s, outside the programme (0 to 1.000 s)" in run.stderr
+    assert not (tmp_path / "out" / "short").exists()
     (tmp_path / "clip.srt").unlink()
     (tmp_path / "logo.png").write_bytes(b"GIF89a not a png")
     for logo, problem in [(tmp_path / "missing.png", "no such file"), (tmp_path / "logo.png", "is not a PNG")]:

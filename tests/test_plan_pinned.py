@@ -37,7 +37,8 @@ CASES = {
                                audios=[audio(index=0, codec="pcm_s24le")]), None),
     "silent-picture": (source(name="b-roll.mp4", audios=[]), ["tv", "web", "edit"]),
     "bulletin-logo-captions": (dataclasses.replace(source(name="bulletin.mp4"), captions=CaptionsInfo(
-        path="/media/bulletin.zh.srt", stream=-1, format="srt", language="zh", sha256="c" * 64, cues=12)),
+        path="/media/bulletin.zh.srt", stream=-1, format="srt", language="zh", sha256="c" * 64, cues=12, first=0.5,
+        last=9.8)),
         ["web", "short", "edit", "tv"]),
     "radio-audiogram": (dataclasses.replace(source(name="interview.wav", format="wav", videos=[],
                                                    audios=[audio(index=0, codec="pcm_s16le")]),

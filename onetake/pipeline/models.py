@@ -125,6 +125,8 @@ class CaptionsInfo:
     language: str              # from the sidecar's name (clip.zh.srt) or the stream's tag; "" when unknown
     sha256: str                # of the sidecar (a stream is covered by the source's own hash)
     cues: int                  # how many cues it holds (0: not counted, a stream is read when it is used)
+    first: float = 0.0         # where its first cue starts and its last one ends, on its own clock (a sidecar)
+    last: float = 0.0
 
 
 @dataclass(frozen=True)

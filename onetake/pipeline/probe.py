@@ -529,7 +529,8 @@ def captions_of(path: str, stream: av.stream.Stream | None) -> CaptionsInfo | No
         cues = read_cues(sidecar)
         return CaptionsInfo(path=str(sidecar), stream=-1, format=sidecar.suffix.lstrip(".").lower(),
                             language=sidecar_language(sidecar, file_stem(Path(path).name)),
-                            sha256=sha256_of(str(sidecar)), cues=len(cues))
+                            sha256=sha256_of(str(sidecar)), cues=len(cues), first=min(c.start for c in cues),
+                            last=max(c.end for c in cues))
     if stream is None:
         return None
     return CaptionsInfo(path=path, stream=stream.index, format=stream.codec_context.name,

@@ -247,6 +247,11 @@ def _captions(job: _Job, delivered: list[Profile]) -> None:
     captions = source.captions
     shift = programme_start(source) - (source.start_time if captions is None or captions.stream < 0 else 0.0)
     duration = programme_duration(source)
+    spanned = captions is not None and captions.last > captions.first  # a sidecar's cues, read at probe
+    if spanned and (captions.first - shift >= duration or captions.last <= shift):  # type: ignore[union-attr]
+        raise PlanError(f"{captions.path}: its cues run from {captions.first:.3f} to {captions.last:.3f} s, outside "
+                        f"the programme (0 to {duration:.3f} s); check that the captions belong to this source, or "
+                        f"run it with --no-captions")
     key = captions_key(source, shift, duration, repr(burns))
     job.captions_dir = f"{job.work}/captions/{key}"
     extract = [] if captions is None or captions.stream < 0 else [  # a subtitle stream as SRT, times as they are
