@@ -381,3 +381,23 @@ def test_no_captions_leaves_a_sidecar_unused(tmp_path: Path) -> None:
                                                     str(tmp_path / "out"), "--json").stdout)["tasks"]]
              for flag in ((), ("--no-captions",))]
     assert "captions" in kinds[0] and "captions" not in kinds[1]
+
+
+def test_a_watch_sidecar_title_is_the_audiograms_title_and_part_of_its_key(catalog) -> None:
+    import dataclasses
+
+    from onetake.pipeline.plan import plan_job
+    from test_plan import OPTIONS, audio, source
+
+    programme = source(name="interview.wav", format="wav", videos=[], audios=[audio(index=0, codec="pcm_s16le")])
+
+    def short_of(title: str) -> tuple[str, str]:
+        plan = plan_job(programme, ["short"], catalog, dataclasses.replace(OPTIONS, title=title))
+        (captions,) = [t for t in plan.tasks if t.kind == "captions"]
+        (encode,) = [t for t in plan.tasks if t.kind == "encode"]
+        key = next(o["key"] for o in encode.params["outputs"] if o["profile"] == "short-vertical")
+        return next(b["title"] for b in captions.params["burn"] if b["name"] == key), key
+
+    assert short_of("")[0] == "interview"
+    titled, key = short_of("县长谈防汛")
+    assert titled == "县长谈防汛" and key != short_of("")[1]  # a new title is a new video, not the cached one

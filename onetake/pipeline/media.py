@@ -16,6 +16,11 @@ TRANSFERS = {1: "bt709", 4: "gamma22", 5: "gamma28", 6: "smpte170m", 8: "linear"
 MATRICES = {0: "gbr", 1: "bt709", 5: "bt470bg", 6: "smpte170m", 7: "smpte240m", 9: "bt2020nc", 10: "bt2020c"}
 RANGES = {1: "tv", 2: "pc"}
 
+PHOTO_FORMATS = {"jpeg": "JPEG", "png": "PNG", "webp": "WebP", "heif": "HEIF"}  # a photo source's kind, as named
+# the caption and rights fields a photo's renditions may keep: EXIF name -> (ImageInfo field, EXIF tag, XMP dc: twin)
+PHOTO_CAPTION_FIELDS = {"Artist": ("artist", 0x013B, "creator"), "Copyright": ("copyright", 0x8298, "rights"),
+                        "ImageDescription": ("description", 0x010E, "description")}
+
 
 def file_url(path: str) -> str:
     """The ``file:`` URL for a local path, so that '-i.mp4' or 'concat:a|b' stay plain file names."""

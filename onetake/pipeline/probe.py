@@ -26,7 +26,18 @@ from .artwork import COVER_KINDS, COVER_SUFFIXES, read_artwork
 from .captions import TEXT_SUBTITLE_CODECS, find_sidecar, glob_escape, read_cues, sidecar_language, stream_language
 from .errors import SourceError
 from .hashes import sha256_of
-from .media import MATRICES, PRIMARIES, PROTOCOL_WHITELIST, RANGES, REFERENCING_FORMATS, TRANSFERS, file_stem, file_url
+from .media import (
+    MATRICES,
+    PHOTO_CAPTION_FIELDS,
+    PHOTO_FORMATS,
+    PRIMARIES,
+    PROTOCOL_WHITELIST,
+    RANGES,
+    REFERENCING_FORMATS,
+    TRANSFERS,
+    file_stem,
+    file_url,
+)
 from .models import AudioStreamInfo, CaptionsInfo, ImageInfo, SourceInfo, VideoStreamInfo
 
 IMAGE_CODECS = {"png", "mjpeg", "bmp", "gif", "webp", "tiff", "jpegls", "jpeg2000", "ppm", "pgm", "pam", "qoi",
@@ -537,7 +548,6 @@ def captions_of(path: str, stream: av.stream.Stream | None) -> CaptionsInfo | No
                         language=stream_language(stream.metadata.get("language", "")), sha256="", cues=0)
 
 
-PHOTO_NAMES = {"jpeg": "JPEG", "png": "PNG", "webp": "WebP", "heif": "HEIF"}
 PILLOW_FORMATS = {"jpeg": "JPEG", "png": "PNG", "webp": "WEBP", "heif": "HEIF"}
 HEIF_BRANDS = {b"heic", b"heix", b"heim", b"heis", b"mif1"}  # still-image brands (msf1/hevc are sequences)
 ORIENTATION_TAG = 0x0112
@@ -549,8 +559,7 @@ IDENTIFYING_TAGS = {(None, 0xC62F): "CameraSerialNumber", (None, 0x013C): "HostC
                     (EXIF_IFD, 0xA430): "CameraOwnerName", (EXIF_IFD, 0xA420): "ImageUniqueID",
                     (EXIF_IFD, 0x927C): "MakerNote"}
 # the caption and rights fields a rendition may keep: EXIF tag in IFD0 and its XMP Dublin Core twin
-CAPTION_FIELDS = {"Artist": (0x013B, "creator"), "Copyright": (0x8298, "rights"),
-                  "ImageDescription": (0x010E, "description")}
+CAPTION_FIELDS = {name: (tag, dc_name) for name, (_, tag, dc_name) in PHOTO_CAPTION_FIELDS.items()}
 XMP_DC = "{http://purl.org/dc/elements/1.1/}"
 XMP_RDF_LI = "{http://www.w3.org/1999/02/22-rdf-syntax-ns#}li"
 
@@ -610,7 +619,7 @@ def read_photo_captions(exif: PIL.Image.Exif, info: dict[str, Any]) -> dict[str,
     """artist, copyright and description: the EXIF field, else its XMP Dublin Core twin."""
     xmp = xmp_fields(xmp_packet(info))
     return {field: exif_text(exif.get(tag)) or xmp.get(dc_name, "")
-            for field, (tag, dc_name) in zip(("artist", "copyright", "description"), CAPTION_FIELDS.values())}
+            for field, tag, dc_name in PHOTO_CAPTION_FIELDS.values()}
 
 
 def identifying_metadata(exif: PIL.Image.Exif, info: dict[str, Any]) -> tuple[str, ...]:
@@ -638,7 +647,7 @@ def open_photo(path: str, kind: str) -> Iterator[PIL.Image.Image]:
     """A photo of ``kind`` (``photo_format``) opened with Pillow as that format only, decoded whole: a truncated or
     damaged file, or one too large to decode safely, is a SourceError naming it."""
     _heif_opener()
-    name = PHOTO_NAMES[kind]
+    name = PHOTO_FORMATS[kind]
     try:
         with warnings.catch_warnings():
             # Pillow warns from 89 and refuses from 179 megapixels: a 100 MP camera is fine, a decompression bomb not
@@ -673,7 +682,7 @@ def _probe_photo(path: str, kind: str, st: os.stat_result, compute_hash: bool) -
                          exif_orientation=stored, mode=image.mode, icc=described,
                          frames=int(getattr(image, "n_frames", 1) or 1),
                          identifying=identifying_metadata(exif, image.info), **captions)
-        long_name = image.format_description or PHOTO_NAMES[kind]
+        long_name = image.format_description or PHOTO_FORMATS[kind]
     return SourceInfo(
         path=path, size=st.st_size, sha256=sha256_of(path) if compute_hash else "",
         modified=datetime.fromtimestamp(st.st_mtime, timezone.utc).date().isoformat(),

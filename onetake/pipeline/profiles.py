@@ -17,6 +17,7 @@ from typing import Any
 from .artwork import LOGO_KINDS, read_artwork
 from .errors import ProfileError
 from .hashes import short_hash
+from .media import PHOTO_CAPTION_FIELDS
 from .schema import build, option, read_toml
 
 KINDS = ("av", "audio", "image", "sprite", "hls", "photo")
@@ -112,7 +113,7 @@ class LogoSpec:
 
 
 PHOTO_FORMATS = ("jpeg", "webp", "avif", "png")
-KEEPABLE_METADATA = ("Artist", "Copyright", "ImageDescription")
+KEEPABLE_METADATA = tuple(PHOTO_CAPTION_FIELDS)
 
 
 @dataclass(frozen=True)

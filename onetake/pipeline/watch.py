@@ -328,7 +328,7 @@ class Watcher:
             if channel not in self.catalog.channels:
                 raise IngestError(f"unknown channel '{channel}'; known channels are "
                                   f"{', '.join(self.catalog.channels)}")
-        options = self.plan_options(held.inbox.config.out)
+        options = dataclasses.replace(self.plan_options(held.inbox.config.out), title=held.metadata.get("title", ""))
         if (held.metadata.get(QC_OVERRIDE) or {}).get("mode") == "warn":  # delivered anyway, from the desk
             options = dataclasses.replace(options, farm=options.farm.merged(qc="warn"))
         plan = plan_job(info, held.channels or None, self.catalog, options)

@@ -64,6 +64,7 @@ class PlanOptions:
     farm: FarmConfig = FarmConfig()   # the time limits of every ffmpeg run
     logo: Artwork | None = None       # the station logo, for channels whose logo names no file of its own
     cover: Artwork | None = None      # the station's cover for audiograms of programmes that come without one
+    title: str = ""                   # the programme's title (a watch sidecar's); "" for its file name
 
 
 def _check_fit(source: SourceInfo, channel: str, profiles: Sequence[Profile]) -> None:
@@ -165,7 +166,7 @@ class _Job:
 
     def need(self, profile: Profile) -> str:
         """The rendition of ``profile``, made once however many channels need it."""
-        key = rendition_key(self.source, profile, self.options.encoder_version)
+        key = rendition_key(self.source, profile, self.options.encoder_version, self.options.title)
         if key not in self.renditions:  # one that follows the subject reads its crop path from a file
             commands = f"{self.work}/renditions/{key}.partial/{FOLLOW_COMMANDS}" if follows(self.source, profile) \
                 else ""
@@ -242,7 +243,8 @@ def _captions(job: _Job, delivered: list[Profile]) -> None:
                                                     for p in delivered)
     if not burning and not subtitles:
         return
-    burns = [_burn(source, r, r in titled) for r in sorted(burning, key=lambda r: r.key)]
+    title = job.options.title or file_stem(source.name)
+    burns = [_burn(source, r, title if r in titled else "") for r in sorted(burning, key=lambda r: r.key)]
     # a sidecar is timed from the start a player shows; a stream on the source's own clock, as ffmpeg reads it
     captions = source.captions
     shift = programme_start(source) - (source.start_time if captions is None or captions.stream < 0 else 0.0)
@@ -267,9 +269,9 @@ def _captions(job: _Job, delivered: list[Profile]) -> None:
         r.captions, r.fonts = f"{job.captions_dir}/{r.key}.ass", f"{job.work}/{CAPTION_FONTS}"
 
 
-def _burn(source: SourceInfo, rendition: Rendition, titled: bool) -> CaptionsBurn:
-    """How text is burned into a rendition's picture: its size and the safe area, in pixels; the title of an
-    audiogram goes under a logo in a top corner, not beside it."""
+def _burn(source: SourceInfo, rendition: Rendition, title: str) -> CaptionsBurn:
+    """How text is burned into a rendition's picture: its size and the safe area, in pixels; an audiogram's
+    ``title`` goes under a logo in a top corner, not beside it."""
     profile = rendition.profile
     spec, captions, logo, look = profile.video, profile.captions or CaptionsSpec(), profile.logo, profile.audiogram
     assert spec is not None
@@ -280,8 +282,7 @@ def _burn(source: SourceInfo, rendition: Rendition, titled: bool) -> CaptionsBur
                         margin_bottom=round(spec.height * spec.safe_bottom),
                         margin_top=round(spec.height * (spec.safe_top + below_logo)),
                         cues=source.captions is not None and captions.burn,
-                        title=file_stem(source.name) if titled else "",
-                        title_size=round(spec.height * look.title_size) if titled and look else 0)
+                        title=title, title_size=round(spec.height * look.title_size) if title and look else 0)
 
 
 def _subtitles(job: _Job, ladder: Profile) -> HlsSubtitles | None:

@@ -30,14 +30,15 @@ def asset_id_for(source: SourceInfo) -> str:
     return f"{cleaned}-{source.sha256[:8]}"
 
 
-def rendition_key(source: SourceInfo, profile: Profile, encoder_version: str) -> str:
+def rendition_key(source: SourceInfo, profile: Profile, encoder_version: str, title: str = "") -> str:
+    """The content key of ``profile``'s rendition of ``source`` (``title``: an audiogram's, burned into it)."""
     parts = [source.sha256, profile.content_key(), encoder_version, f"onetake {__version__}"]
     if profile.video is not None and profile.video.framing == "follow":  # the picture depends on the analysis
         parts.append(f"analysis {ANALYSIS_VERSION}")
     if profile.captions is not None and profile.captions.burn and source.captions is not None:
         parts.append(f"captions {captions_identity(source)}")
     if not source.video and profile.audiogram is not None:  # a picture made of the sound, its cover and title
-        parts.append(f"cover {source.cover_sha256} title {source.name}")
+        parts.append(f"cover {source.cover_sha256} title {title or source.name}")
     return short_hash(*parts)
 
 

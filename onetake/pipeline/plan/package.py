@@ -6,6 +6,7 @@ from __future__ import annotations
 import dataclasses
 import math
 from fractions import Fraction
+
 from ..media import PROTOCOL_WHITELIST
 from ..models import SourceInfo
 from ..profiles import Catalog, Profile

@@ -15,6 +15,7 @@ from ... import __version__
 from ..destinations import channel_destinations
 from ..errors import PlanError
 from ..hashes import short_hash
+from ..media import PHOTO_CAPTION_FIELDS, PHOTO_FORMATS
 from ..models import ImageInfo, JobPlan, SourceInfo, Task
 from ..profiles import Catalog, Profile
 from .keys import asset_id_for
@@ -42,8 +43,7 @@ EXTENSIONS = {"jpeg": "jpg", "webp": "webp", "avif": "avif", "png": "png"}
 SOURCE_EXTENSIONS = {"jpeg": "jpg", "png": "png", "webp": "webp", "heif": "heic"}
 MIME_TYPES = {"jpeg": "image/jpeg", "webp": "image/webp", "avif": "image/avif", "png": "image/png",
               "heif": "image/heic"}
-FORMAT_NAMES = {"jpeg": "JPEG", "png": "PNG", "webp": "WebP", "heif": "HEIF"}
-METADATA_FIELDS = {"Artist": "artist", "Copyright": "copyright", "ImageDescription": "description"}
+METADATA_FIELDS = {name: field for name, (field, _, _) in PHOTO_CAPTION_FIELDS.items()}  # EXIF name -> ImageInfo
 
 
 def photo_profiles(catalog: Catalog, channel: str) -> list[Profile]:
@@ -113,7 +113,7 @@ def photo_expectations(source: SourceInfo, profile: Profile) -> dict[str, Any]:
 
 
 def _refuse(source: SourceInfo, image: ImageInfo, refused: Sequence[str], feeding: Sequence[str]) -> PlanError:
-    what = f"{source.url or source.path}: is a still image (a {FORMAT_NAMES[image.format]} photo)"
+    what = f"{source.url or source.path}: is a still image (a {PHOTO_FORMATS[image.format]} photo)"
     if not feeding:
         return PlanError(f"{what}, and no channel makes photos; give a channel a profile of kind \"photo\" in "
                          f"channels.toml")
