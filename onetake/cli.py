@@ -479,8 +479,11 @@ def doctor_command(config: str | None, profiles_dir: str | None) -> None:
     libraries = ", ".join(f"{name} {'.'.join(map(str, v))}" for name, v in av.library_versions.items())
     click.echo(f"ffmpeg      {binary} ({origin})\n            {build.version_line}\n"
                f"PyAV        {av.__version__} with FFmpeg {getattr(av, 'ffmpeg_version_info', '?')} ({libraries})")
-    lines, ok = capabilities.doctor(build, _catalog(settings.profiles_dir),
-                                    plan_options(settings, build.version_line))
+    catalog = _catalog(settings.profiles_dir)
+    lines, ok = capabilities.doctor(build, catalog, plan_options(settings, build.version_line))
+    photo_ok, photo_line = capabilities.photo_support(catalog)
+    lines.insert(0, photo_line)
+    ok = ok and photo_ok
     click.echo("\n".join(lines))
     if not ok:
         click.echo(f"onetake cannot run every channel with this ffmpeg: {capabilities.fix_hint()}", err=True)

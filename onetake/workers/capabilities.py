@@ -363,6 +363,22 @@ def check_plans(plans: Iterable[JobPlan]) -> FfmpegBuild:
     return build
 
 
+def photo_support(catalog: Catalog) -> tuple[bool, str]:
+    """Whether this Pillow writes every photo format the profiles ask for (a Pillow built without libavif cannot
+    write AVIF), as a line for `onetake doctor`."""
+    import PIL
+    import pillow_heif
+    from PIL import features
+
+    wanted = sorted({f for p in catalog.profiles.values() if p.photo is not None for f in p.photo.formats})
+    missing = [f for f in wanted if f in ("avif", "webp") and not features.check(f)]
+    line = (f"Pillow      {PIL.__version__} (writes {', '.join(f for f in wanted if f not in missing)}), "
+            f"pillow-heif {pillow_heif.__version__}")
+    if missing:
+        line += f"; CANNOT write {', '.join(missing)}: install a Pillow wheel (pip install -U pillow)"
+    return not missing, line
+
+
 def doctor(build: FfmpegBuild, catalog: Catalog, options: PlanOptions) -> tuple[list[str], bool]:
     """What `onetake doctor` says of ``build``: its parts onetake uses and, channel by channel, whether the
     representative sources can be made; and whether all can."""
