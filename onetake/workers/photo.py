@@ -77,7 +77,8 @@ def to_srgb(picture: Image.Image) -> Image.Image:
     if icc:
         try:
             source = ImageCms.ImageCmsProfile(io.BytesIO(icc))
-            if picture.mode not in ("RGB", "RGBA", "CMYK", "L"):
+            # palette and 1-bit pictures, and RGB or grey ones with a tRNS transparent colour, to the target first
+            if picture.mode not in ("RGB", "RGBA", "CMYK", "L") or target == "RGBA" and picture.mode != "RGBA":
                 picture = picture.convert(target)
             if picture.mode == "RGBA" or target == "RGB":
                 converted = ImageCms.profileToProfile(picture, source, SRGB, outputMode=target)
