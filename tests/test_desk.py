@@ -239,9 +239,11 @@ def test_an_upload_cut_mid_request_resumes_and_lands_whole_in_the_inbox(desk, tm
     assert status == 204 and int(headers["upload-offset"]) == len(data)
 
     landed = desk["inbox"] / "Flood-at-河口-cam-2.mp4"
-    assert sorted(p.name for p in desk["inbox"].iterdir()) == [".onetake-uploads", landed.name,
-                                                               landed.name + ".json"]
+    # with its sidecar, and the checksum and done marker an inbox with `require` waits for
+    companions = [landed.name + suffix for suffix in (".done", ".json", ".sha256")]
+    assert sorted(p.name for p in desk["inbox"].iterdir()) == [".onetake-uploads", landed.name, *companions]
     assert hashlib.sha256(landed.read_bytes()).hexdigest() == hashlib.sha256(data).hexdigest()
+    assert (desk["inbox"] / (landed.name + ".sha256")).read_text().split()[0] == hashlib.sha256(data).hexdigest()
     assert json.loads((desk["inbox"] / (landed.name + ".json")).read_text()) == {
         "title": "Flood at the estuary", "programme": "Evening news", "lane": "urgent"}
     assert list((desk["inbox"] / ".onetake-uploads").iterdir()) == []
@@ -425,3 +427,39 @@ def test_a_watcher_plans_a_job_delivered_anyway_under_qc_warn_and_follows_lane_m
         ledger.set_lane(job_id, "urgent")  # what "move to urgent" on the desk does
         watcher.check_cancelled()
         assert waiting.lane == "urgent"
+
+
+def test_uploaded_names_the_watcher_would_skip_get_their_kind_and_forms_are_small(tmp_path):
+    from onetake.desk.sniff import media_kind
+    from onetake.desk.uploads import Upload, UploadStore
+
+    store = UploadStore(tmp_path, 3600)
+    for name, expected in (("clip.part", "clip.mp4"), ("interview.srt", "interview.mp4"), ("x.json", "x.mp4"),
+                           ("photo.jpg", "photo.jpg")):
+        upload = Upload(id="a" * 24, user="eddie", length=8, name=name, sidecar={}, created_at=0.0,
+                        media="ISO media (MP4/MOV)")
+        (tmp_path / ".onetake-uploads" / f"{upload.id}.data").write_bytes(b"\x00\x00\x00\x08ftyp")
+        (tmp_path / ".onetake-uploads" / f"{upload.id}.json").write_text("{}")
+        assert store.land(upload).name == expected
+    assert media_kind(b"RIFF\x10\x00\x00\x00WEBPVP8 ") == "RIFF WEBP"  # a phone's WebP photo
+    assert media_kind("plain text saved as UTF-16".encode("utf-16")) is None  # FF FE is no MPEG audio header
+    assert media_kind(bytes([0xFF, 0xFB, 0x90, 0x64])) == "MPEG audio/ADTS"  # an MP3 frame header
+
+
+def test_logins_sent_at_once_cannot_slip_past_the_limit(tmp_path):
+    """Twelve wrong passwords at the same instant, with three allowed: the rest are refused before their
+    (memory-hard) check runs."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    ledger = tmp_path / "jobs.sqlite"
+    config = tmp_path / "farm.toml"
+    config.write_text(f'[farm]\nout = "{tmp_path / "out"}"\nledger = "{ledger}"\n\n[serve]\nlogin_attempts = 3\n')
+    add_users(ledger)
+    server = DeskServer(["--config", str(config), "--no-watch"], tmp_path)
+    try:
+        server.wait_ready()
+        with ThreadPoolExecutor(12) as pool:
+            codes = sorted(pool.map(lambda n: Client(server.url).login("olga", f"guess {n}"), range(12)))
+        assert codes.count(401) <= 3 and codes.count(429) >= 9, codes
+    finally:
+        server.stop()

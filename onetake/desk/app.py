@@ -63,6 +63,7 @@ TUS_VERSION = "1.0.0"
 KEEPALIVE_S = 15.0
 CHANGE_POLL_S = 0.25
 RENDERED_KEPT = 64  # board renderings kept for live connections that show the same filters
+PASSWORD_CHECKS = 2  # argon2id checks at once: each takes 64 MiB and a core, and logins are few
 CSP = ("default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data: blob:; "
        "media-src 'self' blob:; worker-src 'self' blob:; connect-src 'self'; frame-src 'self'; "
        "frame-ancestors 'self'; base-uri 'none'; form-action 'self'; object-src 'none'")
@@ -122,6 +123,7 @@ class Desk:
         self.limiter = LoginLimiter(serve.login_attempts, serve.login_window_s)
         self.store = UploadStore(upload_inbox, serve.upload_expiry_h * 3600) if upload_inbox else None
         self.upload_locks: dict[str, asyncio.Lock] = {}
+        self.password_checks = asyncio.Semaphore(PASSWORD_CHECKS)
         self.changes = Changes(ledger_path)
         self.rendered: OrderedDict[tuple[BoardQuery, int], asyncio.Future[dict[str, str]]] = OrderedDict()
         self.templates = Environment(loader=FileSystemLoader(HERE / "templates"),
@@ -173,13 +175,38 @@ class Desk:
         form: dict[str, str] = {}
         token = request.headers.get("x-csrf-token", "")
         if request.method == "POST" and "form" in request.headers.get("content-type", ""):
-            form = {k: v for k, v in (await request.form()).items() if isinstance(v, str)}
+            form = await small_form(request)
             token = token or form.get("csrf", "")
         if not same(token, csrf):
             raise Refused(403, "refused: the form's CSRF token is missing or stale; reload the page and try again")
         if not user.may(role):
             raise Refused(403, f"refused: {what} needs the {role} role; {user.name} is a {user.role}. Ask an operator")
         return user, form
+
+
+FORM_BYTES = 64 * 1024  # a desk form is a few fields: anything larger is refused before it is read
+
+
+async def small_form(request: Request) -> dict[str, str]:
+    """A URL-encoded form of at most FORM_BYTES, read only once its headers say so (a multipart body would be
+    spooled to disk, by anyone, before any check)."""
+    if request.headers.get("content-type", "").split(";")[0].strip() != "application/x-www-form-urlencoded":
+        raise Refused(415, "send the form as application/x-www-form-urlencoded")
+    try:
+        size = int(request.headers.get("content-length", ""))
+    except ValueError:
+        raise Refused(411, "send the form with a Content-Length") from None
+    if size > FORM_BYTES:
+        raise Refused(413, f"the form is {size:,} bytes; a desk form is at most {FORM_BYTES:,}")
+    return {k: v for k, v in (await request.form()).items() if isinstance(v, str)}
+
+
+def job_id_of(request: Request) -> int:
+    """The job id of the path (a number the ledger can hold, else no such job)."""
+    job_id = int(request.path_params["job_id"])
+    if not 0 < job_id < 2**63:
+        raise Refused(404, f"no job {job_id}")
+    return job_id
 
 
 def secure_cookie(request: Request, serve: ServeConfig) -> bool:
@@ -225,7 +252,7 @@ def create_app(ledger_path: str, serve: ServeConfig, upload_inbox: str | None = 
         return response
 
     async def login(request: Request) -> Response:
-        form = {k: v for k, v in (await request.form()).items() if isinstance(v, str)}
+        form = await small_form(request)
         if not same(form.get("csrf", ""), request.cookies.get(LOGIN_COOKIE, "")):
             raise Refused(403, "refused: the login form is stale; reload it and try again")
         name, password = form.get("name", "").strip(), form.get("password", "")
@@ -234,13 +261,15 @@ def create_app(ledger_path: str, serve: ServeConfig, upload_inbox: str | None = 
         wait = desk.limiter.blocked_for(keys)
         if wait > 0:
             raise Refused(429, f"too many failed logins; try again in {int(wait) + 1} s")
-        user = await desk.db(check_password, name, password)
+        desk.limiter.failed(keys)  # counted before the check: guesses sent at once cannot all slip past the limit
+        async with desk.password_checks:  # each check takes 64 MiB and a core (argon2id): a few at a time
+            user = await desk.db(check_password, name, password)
         if user is None:
-            desk.limiter.failed(keys)
             html = desk.render("login.html", request, user=None, csrf=form.get("csrf", ""),
                                next=safe_next(form.get("next", "/")), message="wrong name or password")
             return page(401, html)
         desk.limiter.succeeded(keys[:1])
+        desk.limiter.forgive(keys[1:])  # the address's attempt that was counted, and was right
         token, csrf = secrets.token_urlsafe(32), secrets.token_urlsafe(32)
         lifetime = serve.session_hours * 3600
         await desk.db(lambda ledger: ledger.add_session(token_hash(token), user.name, csrf, lifetime))
@@ -312,7 +341,7 @@ def create_app(ledger_path: str, serve: ServeConfig, upload_inbox: str | None = 
     async def job_page(request: Request) -> Response:
         user = await desk.viewer(request)
         _, csrf = await desk.session(request)
-        job_id = int(request.path_params["job_id"])
+        job_id = job_id_of(request)
         view = await desk.db(lambda ledger: asset_view(ledger, ledger.get(job_id)))
         return page(200, desk.render("asset.html", request, user=user, csrf=csrf, **view))
 
@@ -325,7 +354,7 @@ def create_app(ledger_path: str, serve: ServeConfig, upload_inbox: str | None = 
 
     async def delivery(request: Request) -> Response:
         await desk.viewer(request)
-        job_id, channel, path = (int(request.path_params["job_id"]), request.path_params["channel"],
+        job_id, channel, path = (job_id_of(request), request.path_params["channel"],
                                  request.path_params["path"])
         job = await desk.db(lambda ledger: ledger.get(job_id))
         found = await run_in_threadpool(delivery_file, job, channel, path)
@@ -342,7 +371,7 @@ def create_app(ledger_path: str, serve: ServeConfig, upload_inbox: str | None = 
             -> Callable[[Request], Awaitable[Response]]:
         async def handler(request: Request) -> Response:
             user, form = await desk.actor(request, role, what)
-            job_id = int(request.path_params["job_id"])
+            job_id = job_id_of(request)
             reason = form.get("reason", "").strip()[:500]
             if reason_required and not reason:
                 raise Refused(400, f"{what} needs a reason: say why, for the audit log")
@@ -455,6 +484,7 @@ def create_app(ledger_path: str, serve: ServeConfig, upload_inbox: str | None = 
             offset = int(request.headers.get("upload-offset", ""))
         except ValueError:
             raise UploadRefused(400, "send Upload-Offset: where these bytes start") from None
+        await upload_owned(request, user)  # an upload of this user's: no lock for an id made up
         lock = desk.upload_locks.setdefault(request.path_params["upload_id"], asyncio.Lock())
         if lock.locked():
             raise UploadRefused(423, "this upload is receiving bytes in another request; wait for it")
@@ -480,17 +510,17 @@ def create_app(ledger_path: str, serve: ServeConfig, upload_inbox: str | None = 
                 except OSError as exc:
                     raise UploadRefused(507, f"the desk cannot store the upload ({exc.strerror}); tell an "
                                              f"operator, then resume") from exc
-        if received == upload.length:
-            try:
-                target = await run_in_threadpool(uploads.land, upload)
-            except OSError as exc:
-                raise UploadRefused(507, f"the upload is complete but cannot be put into the inbox "
-                                         f"({exc.strerror}); tell an operator") from exc
-            detail = (f"uploaded {target.name} ({upload.length:,} bytes, {upload.media}) into {target.parent}; "
-                      f"resumed {upload.resumes} time(s)")
-            await desk.db(lambda ledger: ledger.audit(user.name, "upload", detail=detail,
-                                                      reason=upload.sidecar.get("title", "")))
-            desk.upload_locks.pop(upload.id, None)
+            if received == upload.length:  # landed while the lock is held: a second final PATCH finds no upload
+                try:
+                    target = await run_in_threadpool(uploads.land, upload)
+                except OSError as exc:
+                    raise UploadRefused(507, f"the upload is complete but cannot be put into the inbox "
+                                             f"({exc.strerror}); tell an operator") from exc
+                detail = (f"uploaded {target.name} ({upload.length:,} bytes, {upload.media}) into "
+                          f"{target.parent}; resumed {upload.resumes} time(s)")
+                await desk.db(lambda ledger: ledger.audit(user.name, "upload", detail=detail,
+                                                          reason=upload.sidecar.get("title", "")))
+                desk.upload_locks.pop(upload.id, None)
         return Response(status_code=204, headers=tus_headers(**{"Upload-Offset": str(received)}))
 
     async def tus_delete(request: Request) -> Response:
@@ -517,7 +547,13 @@ def create_app(ledger_path: str, serve: ServeConfig, upload_inbox: str | None = 
     async def users_add(request: Request) -> Response:
         user, form = await desk.actor(request, "operator", "managing users")
         name, role = check_user_name(form.get("name", "").strip()), check_role(form.get("role", ""))
-        limit = int(form.get("upload_limit_mb") or 0) * 2**20
+        try:
+            limit_mb = int(form.get("upload_limit_mb") or 0)
+        except ValueError:
+            limit_mb = -1
+        if not 0 <= limit_mb <= 10**7:
+            raise Refused(400, "upload limit: give a whole number of MB, 0 for the desk's default")
+        limit = limit_mb * 2**20
         hashed = await run_in_threadpool(hash_password, form.get("password", ""))
 
         def add(ledger: Ledger) -> None:

@@ -112,3 +112,9 @@ class LoginLimiter:
     def succeeded(self, keys: list[str]) -> None:
         for key in keys:
             self.failures.pop(key, None)
+
+    def forgive(self, keys: list[str]) -> None:
+        """Take back the newest failure counted for each key (an attempt counted before it turned out right)."""
+        for key in keys:
+            if self.failures.get(key):
+                self.failures[key].pop()

@@ -14,13 +14,24 @@ def _mpeg_ts(head: bytes, packet: int, offset: int) -> bool:
     return count >= 2 and all(head[offset + i * packet] == 0x47 for i in range(count))
 
 
+def _mpeg_audio(head: bytes) -> bool:
+    """An MPEG audio frame header (sync, a layer, a bitrate and sample rate that exist), or an ADTS one."""
+    if len(head) < 4 or head[0] != 0xFF or head[1] & 0xE0 != 0xE0:
+        return False
+    if head[1] & 0xF6 == 0xF0:  # ADTS: layer 00, its sampling index below 13
+        return (head[2] >> 2) & 0x0F < 13
+    # Layer III or II (Layer I is all but unused, and its bits are a UTF-16 text's FF FE), a bitrate and a rate
+    layer, bitrate, rate = (head[1] >> 1) & 0x03, head[2] >> 4, (head[2] >> 2) & 0x03
+    return layer in (1, 2) and bitrate not in (0, 15) and rate != 3
+
+
 def media_kind(head: bytes) -> str | None:
     """The kind of media these first bytes start, or None when they start none onetake takes."""
     if len(head) >= 8 and head[4:8] in _ISO_BOXES:
         return "ISO media (MP4/MOV)"
     if head.startswith(b"\x06\x0e\x2b\x34"):
         return "MXF"
-    if head[:4] == b"RIFF" and head[8:12] in (b"WAVE", b"AVI "):
+    if head[:4] == b"RIFF" and head[8:12] in (b"WAVE", b"AVI ", b"WEBP"):
         return "RIFF " + head[8:12].decode().strip()
     if head.startswith((b"RF64", b"BW64")):
         return "RF64/BW64 WAVE"
@@ -32,7 +43,7 @@ def media_kind(head: bytes) -> str | None:
         return "MPEG transport stream"
     if head.startswith((b"ID3", b"fLaC", b"OggS", b"FORM", b"#!AMR", b".snd")):
         return "audio"
-    if len(head) >= 2 and head[0] == 0xFF and head[1] & 0xE0 == 0xE0:
+    if _mpeg_audio(head):
         return "MPEG audio/ADTS"
     if head.startswith(b"FLV"):
         return "FLV"

@@ -12,6 +12,7 @@ partial file or a file without its sidecar.
 from __future__ import annotations
 
 import base64
+import hashlib
 import json
 import os
 import re
@@ -23,7 +24,8 @@ from pathlib import Path
 from typing import Any
 
 from ..pipeline.errors import IngestError
-from ..pipeline.inbox import Sidecar, read_sidecar
+from ..pipeline.captions import SIDECAR_SUFFIXES
+from ..pipeline.inbox import COMPANIONS, TEMP_NAMES, Sidecar, read_sidecar
 from ..pipeline.schema import build
 from .sniff import SNIFF_BYTES, media_kind
 
@@ -31,6 +33,11 @@ STAGING = ".onetake-uploads"
 NAME_MAX = 100
 UPLOAD_ID = re.compile(r"[A-Za-z0-9_-]{16,64}")
 SIDECAR_KEYS = ("title", "programme", "lane")
+# an extension for a file whose own would not be taken, by what its first bytes are (ffmpeg reads content, not names)
+KIND_EXTENSIONS = {"ISO media (MP4/MOV)": ".mp4", "MXF": ".mxf", "RIFF WAVE": ".wav", "RIFF AVI": ".avi",
+                   "RIFF WEBP": ".webp", "RF64/BW64 WAVE": ".wav", "Matroska/WebM": ".mkv",
+                   "MPEG program stream": ".mpg", "MPEG transport stream": ".ts", "FLV": ".flv", "ASF/WMV": ".wmv",
+                   "MPEG audio/ADTS": ".mp3"}
 
 
 class UploadRefused(Exception):
@@ -132,10 +139,14 @@ class UploadStore:
 
     def open_for_append(self, upload: Upload, offset: int) -> Any:
         data, _ = self._paths(upload.id)
-        handle = open(data, "ab")
-        if handle.tell() != offset:
+        try:  # never created here: an upload that has landed (or was cancelled) is gone
+            handle = os.fdopen(os.open(data, os.O_WRONLY | os.O_APPEND), "ab")
+        except FileNotFoundError:
+            raise UploadRefused(404, "no such upload (finished, cancelled or expired); start it again") from None
+        received = handle.seek(0, os.SEEK_END)
+        if received != offset:
             handle.close()
-            raise UploadRefused(409, f"Upload-Offset {offset} does not match the {handle.tell()} bytes received")
+            raise UploadRefused(409, f"Upload-Offset {offset} does not match the {received} bytes received")
         return handle
 
     def check_head(self, upload: Upload) -> None:
@@ -156,10 +167,16 @@ class UploadStore:
             path.unlink(missing_ok=True)
 
     def land(self, upload: Upload) -> Path:
-        """Put the finished file and its sidecar into the inbox under a free name; its path there."""
+        """Put the finished file and its sidecar into the inbox under a free name the watcher takes, with its
+        ``NAME.sha256`` and ``NAME.done`` (so that an inbox requiring either takes it too), placed before it; its
+        path there."""
         data, info = self._paths(upload.id)
         stem, dot, ext = upload.name.rpartition(".")
         stem, ext = (stem, f".{ext}") if dot else (upload.name, "")
+        if not ext or not _watched(ext):  # a name the watcher would skip (clip.part) or take for a companion (x.srt)
+            ext = KIND_EXTENSIONS.get(upload.media, ".media")
+        with open(data, "rb") as f:
+            digest = hashlib.file_digest(f, "sha256").hexdigest()
         for n in range(1, 1000):
             name = f"{stem}{ext}" if n == 1 else f"{stem}-{n}{ext}"
             target, side = self.inbox / name, self.inbox / f"{name}.json"
@@ -168,12 +185,24 @@ class UploadStore:
             staged_side = self.folder / f"{upload.id}.sidecar"
             staged_side.write_text(json.dumps(upload.sidecar, ensure_ascii=False), encoding="utf-8")
             read_sidecar(staged_side)  # what the watcher will read: it must parse as its sidecar
-            if not _place(staged_side, side):
-                staged_side.unlink()
+            markers = {self.folder / f"{upload.id}.sha256": f"{digest}  {name}\n",
+                       self.folder / f"{upload.id}.done": ""}
+            for path, text in markers.items():
+                path.write_text(text, encoding="utf-8")
+            placed = [(staged, self.inbox / f"{name}{suffix}") for staged, suffix in
+                      ((staged_side, ".json"), *((p, "." + p.suffix.lstrip(".")) for p in markers))]
+            landed = []
+            for staged, final in placed:
+                if _place(staged, final):
+                    landed.append(final)
+            if len(landed) < len(placed) or not _place(data, target):
+                for path in landed:  # a name taken meanwhile: take the next one
+                    path.unlink(missing_ok=True)
+                for staged, _ in placed:
+                    staged.unlink(missing_ok=True)
                 continue
-            if not _place(data, target):
-                side.unlink()
-                continue
+            for staged, _ in placed:
+                staged.unlink(missing_ok=True)
             info.unlink(missing_ok=True)
             return target
         raise UploadRefused(409, f"{upload.name}: no free name for it in the inbox; clear the inbox")
@@ -186,6 +215,12 @@ class UploadStore:
                     path.unlink()
             except OSError:
                 continue
+
+
+def _watched(ext: str) -> bool:
+    """Whether the watcher takes a file with this extension as a source (not a temp name, marker or sidecar)."""
+    name = f"x{ext}"
+    return not (TEMP_NAMES.fullmatch(name) or name.endswith(COMPANIONS) or name.lower().endswith(SIDECAR_SUFFIXES))
 
 
 def _place(staged: Path, target: Path) -> bool:

@@ -47,11 +47,12 @@ class BoardQuery:
         date = params.get("date", "")
         if date:
             try:
-                datetime.strptime(date, "%Y-%m-%d")
+                if not 1970 <= datetime.strptime(date, "%Y-%m-%d").year <= 9998:
+                    raise ValueError(date)
             except ValueError:
-                raise ConfigError(f"date '{date}': give it as YYYY-MM-DD") from None
+                raise ConfigError(f"date '{date}': give it as YYYY-MM-DD, 1970 to 9998") from None
         try:
-            page = max(1, int(params.get("page", "1") or 1))
+            page = min(max(1, int(params.get("page", "1") or 1)), 10**9)
         except ValueError:
             raise ConfigError("page: give a whole number") from None
         return cls(state, lane, params.get("inbox", "")[:1000], date, params.get("q", "")[:200].strip(), page)
