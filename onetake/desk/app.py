@@ -224,7 +224,8 @@ def create_app(ledger_path: str, serve: ServeConfig, upload_inbox: str | None = 
     desk = Desk(ledger_path, serve, upload_inbox)
 
     def page(status: int, html: str, headers: dict[str, str] | None = None) -> HTMLResponse:
-        return HTMLResponse(html, status_code=status, headers=headers)
+        # what a logged-in page shows stays out of shared and browser caches
+        return HTMLResponse(html, status_code=status, headers={"Cache-Control": "no-store", **(headers or {})})
 
     async def refused(request: Request, exc: Refused) -> Response:
         if exc.status == 401 and request.method == "GET" and "text/html" in request.headers.get("accept", ""):

@@ -17,6 +17,7 @@ import json
 import os
 import re
 import secrets
+import shutil
 import time
 import unicodedata
 from dataclasses import dataclass
@@ -33,6 +34,8 @@ STAGING = ".onetake-uploads"
 NAME_MAX = 100
 UPLOAD_ID = re.compile(r"[A-Za-z0-9_-]{16,64}")
 SIDECAR_KEYS = ("title", "programme", "lane")
+OPEN_UPLOADS_PER_USER = 8
+FREE_RESERVE = 2**30  # the inbox's file system keeps a GiB free beyond every open upload's promised size
 # an extension for a file whose own would not be taken, by what its first bytes are (ffmpeg reads content, not names)
 KIND_EXTENSIONS = {"ISO media (MP4/MOV)": ".mp4", "MXF": ".mxf", "RIFF WAVE": ".wav", "RIFF AVI": ".avi",
                    "RIFF WEBP": ".webp", "RF64/BW64 WAVE": ".wav", "Matroska/WebM": ".mkv",
@@ -105,6 +108,14 @@ class UploadStore:
 
     def create(self, user: str, length: int, metadata: dict[str, str]) -> Upload:
         self.expire()
+        staged = self.staged()
+        if sum(1 for u, _ in staged if u.user == user) >= OPEN_UPLOADS_PER_USER:
+            raise UploadRefused(429, f"{user} has {OPEN_UPLOADS_PER_USER} uploads open already; finish or cancel "
+                                     f"one first")
+        free = shutil.disk_usage(self.folder).free - sum(u.length - received for u, received in staged)
+        if free < length + FREE_RESERVE:  # what is promised to open uploads, and room for the watcher's moves
+            raise UploadRefused(507, f"the inbox has room for {max(0, free - FREE_RESERVE) / 2**20:,.0f} MiB more; "
+                                     f"tell an operator to make space, then send it again")
         fields = {k: v for k, v in metadata.items() if k in SIDECAR_KEYS and v}
         try:
             sidecar = build(Sidecar, fields, "the upload form", IngestError)
@@ -117,6 +128,16 @@ class UploadStore:
         data.touch(exist_ok=False)
         self._save(upload)
         return upload
+
+    def staged(self) -> list[tuple[Upload, int]]:
+        """Every open upload and the bytes it has received."""
+        found = []
+        for info in self.folder.glob("*.json"):
+            try:
+                found.append(self.get(info.stem))
+            except UploadRefused:  # landed or cancelled meanwhile
+                continue
+        return found
 
     def get(self, upload_id: str) -> tuple[Upload, int]:
         """The upload and its offset (the bytes received)."""
