@@ -164,6 +164,15 @@ class Desk:
             return ANONYMOUS
         raise Refused(401, "log in to see this page")
 
+    async def member(self, request: Request, role: str, what: str) -> tuple[User, str]:
+        """The user opening a page that needs ``role`` (for ``what``), and the session's CSRF token."""
+        user, csrf = await self.session(request)
+        if user is None:
+            raise Refused(401, f"log in for {what}")
+        if not user.may(role):
+            raise Refused(403, f"{what} needs the {role} role; {user.name} is a {user.role}")
+        return user, csrf
+
     async def actor(self, request: Request, role: str, what: str) -> tuple[User, dict[str, str]]:
         """The user making a change, after the session, CSRF and role checks; the form's fields."""
         user, csrf = await self.session(request)
@@ -426,11 +435,7 @@ def create_app(ledger_path: str, serve: ServeConfig, upload_inbox: str | None = 
         return user.upload_limit or serve.upload_limit_mb * 2**20
 
     async def upload_page(request: Request) -> Response:
-        user, csrf = await desk.session(request)
-        if user is None:
-            raise Refused(401, "log in to upload")
-        if not user.may("editor"):
-            raise Refused(403, f"uploading needs the editor role; {user.name} is a {user.role}")
+        user, csrf = await desk.member(request, "editor", "uploading")
         return page(200, desk.render("upload.html", request, user=user, csrf=csrf, enabled=desk.store is not None,
                                      chunk=serve.upload_chunk_kib * 1024, limit_mb=limit_of(user) // 2**20))
 
@@ -536,11 +541,7 @@ def create_app(ledger_path: str, serve: ServeConfig, upload_inbox: str | None = 
     # --------------------------------------------------------------------------------------------- users
 
     async def users_page(request: Request) -> Response:
-        user, csrf = await desk.session(request)
-        if user is None:
-            raise Refused(401, "log in first")
-        if not user.may("operator"):
-            raise Refused(403, f"managing users needs the operator role; {user.name} is a {user.role}")
+        user, csrf = await desk.member(request, "operator", "managing users")
         users = await desk.db(lambda ledger: ledger.users())
         log = await desk.db(lambda ledger: [e for e in ledger.audit_log(limit=100)])
         return page(200, desk.render("users.html", request, user=user, csrf=csrf, users=users, audit=log))

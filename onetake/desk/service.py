@@ -22,7 +22,7 @@ from ..pipeline.models import JobPlan
 from ..pipeline.plan import TaskKind
 from ..pipeline.profiles import Catalog
 from ..pipeline.run import Farm
-from ..pipeline.watch import Held, StopSignals, Watcher, observe, prepare
+from ..pipeline.watch import Held, StopSignals, Watcher, prepare, run_until_stopped
 
 MONITOR_INTERVAL_S = 0.5
 FARM_INTERVAL_S = 2.0
@@ -221,13 +221,8 @@ def run_desk(app_for: Callable[[], Any], sock: socket.socket, serve: ServeConfig
         web.start()
         watched = ", ".join(f"{i.config.path} ({i.config.lane})" for i in watcher.inboxes)
         log(f"desk at {url_of(sock)}; watching {watched}; ledger {ledger.path}")
-        observer = observe(watcher, log) if watch.events else None
         try:
-            watcher.run()
+            return run_until_stopped(watcher, watch, log)
         finally:
-            if observer is not None:
-                observer.stop()
-                observer.join()
             web.stop()
             monitor.stop()
-    return 0 if watcher.stopped_reason == "drained" else 1

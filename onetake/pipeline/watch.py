@@ -487,11 +487,17 @@ def serve(inboxes: Sequence[InboxConfig], watch: WatchConfig, settings: FarmConf
             watcher.drain()
         log(f"watching {', '.join(f'{i.config.path} ({i.config.lane})' for i in watcher.inboxes)}; "
             f"ledger {ledger.path}")
-        observer = observe(watcher, log) if watch.events else None
-        try:
-            watcher.run()
-        finally:
-            if observer is not None:
-                observer.stop()
-                observer.join()
+        return run_until_stopped(watcher, watch, log)
+
+
+def run_until_stopped(watcher: Watcher, watch: WatchConfig, log: Callable[[str], None]) -> int:
+    """Watch (with the file system's events where configured) until a signal stops it; the exit status: 0 when a
+    drain let every running job finish."""
+    observer = observe(watcher, log) if watch.events else None
+    try:
+        watcher.run()
+    finally:
+        if observer is not None:
+            observer.stop()
+            observer.join()
     return 0 if watcher.stopped_reason == "drained" else 1
