@@ -315,8 +315,8 @@ def main(args: argparse.Namespace) -> int:
             landed = inbox / "bench.mp4"
             with open(landed, "rb") as f:
                 intact = intact and hashlib.file_digest(f, "sha256").hexdigest() == digest
-            landed.unlink()
-            landed.with_name("bench.mp4.json").unlink()
+            for path in inbox.glob("bench.*"):  # the file and its companions: sidecar, checksum, done marker
+                path.unlink()
             plain_target = work / "plain.bin"
             os.sync()
             wait_for_quiet(args.quiet_wait)

@@ -239,11 +239,8 @@ def test_an_upload_cut_mid_request_resumes_and_lands_whole_in_the_inbox(desk, tm
     assert status == 204 and int(headers["upload-offset"]) == len(data)
 
     landed = desk["inbox"] / "Flood-at-河口-cam-2.mp4"
-    # with its sidecar, and the checksum and done marker an inbox with `require` waits for
-    companions = [landed.name + suffix for suffix in (".done", ".json", ".sha256")]
-    assert sorted(p.name for p in desk["inbox"].iterdir()) == [".onetake-uploads", landed.name, *companions]
+    assert sorted(p.name for p in desk["inbox"].iterdir()) == [".onetake-uploads", landed.name, landed.name + ".json"]
     assert hashlib.sha256(landed.read_bytes()).hexdigest() == hashlib.sha256(data).hexdigest()
-    assert (desk["inbox"] / (landed.name + ".sha256")).read_text().split()[0] == hashlib.sha256(data).hexdigest()
     assert json.loads((desk["inbox"] / (landed.name + ".json")).read_text()) == {
         "title": "Flood at the estuary", "programme": "Evening news", "lane": "urgent"}
     assert list((desk["inbox"] / ".onetake-uploads").iterdir()) == []
@@ -441,6 +438,19 @@ def test_uploaded_names_the_watcher_would_skip_get_their_kind_and_forms_are_smal
         (tmp_path / ".onetake-uploads" / f"{upload.id}.data").write_bytes(b"\x00\x00\x00\x08ftyp")
         (tmp_path / ".onetake-uploads" / f"{upload.id}.json").write_text("{}")
         assert store.land(upload).name == expected
+    for require, marker in (("checksum", ".sha256"), ("done", ".done")):  # what an inbox's watcher waits for
+        inbox = tmp_path / require
+        inbox.mkdir()
+        strict = UploadStore(inbox, 3600, require)
+        upload = Upload(id="e" * 24, user="eddie", length=8, name="clip.mp4", sidecar={}, created_at=0.0,
+                        media="ISO media (MP4/MOV)")
+        (inbox / ".onetake-uploads" / f"{upload.id}.data").write_bytes(b"\x00\x00\x00\x08ftyp")
+        (inbox / ".onetake-uploads" / f"{upload.id}.json").write_text("{}")
+        landed = strict.land(upload)
+        assert sorted(p.name for p in inbox.iterdir()) == sorted([".onetake-uploads", "clip.mp4", "clip.mp4.json",
+                                                                  "clip.mp4" + marker])
+        if require == "checksum":
+            assert (inbox / "clip.mp4.sha256").read_text().split()[0] == hashlib.sha256(landed.read_bytes()).hexdigest()
     assert media_kind(b"RIFF\x10\x00\x00\x00WEBPVP8 ") == "RIFF WEBP"  # a phone's WebP photo
     assert media_kind("plain text saved as UTF-16".encode("utf-16")) is None  # FF FE is no MPEG audio header
     assert media_kind(bytes([0xFF, 0xFB, 0x90, 0x64])) == "MPEG audio/ADTS"  # an MP3 frame header
@@ -463,3 +473,28 @@ def test_logins_sent_at_once_cannot_slip_past_the_limit(tmp_path):
         assert codes.count(401) <= 3 and codes.count(429) >= 9, codes
     finally:
         server.stop()
+
+
+def test_staging_expires_whole_uploads_and_a_landing_keeps_clear_of_another_files_stem(tmp_path):
+    import os
+    import time
+
+    from onetake.desk.uploads import Upload, UploadStore
+
+    store = UploadStore(tmp_path, 3600)
+    staging = tmp_path / ".onetake-uploads"
+    old = time.time() - 7200
+    for upload_id, data_age in (("b" * 24, old), ("c" * 24, time.time())):  # c is still receiving bytes
+        (staging / f"{upload_id}.json").write_text("{}")
+        (staging / f"{upload_id}.data").write_bytes(b"x")
+        os.utime(staging / f"{upload_id}.json", (old, old))
+        os.utime(staging / f"{upload_id}.data", (data_age, data_age))
+    store.expire()
+    assert sorted(p.name for p in staging.iterdir()) == [f"{'c' * 24}.data", f"{'c' * 24}.json"]
+
+    (tmp_path / "interview.wav").write_bytes(b"RIFF")  # a radio programme dropped by FTP
+    upload = Upload(id="d" * 24, user="eddie", length=4, name="interview.jpg", sidecar={}, created_at=0.0,
+                    media="image")
+    (staging / f"{upload.id}.data").write_bytes(b"\xff\xd8\xff\xe0")
+    (staging / f"{upload.id}.json").write_text("{}")
+    assert store.land(upload).name == "interview-2.jpg"  # a photo of its own, not the programme's cover

@@ -63,6 +63,7 @@ TUS_VERSION = "1.0.0"
 KEEPALIVE_S = 15.0
 CHANGE_POLL_S = 0.25
 RENDERED_KEPT = 64  # board renderings kept for live connections that show the same filters
+WRITE_BYTES = 2**20  # an upload's bytes go to disk in writes of about this size
 PASSWORD_CHECKS = 2  # argon2id checks at once: each takes 64 MiB and a core, and logins are few
 CSP = ("default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data: blob:; "
        "media-src 'self' blob:; worker-src 'self' blob:; connect-src 'self'; frame-src 'self'; "
@@ -116,12 +117,12 @@ class Changes:
 class Desk:
     """What every request handler shares."""
 
-    def __init__(self, ledger_path: str, serve: ServeConfig, upload_inbox: str | None) -> None:
+    def __init__(self, ledger_path: str, serve: ServeConfig, upload_inbox: str | None, require: str = "none") -> None:
         self.ledger_path = ledger_path
         self.serve = serve
         self.local = threading.local()
         self.limiter = LoginLimiter(serve.login_attempts, serve.login_window_s)
-        self.store = UploadStore(upload_inbox, serve.upload_expiry_h * 3600) if upload_inbox else None
+        self.store = UploadStore(upload_inbox, serve.upload_expiry_h * 3600, require) if upload_inbox else None
         self.upload_locks: dict[str, asyncio.Lock] = {}
         self.password_checks = asyncio.Semaphore(PASSWORD_CHECKS)
         self.changes = Changes(ledger_path)
@@ -229,8 +230,10 @@ def safe_next(target: str) -> str:
 # ------------------------------------------------------------------------------------------------------- app
 
 
-def create_app(ledger_path: str, serve: ServeConfig, upload_inbox: str | None = None) -> Starlette:
-    desk = Desk(ledger_path, serve, upload_inbox)
+def create_app(ledger_path: str, serve: ServeConfig, upload_inbox: str | None = None,
+               require: str = "none") -> Starlette:
+    """The desk on ``ledger_path``; uploads land in ``upload_inbox``, with the marker its watcher ``require``s."""
+    desk = Desk(ledger_path, serve, upload_inbox, require)
 
     def page(status: int, html: str, headers: dict[str, str] | None = None) -> HTMLResponse:
         # what a logged-in page shows stays out of shared and browser caches
@@ -502,20 +505,36 @@ def create_app(ledger_path: str, serve: ServeConfig, upload_inbox: str | None = 
             received = offset
             sniff_at = min(SNIFF_BYTES, upload.length)
             with uploads.open_for_append(upload, offset) as handle:
+                pending = bytearray()  # written a MiB at a time, off the event loop (a slow disk stalls no page)
+
+                async def store() -> None:
+                    if pending:
+                        await run_in_threadpool(handle.write, bytes(pending))
+                        pending.clear()
+
+                cut = False
                 try:
-                    async for chunk in request.stream():
-                        if received + len(chunk) > upload.length:
-                            raise UploadRefused(400, f"more bytes than the Upload-Length {upload.length} announced")
-                        handle.write(chunk)
-                        received += len(chunk)
-                        if not upload.media and received >= sniff_at:
-                            handle.flush()
-                            await run_in_threadpool(uploads.check_head, upload)
-                except ClientDisconnect:  # what arrived is kept: the sender resumes from there
-                    return Response(status_code=204)
+                    try:
+                        async for chunk in request.stream():
+                            if received + len(chunk) > upload.length:
+                                raise UploadRefused(400, f"more bytes than the Upload-Length {upload.length} "
+                                                         f"announced")
+                            pending += chunk
+                            received += len(chunk)
+                            sniff = not upload.media and received >= sniff_at
+                            if len(pending) >= WRITE_BYTES or sniff:
+                                await store()
+                            if sniff:
+                                await run_in_threadpool(handle.flush)
+                                await run_in_threadpool(uploads.check_head, upload)
+                    except ClientDisconnect:
+                        cut = True
+                    await store()  # after a cut too: what arrived is kept, and the sender resumes from there
                 except OSError as exc:
                     raise UploadRefused(507, f"the desk cannot store the upload ({exc.strerror}); tell an "
                                              f"operator, then resume") from exc
+                if cut:
+                    return Response(status_code=204)
             if received == upload.length:  # landed while the lock is held: a second final PATCH finds no upload
                 try:
                     target = await run_in_threadpool(uploads.land, upload)

@@ -76,7 +76,11 @@ def add_desk_commands(cli: click.Group, farm_for: Callable[[FarmConfig], Any],
         sock = bind_socket(serve.bind)
         catalog = catalog_for(farm.profiles_dir) if inboxes else None
         chosen = farm_for(farm) if inboxes else None
-        sys.exit(run_desk(lambda: create_app(path, serve, upload_inbox or None), sock, serve, farm, watch, inboxes,
+        # what the upload inbox waits for beside a file (its own [[inbox]] require, else [watch]'s)
+        require = next((t.require for t in tables if t.require and os.path.abspath(t.path) ==
+                        os.path.abspath(upload_inbox)), "") or watch.require
+        sys.exit(run_desk(lambda: create_app(path, serve, upload_inbox or None, require), sock, serve, farm, watch,
+                          inboxes,
                           catalog, chosen, log))
 
     ledger_options = [

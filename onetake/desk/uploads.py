@@ -25,8 +25,9 @@ from pathlib import Path
 from typing import Any
 
 from ..pipeline.errors import IngestError
-from ..pipeline.captions import SIDECAR_SUFFIXES
+from ..pipeline.captions import SIDECAR_SUFFIXES, glob_escape
 from ..pipeline.inbox import COMPANIONS, TEMP_NAMES, Sidecar, read_sidecar
+from ..pipeline.media import file_stem
 from ..pipeline.schema import build
 from .sniff import SNIFF_BYTES, media_kind
 
@@ -93,8 +94,9 @@ class Upload:
 class UploadStore:
     """The uploads staged in ``inbox``."""
 
-    def __init__(self, inbox: str | Path, expiry_s: float) -> None:
+    def __init__(self, inbox: str | Path, expiry_s: float, require: str = "none") -> None:
         self.inbox = Path(inbox).absolute()
+        self.require = require  # the inbox's watcher waits for NAME.done or NAME.sha256 beside a file
         self.folder = self.inbox / STAGING
         self.expiry_s = expiry_s
         if not self.inbox.is_dir():
@@ -188,26 +190,28 @@ class UploadStore:
             path.unlink(missing_ok=True)
 
     def land(self, upload: Upload) -> Path:
-        """Put the finished file and its sidecar into the inbox under a free name the watcher takes, with its
-        ``NAME.sha256`` and ``NAME.done`` (so that an inbox requiring either takes it too), placed before it; its
-        path there."""
+        """Put the finished file and its sidecar into the inbox under a free name the watcher takes, with the
+        ``NAME.done`` or ``NAME.sha256`` its inbox requires, both placed before it; its path there."""
         data, info = self._paths(upload.id)
         stem, dot, ext = upload.name.rpartition(".")
         stem, ext = (stem, f".{ext}") if dot else (upload.name, "")
         if not ext or not _watched(ext):  # a name the watcher would skip (clip.part) or take for a companion (x.srt)
             ext = KIND_EXTENSIONS.get(upload.media, ".media")
-        with open(data, "rb") as f:
-            digest = hashlib.file_digest(f, "sha256").hexdigest()
+        digest = ""
+        if self.require == "checksum":
+            with open(data, "rb") as f:
+                digest = hashlib.file_digest(f, "sha256").hexdigest()
         for n in range(1, 1000):
             name = f"{stem}{ext}" if n == 1 else f"{stem}-{n}{ext}"
             target, side = self.inbox / name, self.inbox / f"{name}.json"
-            if target.exists() or side.exists() or (self.inbox / f"{name.rsplit('.', 1)[0]}.json").exists():
+            # not beside a file of the same stem either: it would be taken as that file's companion or cover
+            if target.exists() or side.exists() or any(self.inbox.glob(f"{glob_escape(file_stem(name))}.*")):
                 continue
             staged_side = self.folder / f"{upload.id}.sidecar"
             staged_side.write_text(json.dumps(upload.sidecar, ensure_ascii=False), encoding="utf-8")
             read_sidecar(staged_side)  # what the watcher will read: it must parse as its sidecar
-            markers = {self.folder / f"{upload.id}.sha256": f"{digest}  {name}\n",
-                       self.folder / f"{upload.id}.done": ""}
+            markers = {self.folder / f"{upload.id}.sha256": f"{digest}  {name}\n"} if digest else \
+                {self.folder / f"{upload.id}.done": ""} if self.require == "done" else {}
             for path, text in markers.items():
                 path.write_text(text, encoding="utf-8")
             placed = [(staged, self.inbox / f"{name}{suffix}") for staged, suffix in
@@ -229,13 +233,19 @@ class UploadStore:
         raise UploadRefused(409, f"{upload.name}: no free name for it in the inbox; clear the inbox")
 
     def expire(self) -> None:
+        """Drop the uploads nobody has sent a byte to for the expiry time (each as a whole: its data, its record
+        and anything staged for it), and stray files older than that."""
         cutoff = time.time() - self.expiry_s
+        newest: dict[str, float] = {}
         for path in self.folder.iterdir():
             try:
-                if path.stat().st_mtime < cutoff:
-                    path.unlink()
+                upload_id = path.name.split(".", 1)[0]
+                newest[upload_id] = max(newest.get(upload_id, 0.0), path.stat().st_mtime)
             except OSError:
                 continue
+        for path in self.folder.iterdir():
+            if newest.get(path.name.split(".", 1)[0], time.time()) < cutoff:
+                path.unlink(missing_ok=True)
 
 
 def _watched(ext: str) -> bool:
