@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import http.client
 import json
 import os
 import re
@@ -16,6 +17,7 @@ import sys
 import time
 import urllib.request
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import boto3
 import pytest
@@ -338,6 +340,15 @@ def test_the_board_is_public_only_when_configured(desk, tmp_path):
         assert status == 200 and b'id="jobs"' in page and b"Log in" in page and b'href="/upload"' not in page
         assert anonymous.request("GET", "/jobs/1")[0] == 401  # the board only
         assert anonymous.request("POST", "/jobs/1/retry", {"csrf": "x"})[0] == 401
+        where = urlsplit(server.url)
+        streams = []
+        for _ in range(5):  # live boards without a login: four per address
+            connection = http.client.HTTPConnection(where.hostname, where.port, timeout=10)
+            connection.request("GET", "/events")
+            streams.append((connection, connection.getresponse()))
+        assert [response.status for _, response in streams] == [200, 200, 200, 200, 429]
+        for connection, _ in streams:
+            connection.close()
     finally:
         server.stop()
 

@@ -65,6 +65,7 @@ CHANGE_POLL_S = 0.25
 RENDERED_KEPT = 64  # board renderings kept for live connections that show the same filters
 WRITE_BYTES = 2**20  # an upload's bytes go to disk in writes of about this size
 PASSWORD_CHECKS = 2  # argon2id checks at once: each takes 64 MiB and a core, and logins are few
+PUBLIC_STREAMS_PER_ADDRESS = 4  # live boards one address may hold open where the board is public
 CSP = ("default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data: blob:; "
        "media-src 'self' blob:; worker-src 'self' blob:; connect-src 'self'; frame-src 'self'; "
        "frame-ancestors 'self'; base-uri 'none'; form-action 'self'; object-src 'none'")
@@ -125,6 +126,7 @@ class Desk:
         self.store = UploadStore(upload_inbox, serve.upload_expiry_h * 3600, require) if upload_inbox else None
         self.upload_locks: dict[str, asyncio.Lock] = {}
         self.password_checks = asyncio.Semaphore(PASSWORD_CHECKS)
+        self.public_streams: dict[str, int] = {}  # live boards open without a login, by address
         self.changes = Changes(ledger_path)
         self.rendered: OrderedDict[tuple[BoardQuery, int], asyncio.Future[dict[str, str]]] = OrderedDict()
         self.templates = Environment(loader=FileSystemLoader(HERE / "templates"),
@@ -250,8 +252,9 @@ def create_app(ledger_path: str, serve: ServeConfig, upload_inbox: str | None = 
         return PlainTextResponse(str(exc) + "\n", status_code=exc.status)
 
     async def onetake_error(request: Request, exc: Exception) -> Response:
-        status = 404 if isinstance(exc, LedgerError) and str(exc).startswith("no job") else 409
-        return await refused(request, Refused(status if not isinstance(exc, ConfigError) else 400, str(exc)))
+        if isinstance(exc, LedgerError) and str(exc).startswith("no job"):  # its message names the ledger's path
+            return await refused(request, Refused(404, "no such job in the ledger"))
+        return await refused(request, Refused(400 if isinstance(exc, ConfigError) else 409, str(exc)))
 
     # --------------------------------------------------------------------------------------------- login
 
@@ -328,13 +331,29 @@ def create_app(ledger_path: str, serve: ServeConfig, upload_inbox: str | None = 
                                      fragments=fragments, events=f"/events?{query.query_string()}"))
 
     async def events(request: Request) -> Response:
-        await desk.viewer(request, board=True)
+        user = await desk.viewer(request, board=True)
         query = BoardQuery.parse(request.query_params)
+        address = request.client.host if request.client else "?"
+        anonymous = user is ANONYMOUS
+        if anonymous and desk.public_streams.get(address, 0) >= PUBLIC_STREAMS_PER_ADDRESS:
+            raise Refused(429, f"at most {PUBLIC_STREAMS_PER_ADDRESS} live boards per address without a login")
 
         async def stream() -> AsyncIterator[str]:
+            if anonymous:
+                desk.public_streams[address] = desk.public_streams.get(address, 0) + 1
+            try:
+                yield "retry: 2000\n\n"
+                async for part in updates():
+                    yield part
+            finally:
+                if anonymous:
+                    desk.public_streams[address] -= 1
+                    if not desk.public_streams[address]:
+                        del desk.public_streams[address]
+
+        async def updates() -> AsyncIterator[str]:
             sent: dict[str, str] = {}
             version = -1
-            yield "retry: 2000\n\n"
             while True:
                 version = await desk.changes.wait(version, KEEPALIVE_S)
                 fragments = await shared_fragments(query, version)
