@@ -8,6 +8,8 @@
   analyze   the one-decode analysis vs. a plain decode and PySceneDetect, and its accuracy on generated clips
   framing   the 9:16 short video: following the subject vs. a centre crop, same output
   serve     the dispatch desk: board latency with 10 000 jobs and 50 live connections, upload vs. a plain PUT
+  scale     one long source on k = 1, 2, ... pinned Dask workers: speedup, efficiency, chunk costs, 64-worker model
+  urgent    breaking news: from a clip's arrival to its first version of web and short vs. an expert's ffmpeg
   compare   two runs' JSON of one benchmark: exit 1 when a ratio got worse than --max-regression allows
 """
 
@@ -16,11 +18,12 @@ from __future__ import annotations
 import argparse
 import sys
 
-from . import analyze, compare, fanout, framing, memory, overhead, serve, storage, watch
+from . import analyze, compare, fanout, framing, memory, overhead, scale, serve, storage, urgent, watch
 from .common import CommandFailed
 
 COMMANDS = {"fanout": fanout, "overhead": overhead, "memory": memory, "storage": storage, "watch": watch,
-            "analyze": analyze, "framing": framing, "serve": serve, "compare": compare}
+            "analyze": analyze, "framing": framing, "serve": serve, "scale": scale, "urgent": urgent,
+            "compare": compare}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -550,3 +550,67 @@ def plan_options() -> PlanOptions:
 def onetake_run_argv(source: Path, channels: Sequence[str], out: Path, extra: Sequence[str] = ()) -> list[str]:
     return [sys.executable, "-m", "onetake.cli", "run", str(source), "--channels", ",".join(channels),
             "--out", str(out), "--json", *extra]
+
+
+# ---------------------------------------------------------------------------------------------------------
+# breaking news: the expert's one command for a first version of web and short
+
+
+def first_version_expert(fan: Fanout, base: Path, tee: bool = False) -> list[str]:
+    """The one ffmpeg an expert types to get a first version of web (its HLS rung and the progressive MP4) and
+    the 9:16 short out at once, written into ``fan``'s layout under ``base``: one decode, each picture scaled (or
+    centre-cropped) from the source, the loudness normalised in the same pass by one-pass ``loudnorm`` (no time
+    to measure first), and every encoder option onetake's first version has (``fan`` is built on the first
+    version's catalog: ``onetake.pipeline.plan.urgent.first_version_catalog``). The rung and the MP4 are two
+    encodes of one picture, or one encode written twice through ``-f tee`` (``tee``)."""
+    from fractions import Fraction
+
+    from onetake.pipeline.plan.audio import HEADROOM_DB
+    from onetake.pipeline.plan.encode import audio_options, video_options
+    from onetake.pipeline.plan.geometry import output_rate
+
+    def options(values: dict[str, Any]) -> list[str]:
+        return [word for key, value in values.items() for word in (f"-{key}", str(value))]
+
+    rate = fan.info.video[0].rate
+    pictures: dict[str, list[Deliverable]] = {}   # one chain per profile: a rung and its MP4 share it
+    for d in fan.deliverables:
+        pictures.setdefault(d.profile, []).append(d)
+    loudness = {}
+    graph = [f"[0:v]split={len(pictures)}" + "".join(f"[in{n}]" for n in range(len(pictures)))]
+    outputs: list[list[str]] = []
+    for n, (name, made) in enumerate(pictures.items()):
+        profile = fan.catalog.profile(name)
+        spec, audio, loud = profile.video, profile.audio, profile.loudness
+        assert spec is not None and audio is not None and loud is not None
+        w, h = spec.width, spec.height
+        if spec.framing == "pad":
+            frame = f"scale={w}:{h}:force_original_aspect_ratio=decrease:out_color_matrix=bt709,pad={w}:{h}:-1:-1"
+        elif spec.framing == "center":
+            frame = f"crop='min(iw,ih*{w}/{h})':'min(ih,iw*{h}/{w})',scale={w}:{h}:out_color_matrix=bt709"
+        else:
+            raise RuntimeError(f"{name}: the expert's command has no {spec.framing} framing")
+        copies = 1 if tee else len(made)
+        graph.append(f"[in{n}]{frame},setsar=1,setparams=color_primaries=bt709:color_trc=bt709:colorspace=bt709"
+                     f",format={spec.pix_fmt}" + (f",split={copies}" if copies > 1 else "")
+                     + "".join(f"[v{n}_{i}]" for i in range(copies)))
+        target = (loud.integrated, loud.true_peak - HEADROOM_DB["lossy"])
+        loudness.setdefault(target, []).extend(f"{n}_{i}" for i in range(copies))
+        codec = [*options(video_options(spec, output_rate(Fraction(rate), spec), FarmConfig().x264_threads)),
+                 *options(audio_options(audio))]
+        files = {d.hls: d for d in made}
+        if tee and len(made) > 1:
+            planned, url = files[True].tee_target(base, files[False])
+            muxer = planned[planned.index("-flags:v"):]  # global headers, -f tee
+            outputs.append(["-map", f"[v{n}_0]", "-map", f"[a{n}_0]", *codec, *muxer, url])
+            continue
+        for i, d in enumerate(made):
+            planned, url = d.target(base)
+            at = planned.index("-f") if d.hls else len(planned)  # the HLS muxer's options, as fanout's expert has
+            muxer = planned[at:] if d.hls else ["-movflags", "+faststart", "-f", "mp4"]
+            outputs.append(["-map", f"[v{n}_{i}]", "-map", f"[a{n}_{i}]", *codec, *muxer, url])
+    for m, ((integrated, peak), labels) in enumerate(loudness.items()):
+        graph.append(f"[0:a:0]loudnorm=I={integrated:g}:TP={peak:g}:LRA=11,aresample=48000,"
+                     f"asplit={len(labels)}" + "".join(f"[a{label}]" for label in labels))
+    return [ffmpeg_binary(), "-nostdin", "-hide_banner", "-loglevel", "error", "-y", "-i", f"file:{fan.source}",
+            "-filter_complex", ";".join(graph), *(word for out in outputs for word in out)]

@@ -45,24 +45,25 @@ SOURCE_CODING = ["-c:v", "libx264", "-preset", "veryfast", "-crf", "18", "-g", "
                  "-c:a", "aac", "-b:a", "192k", "-movflags", "+faststart"]
 
 
-def make_source(seconds: float, folder: Path = MEDIA) -> Path:
-    """A 1920x1080 25p test pattern (testsrc2) with a stereo tone, cached by length under ``folder``.
+def make_source(seconds: float, folder: Path = MEDIA, size: str = "1920x1080") -> Path:
+    """A 25p test pattern (testsrc2) of ``size`` (1920x1080) with a stereo tone, cached by length under ``folder``.
 
     The picture is converted to Y'CbCr with the BT.709 matrix and tagged BT.709 (primaries, transfer,
     matrix, limited range), as an HD camera file is: no filter then has to guess the source's colours.
     """
     folder.mkdir(parents=True, exist_ok=True)
-    clip = folder / f"src-1080p25-bt709-{seconds:g}s.mp4"
+    name = "1080p25" if size == "1920x1080" else f"{size}p25"
+    clip = folder / f"src-{name}-bt709-{seconds:g}s.mp4"
     if clip.exists():
         return clip
     partial = folder / f".{clip.name}.partial.mp4"
     argv = [ffmpeg_binary(), "-nostdin", "-hide_banner", "-loglevel", "error", "-y",
-            "-f", "lavfi", "-i", f"testsrc2=size=1920x1080:rate=25:duration={seconds:g}",
+            "-f", "lavfi", "-i", f"testsrc2=size={size}:rate=25:duration={seconds:g}",
             "-f", "lavfi", "-i", f"sine=frequency=1000:sample_rate=48000:beep_factor=4:duration={seconds:g}",
             "-vf", "scale=out_color_matrix=bt709:out_range=tv,format=yuv420p",
             "-af", "volume=-18dB,aformat=channel_layouts=stereo", *SOURCE_CODING, "file:" + str(partial)]
     print(f"generating {clip.relative_to(ROOT) if clip.is_relative_to(ROOT) else clip} "
-          f"({seconds:g} s, 1920x1080 25p BT.709 + stereo tone) ...", file=sys.stderr, flush=True)
+          f"({seconds:g} s, {size} 25p BT.709 + stereo tone) ...", file=sys.stderr, flush=True)
     subprocess.run(argv, check=True)
     partial.rename(clip)
     return clip

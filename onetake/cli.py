@@ -220,14 +220,15 @@ def plan_command(source: str, channels: str | None, out: str | None, dests: tupl
 # --------------------------------------------------------------------------------------------------------- run
 
 
-def _run(sources: Sequence[str], settings: FarmConfig, show_progress: bool, as_json: bool) -> int:
+def _run(sources: Sequence[str], settings: FarmConfig, show_progress: bool, as_json: bool,
+         urgent: bool = False) -> int:
     """Every source run on a Dask farm (its ledger kept, if configured); the exit status."""
     from .console import ProgressView
     from .pipeline.run import run_recorded
     from .workers.cluster import DaskFarm
 
     outcomes = run_recorded(sources, settings, _catalog(settings.profiles_dir), DaskFarm(settings),
-                            view_for=ProgressView if show_progress else lambda plans: None)
+                            view_for=ProgressView if show_progress else lambda plans: None, urgent=urgent)
     return report_outcomes(outcomes, as_json)
 
 
@@ -236,16 +237,19 @@ def _run(sources: Sequence[str], settings: FarmConfig, show_progress: bool, as_j
 @with_common
 @click.option("--scheduler", help=field_help("scheduler"))
 @click.option("--workers", type=click.IntRange(0, 512), help=field_help("workers"))
+@click.option("--urgent", is_flag=True, help="breaking news: publish a first version of web and short (one 720p "
+              "rung and the MP4, the short; a fast preset) at once, then replace it with the full-quality delivery "
+              "(see [farm] first_version_*)")
 @click.option("--json", "as_json", is_flag=True, help="print one JSON summary, no progress")
 def run_command(sources: tuple[str, ...], channels: str | None, out: str | None, dests: tuple[str, ...],
                 config: str | None, profiles_dir: str | None, qc: str | None, accept_damaged: bool | None,
                 logo: str | None, captions: bool | None, scheduler: str | None, workers: int | None,
-                as_json: bool) -> None:
+                urgent: bool, as_json: bool) -> None:
     """Make, verify and deliver every channel's renditions of each SOURCE (a local file or s3://bucket/key)."""
     settings = _settings(config, out=out, profiles_dir=profiles_dir, channels=_channels(channels),
                          scheduler=scheduler, workers=workers, destinations=_dests(dests), qc=qc,
                          accept_damaged=accept_damaged, logo=logo, captions=captions)
-    sys.exit(_run(sources, settings, sys.stdout.isatty() and not as_json, as_json))
+    sys.exit(_run(sources, settings, sys.stdout.isatty() and not as_json, as_json, urgent))
 
 
 # --------------------------------------------------------------------------------------------------------- watch

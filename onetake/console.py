@@ -12,7 +12,8 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from .pipeline.models import JobPlan, SourceInfo, Task
-from .pipeline.plan.params import TaskKind, task_id
+from .pipeline.plan.chunks import SOUND_SUFFIX
+from .pipeline.plan.params import TaskKind, kind_of, task_id
 from .pipeline.schedule import SourceOutcome
 
 if TYPE_CHECKING:
@@ -89,6 +90,13 @@ def describe_task(task: Task) -> list[str]:
         lines.append("      " + " ".join(shlex.quote(a) for a in p["argv"]))
     if task.kind == TaskKind.ENCODE:
         lines += [f"      -> {o['final']}  ({o['profile']})" for o in p["outputs"]]
+    if task.kind == TaskKind.CHUNK:
+        lines.append(f"      chunk {p['index'] + 1}: {p['duration']:g} s from {p['start']:g} s -> {p['final']}")
+    if task.kind == TaskKind.JOIN:
+        for r, o in zip(p["renditions"], p["outputs"]):
+            how = "concat demuxer" if r["method"] == "concat" else "byte for byte"
+            lines.append(f"      {len(r['chunks'])} chunks ({how}) + {'its sound' if r['sound'] else 'no sound'}, "
+                         f"sync gate ({r['frames']} pictures) -> {o['final']}  ({o['profile']})")
     if task.kind == TaskKind.ANALYZE:
         lines.append(f"      {p['source']} -> {p['cache']}")
     if task.kind == TaskKind.ENCODE and "follow" in p:
@@ -162,13 +170,20 @@ class ProgressView:
                                  TimeRemainingColumn(), transient=False)
         self.rows: dict[str, list[Any]] = {}
         self.verify_row: dict[str, Any] = {}
+        self.join_of: dict[str, str] = {}           # chunk task -> the join its pictures go to
+        self.chunks_done: dict[str, dict[str, float]] = {}  # join -> each of its chunks' progress
         for plan in plans:
             for task in plan.tasks:
-                if task.kind == TaskKind.ENCODE:
-                    rows = [self.progress.add_task(f"{plan.asset_id}  {o['profile']}", total=100)
-                            for o in task.params["outputs"]]
+                if task.kind in (TaskKind.ENCODE, TaskKind.JOIN):  # a row per rendition (a sound is its rendition's)
+                    outputs = [o for o in task.params["outputs"] if not o["profile"].endswith(SOUND_SUFFIX)]
+                    chunks = [d for d in task.deps if kind_of(d) is TaskKind.CHUNK]
+                    rows = [self.progress.add_task(f"{plan.asset_id}  {o['profile']}" +
+                                                   (f"  ({len(chunks)} chunks)" if chunks else ""), total=100)
+                            for o in outputs]
                     self.rows[task.id] = rows
-                    for o, row in zip(task.params["outputs"], rows):
+                    self.join_of.update({chunk: task.id for chunk in chunks})
+                    self.chunks_done[task.id] = {chunk: 0.0 for chunk in chunks}
+                    for o, row in zip(outputs, rows):
                         self.verify_row[task_id(plan.asset_id, TaskKind.VERIFY, o["profile"])] = row
                 elif task.kind == TaskKind.ANALYZE:
                     self.rows[task.id] = [self.progress.add_task(f"{plan.asset_id}  analysis", total=100)]
@@ -186,6 +201,10 @@ class ProgressView:
         self.progress.__exit__(*exc)
 
     def on_progress(self, identifier: str, fraction: float) -> None:
+        if identifier in self.join_of:  # a chunk: its renditions are as far as all their chunks together
+            done = self.chunks_done[self.join_of[identifier]]
+            done[identifier] = fraction
+            identifier, fraction = self.join_of[identifier], sum(done.values()) / len(done)
         for row in self.rows.get(identifier, []):
             self.progress.update(row, completed=90 * fraction)
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
 from fractions import Fraction
 from pathlib import Path
 from typing import Any
@@ -13,6 +14,7 @@ import numpy as np
 from click.testing import CliRunner
 
 from onetake.cli import cli
+from onetake.workers.ffmpeg import ffmpeg_binary
 
 
 class Batch:
@@ -139,3 +141,46 @@ def shift_between(a: np.ndarray, b: np.ndarray, span: int = 40) -> int:
         if err < best_err:
             best, best_err = s, err
     return best
+
+
+def make_flash_beep(path: Path, seconds: float, size: str = "320x180", gop: int = 250) -> Path:
+    """A moving test pattern that flashes white for one picture on every whole second, with a 1 kHz beep starting
+    on the same sample: any drift between picture and sound shows as the beep's distance from the flash. Encoded
+    with long GOPs, so that a chunk's seek has to decode its way in from a keyframe far before its start."""
+    flash = "drawbox=x=0:y=0:w=iw:h=ih:color=white:t=fill:enable='lt(mod(t,1),0.02)'"
+    beep = "if(lt(mod(t,1),0.03),0.5*sin(2*PI*1000*t),0)"
+    subprocess.run([ffmpeg_binary(), "-nostdin", "-loglevel", "error", "-y",
+                    "-f", "lavfi", "-i", f"testsrc2=size={size}:rate=25:duration={seconds},{flash}",
+                    "-f", "lavfi", "-i", f"aevalsrc='{beep}|{beep}':s=48000:d={seconds}",
+                    "-c:v", "libx264", "-preset", "ultrafast", "-g", str(gop), "-pix_fmt", "yuv420p",
+                    "-c:a", "aac", "-b:a", "192k", "file:" + str(path)], check=True)
+    return path
+
+
+def flashes_and_beeps(path: Path) -> tuple[list[float], list[float]]:
+    """When each flash is shown and each beep starts (seconds, on the file's clock): the pictures much brighter
+    than the pattern, and the first sample of each burst louder than half its peak."""
+    with av.open(str(path)) as container:  # (bars around a padded picture keep a flash's mean below white)
+        means = [(float(f.pts * f.time_base), float(f.to_ndarray(format="gray").mean()))
+                 for f in container.decode(video=0)]
+    middle, brightest = float(np.median([m for _, m in means])), max(m for _, m in means)
+    flashes = [t for t, m in means if m > (middle + brightest) / 2]
+    with av.open(str(path)) as container:
+        stream = container.streams.audio[0]
+        first, chunks = None, []
+        for frame in container.decode(stream):
+            if first is None:
+                first = float(frame.pts * frame.time_base)
+            chunks.append(frame.to_ndarray().astype(np.float64).reshape(-1, frame.samples)[0])
+        rate = stream.rate
+    sound = np.abs(np.concatenate(chunks))
+    beeps, at = [], 0
+    loud = sound > 0.5 * sound.max()
+    while True:
+        ahead = np.flatnonzero(loud[at:])
+        if not len(ahead):
+            break
+        start = at + int(ahead[0])
+        beeps.append((first or 0.0) + start / rate)
+        at = start + rate // 2  # the next burst is a second on
+    return flashes, beeps

@@ -7,9 +7,12 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).parents[1]
 
 
+@pytest.mark.heavy  # about 30 s each: the CI job that runs the benchmarks runs them
 def test_fanout_writes_comparable_json(tmp_path):
     output = tmp_path / "fanout.json"
     result = subprocess.run([sys.executable, "-m", "benchmarks", "fanout", "--seconds", "1", "--channels",
@@ -32,6 +35,7 @@ def test_fanout_writes_comparable_json(tmp_path):
         assert run["analysis_wall_s"] > 0 and run["steps"][1]["step"].startswith("analysis")
 
 
+@pytest.mark.heavy  # about 30 s each: the CI job that runs the benchmarks runs them
 def test_overhead_runs_with_the_analysis_and_a_follow_encode(tmp_path):
     output = tmp_path / "overhead.json"
     result = subprocess.run([sys.executable, "-m", "benchmarks", "overhead", "--seconds", "1", "--repeat", "1",
@@ -144,3 +148,22 @@ def test_compare_judges_efficiency_upwards_and_a_lost_figure_as_a_regression(tmp
     assert run({"ratios": {"onetake_vs_expert": 0.9}}, {"ratios": {}}).returncode == 1
     assert run({"ratios": {"expert_vs_naive": 0.5}, "efficiency": {"2": 0.9}},
                {"ratios": {"expert_vs_naive": 0.9}, "efficiency": {"2": 0.9}}).returncode == 0  # baselines only
+
+
+def test_scale_models_an_hour_on_more_workers_from_measured_task_costs():
+    from benchmarks.scale import HOUR_S, _makespan
+
+    # a 20 s programme measured on one worker: two 10 s chunks of 20 s each, a sound encode after the measure,
+    # and the join (its gate 0.5 s for its one join)
+    tasks = [{"id": "a/measure", "kind": "measure", "heavy": False, "deps": [], "seconds": 1.0},
+             {"id": "a/encode/sound", "kind": "encode", "heavy": True, "deps": ["a/measure"], "seconds": 1.0},
+             *({"id": f"a/chunk/all-0-000{i}", "kind": "chunk", "heavy": True, "deps": [], "seconds": 20.0,
+                "programme_s": 10.0} for i in range(2)),
+             {"id": "a/join/all-0", "kind": "join", "heavy": False, "seconds": 1.5, "gate_s": 0.5, "joins": 1,
+              "deps": ["a/chunk/all-0-0000", "a/chunk/all-0-0001", "a/encode/sound"]}]
+    spans = {w: _makespan(tasks, 20.0, w, 10.0) for w in (4, 16, 64)}
+    chunks = HOUR_S / 10.0 * 20.0  # 360 chunks of 20 s
+    assert spans[4] >= chunks / 4 and spans[4] > spans[16] > spans[64]
+    # on 64 workers the hour's 360 chunks take six rounds (120 s), done before the measure and the sound (each
+    # 180 s for the hour) are: those and the join (180 s, and 0.5 s of gate for each of 359 joins) set the pace
+    assert spans[64] == 3 * 1.0 * HOUR_S / 20 + 0.5 * 359

@@ -26,13 +26,15 @@ from ..pipeline.watch import Held, StopSignals, Watcher, prepare, run_until_stop
 
 MONITOR_INTERVAL_S = 0.5
 FARM_INTERVAL_S = 2.0
-SHOWN_KINDS = (TaskKind.ANALYZE, TaskKind.MEASURE, TaskKind.ENCODE, TaskKind.PACKAGE)
+SHOWN_KINDS = (TaskKind.ANALYZE, TaskKind.MEASURE, TaskKind.ENCODE, TaskKind.CHUNK, TaskKind.JOIN, TaskKind.PACKAGE)
 
 
 def task_label(task: Any) -> str:
     """What a person calls a task: the renditions an encode makes, else its kind and name."""
-    if task.kind == TaskKind.ENCODE:
-        return "encode " + ", ".join(o["profile"] for o in task.params.get("outputs", []))
+    if task.kind in (TaskKind.ENCODE, TaskKind.JOIN):
+        return f"{task.kind.value} " + ", ".join(o["profile"] for o in task.params.get("outputs", []))
+    if task.kind == TaskKind.CHUNK:
+        return f"chunk {task.params['index'] + 1} ({task.params['start']:g} s on)"
     name = task.id.split("/", 2)[2] if task.id.count("/") >= 2 else ""
     return f"{task.kind.value} {name}".strip()
 

@@ -13,6 +13,7 @@ from typing import Any
 
 from .destinations import absolute_location, is_s3, parse_location
 from .errors import ConfigError
+from .profiles import X264_PRESETS
 from .schema import build, option, read_toml
 
 TIME_FLOOR_S = 300.0  # every ffmpeg may take this long, however short its source
@@ -33,7 +34,8 @@ class FarmConfig:
     workers: int = option(0, min=0, max=512, help="embedded cluster worker processes; 0: one per 4 cores")
     threads_per_worker: int = option(2, min=1, max=64, help="threads of each embedded worker process: one runs an "
                                                              "encode, the others verify, package and deliver")
-    scheduler_timeout_s: float = option(15.0, min=1, max=600, help="how long to try reaching --scheduler")
+    scheduler_timeout_s: float = option(15.0, min=1, max=600, help="how long to try reaching --scheduler, and "
+                                                                    "reaching it again after it restarted mid-run")
     x264_threads: int = option(0, min=0, max=128, help="threads per x264 encoder; 0: x264 decides")
     ffmpeg: str = option("", help="the ffmpeg binary to run; empty: the one onetake ships (imageio-ffmpeg). The "
                                   "ONETAKE_FFMPEG environment variable beats this key")
@@ -43,7 +45,15 @@ class FarmConfig:
     accept_damaged: bool = option(False, help="deliver a source whose pictures need error concealment (a worn tape, "
                                                    "a damaged card) as it decodes, and say so in the manifests; "
                                                    "otherwise such a source is refused before encoding")
+    chunk_min_s: float = option(120.0, min=10, max=86400,
+                                help="a programme longer than this is encoded in chunks spread over the farm's "
+                                     "encode slots, joined without re-encoding and checked at every join")
+    chunk_s: float = option(60.0, min=4, max=3600,
+                            help="the length a chunk aims at (cut on the renditions' common GOP grid)")
     stall_timeout_s: float = option(120.0, min=5, max=3600, help="stop an ffmpeg that makes no progress this long")
+    stall_retries: int = option(1, min=0, max=10, help="run a task whose ffmpeg was stopped for making no progress "
+                                                       "again this many times (at once, on the same worker) before "
+                                                       "its channel fails")
     timeout_factor: float = option(20.0, min=1, max=1000,
                                    help=f"stop an ffmpeg after {TIME_FLOOR_S / 60:g} min + this x the source duration")
     s3_multipart_mb: int = option(8, min=5, max=5120, help="S3 uploads of files this large or larger go up in "
@@ -63,6 +73,25 @@ class FarmConfig:
                                          "not say, as a BCP 47 tag")
     ledger: str = option("", help="the SQLite job ledger; `run` records into it when set, `watch` and `jobs` "
                                   "default to WORK_DIR/jobs.sqlite")
+    first_version_channels: tuple[str, ...] = option(
+        ("web", "short"), help="an urgent job (`run --urgent`, an urgent lane) first publishes a quick version of "
+                               "these of its channels, then replaces it with the full-quality delivery")
+    first_version_preset: str = option("ultrafast", choices=X264_PRESETS,
+                                       help="the x264 preset of a first version's H.264 renditions")
+    first_version_profile: str = option("main", choices=("baseline", "main", "high"),
+                                        help="the H.264 profile of a first version's renditions (and what verify "
+                                             "checks): ultrafast leaves out CABAC and the 8x8 transform, so its "
+                                             "stream is Main; high for the slower presets")
+    first_version_framing: str = option("center", choices=("center", "follow"),
+                                        help="how a first version crops a 9:16 short that follows the speaker: "
+                                             "centred (at once), or following them (after the analysis)")
+    first_version_trials: int = option(1, min=1, max=6,
+                                       help="loudness trial encodes a first version's measurement may take (a full "
+                                            "delivery's take up to 6): its gain is measured, not guessed, and lands "
+                                            "inside the checked tolerance, if not in the middle of it")
+    first_version_height: int = option(720, min=144, max=4320,
+                                       help="a first version carries one rung of an HLS ladder: the highest at "
+                                            "most this tall")
 
     def limits(self, duration: float) -> dict[str, float]:
         """The time limits of every ffmpeg run for a source of ``duration`` seconds."""

@@ -6,11 +6,13 @@
     ├── ConfigError               a farm config or a command-line value is invalid
     ├── PlanError                 the source and the asked channels do not fit together
     ├── EncodeError               ffmpeg failed, stalled or timed out (carries argv, status, stderr tail)
+    │   └── EncodeStalled         ffmpeg made no progress and was stopped (worth another try)
     ├── StorageError              an output could not be written or delivered
     ├── VerificationError         an output does not meet its profile
     ├── IngestError               a watch-folder file or its sidecar cannot be taken as it is
     ├── LedgerError               the job ledger cannot be opened, or a job command does not apply
     ├── QcError                   the source breaks a channel's QC rules (the channel is not delivered)
+    ├── FarmError                 the Dask farm lost the work: its scheduler went for good, or workers kept dying
     └── TaskCancelled             in-process work (the analysis) stopped because its Dask task was cancelled
 
 Third-party exceptions (PyAV, subprocess, OS errors) are translated where they are raised, with
@@ -71,6 +73,11 @@ class EncodeError(OnetakeError):
         return type(self), (self.reason, self.argv, self.returncode, self.stderr_tail)
 
 
+class EncodeStalled(EncodeError):
+    """An ffmpeg made no progress for ``stall_timeout_s`` (a hung read, a frozen process) and was killed: unlike a
+    failure, another try may well succeed."""
+
+
 # ffmpeg's closing lines say that it failed, not why
 _AFTERMATH = re.compile(r"Task finished with error|Terminating thread|Nothing was written|Conversion failed|"
                         r"^Error : |Error while filtering|Error opening output files|Could not open encoder before EOF")
@@ -103,6 +110,11 @@ class LedgerError(OnetakeError):
 
 class QcError(OnetakeError):
     """A channel's QC rules failed on the source; ``onetake run --qc warn`` delivers it anyway."""
+
+
+class FarmError(OnetakeError):
+    """The Dask farm lost the work: its scheduler went away and could not be reached again, or the workers running
+    one task kept dying."""
 
 
 class TaskCancelled(OnetakeError):

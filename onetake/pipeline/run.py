@@ -8,9 +8,13 @@ run on a fake farm.
 
 from __future__ import annotations
 
+import contextlib
+import copy
 import dataclasses
 import os
-from collections.abc import Callable, Sequence
+import signal
+import threading
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import AbstractContextManager
 from typing import Any, Protocol
 
@@ -21,9 +25,10 @@ from .errors import ConfigError, PlanError
 from .ledger import Ledger, process_owner
 from .models import AudioStreamInfo, CaptionsInfo, JobPlan, SourceInfo, Task, VideoStreamInfo
 from .plan import PlanOptions, plan_job
+from .plan.urgent import FIRST_VERSION_MARK, full_version_options, plan_first_version
 from .probe import probe
 from .profiles import Catalog
-from .schedule import Executor, SourceOutcome, fetch_sources, run_plans
+from .schedule import ChannelOutcome, Event, Executor, SourceOutcome, describe_error, fetch_sources, run_plans
 
 
 class Farm(Protocol):
@@ -73,14 +78,23 @@ def check_channels(settings: FarmConfig, catalog: Catalog) -> None:
 
 
 def make_plans(sources: Sequence[str | SourceInfo], settings: FarmConfig, catalog: Catalog,
-               encoder_version: str) -> tuple[list[JobPlan], list[SourceOutcome]]:
-    """A plan per source, and a failed outcome per source that cannot be read or planned (the batch goes on)."""
+               encoder_version: str, urgent: bool = False,
+               firsts: list[JobPlan] | None = None) -> tuple[list[JobPlan], list[SourceOutcome]]:
+    """A plan per source, and a failed outcome per source that cannot be read or planned (the batch goes on).
+    ``urgent``: the plans are of full-quality deliveries that replace a first version, whose plans (for sources
+    that get one) are added to ``firsts``."""
     plans, failures = [], []
     options = plan_options(settings, encoder_version)
+    if urgent:
+        options = full_version_options(options)
     for source in sources:
         try:
             info = source if isinstance(source, SourceInfo) else probe(source)
-            plans.append(plan_job(info, settings.channels or None, catalog, options))
+            plan = plan_job(info, settings.channels or None, catalog, options)
+            first = plan_first_version(plan.source, plan, catalog, options) if urgent else None
+            plans.append(plan)
+            if first is not None and firsts is not None:
+                firsts.append(first)
         except Exception as exc:  # one bad source is one line; the batch goes on
             name = source.url or source.path if isinstance(source, SourceInfo) else absolute_location(source)
             failures.append(SourceOutcome(name, error=exc))
@@ -88,12 +102,16 @@ def make_plans(sources: Sequence[str | SourceInfo], settings: FarmConfig, catalo
 
 
 def run_batch(sources: Sequence[str], settings: FarmConfig, catalog: Catalog, farm: Farm,
-              view_for: Callable[[list[JobPlan]], View | None] = lambda plans: None) -> list[SourceOutcome]:
-    """Run every source; one outcome each, in the order given (a source given twice is run once)."""
+              view_for: Callable[[list[JobPlan]], View | None] = lambda plans: None,
+              urgent: bool = False) -> list[SourceOutcome]:
+    """Run every source; one outcome each, in the order given (a source given twice is run once). ``urgent``:
+    every source's first version is published first (``run_urgent``)."""
     check_channels(settings, catalog)
     remote = [s for s in sources if is_s3(s)]
-    plans, failures = make_plans([s for s in sources if not is_s3(s)], settings, catalog, farm.encoder_version)
-    farm.check(plans)
+    firsts: list[JobPlan] = []
+    plans, failures = make_plans([s for s in sources if not is_s3(s)], settings, catalog, farm.encoder_version,
+                                 urgent, firsts)
+    farm.check([*plans, *firsts])
     outcomes: list[SourceOutcome] = []
     if plans or remote:
         view: View | None = None  # made once every source is planned; progress reaches it then
@@ -106,17 +124,21 @@ def run_batch(sources: Sequence[str], settings: FarmConfig, catalog: Catalog, fa
             if remote:  # probed where they are read: on a worker
                 infos, fetch_failures = fetch_sources(remote, os.path.abspath(settings.work_path()),
                                                       settings.transfer(), executor)
-                more, plan_failures = make_plans(infos, settings, catalog, farm.encoder_version)
-                farm.check(more)
+                more_firsts: list[JobPlan] = []
+                more, plan_failures = make_plans(infos, settings, catalog, farm.encoder_version, urgent,
+                                                 more_firsts)
+                farm.check([*more, *more_firsts])
+                firsts += more_firsts
                 plans += more
                 failures += fetch_failures + plan_failures
             unique = list({p.asset_id: p for p in reversed(plans)}.values())[::-1]  # the same file given twice
-            view = view_for(unique) if unique else None
+            firsts = list({p.asset_id: p for p in firsts}.values())
+            view = view_for([*firsts, *unique]) if unique else None
             if view is not None:
                 with view:
-                    outcomes = run_plans(unique, executor, on_event=view.on_event)
+                    outcomes = run_urgent(firsts, unique, executor, on_event=view.on_event)
             elif unique:
-                outcomes = run_plans(unique, executor)
+                outcomes = run_urgent(firsts, unique, executor)
     by_asset = {o.asset_id: o for o in outcomes}
     by_source = {o.source: o for o in failures}
     for plan in plans:
@@ -126,24 +148,74 @@ def run_batch(sources: Sequence[str], settings: FarmConfig, catalog: Catalog, fa
     return [by_source[absolute_location(s)] for s in dict.fromkeys(sources)]
 
 
+@contextlib.contextmanager
+def terminate_as_interrupt() -> Iterator[None]:
+    """SIGTERM stops a batch as Ctrl-C does (KeyboardInterrupt): its tasks are released on the farm, which kills
+    their ffmpegs, and its jobs are recorded as interrupted, instead of the process ending where it stands."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def interrupt(signum: int, frame: Any) -> None:
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGTERM, interrupt)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+@terminate_as_interrupt()
 def run_recorded(sources: Sequence[str], settings: FarmConfig, catalog: Catalog, farm: Farm,
-                 view_for: Callable[[list[JobPlan]], View | None] = lambda plans: None) -> list[SourceOutcome]:
+                 view_for: Callable[[list[JobPlan]], View | None] = lambda plans: None,
+                 urgent: bool = False) -> list[SourceOutcome]:
     """``run_batch``, each source recorded as a `run` job in the ledger when one is configured: running while it
     runs, then delivered or failed with its cause."""
     if not settings.ledger:
-        return run_batch(sources, settings, catalog, farm, view_for)
+        return run_batch(sources, settings, catalog, farm, view_for, urgent)
     with Ledger(settings.ledger) as ledger:
         owner = process_owner()
-        jobs = [ledger.add(kind="run", source=p, path=p, lane="normal", out=absolute_location(settings.out),
-                           channels=settings.channels, state="running", owner=owner)
+        jobs = [ledger.add(kind="run", source=p, path=p, lane="urgent" if urgent else "normal",
+                           out=absolute_location(settings.out), channels=settings.channels, state="running",
+                           owner=owner)
                 for p in (absolute_location(s) for s in dict.fromkeys(sources))]
-        outcomes = run_batch(sources, settings, catalog, farm, view_for)
+        try:
+            outcomes = run_batch(sources, settings, catalog, farm, view_for, urgent)
+        except KeyboardInterrupt:
+            for job_id in jobs:
+                ledger.failed(job_id, "interrupted (Ctrl-C or SIGTERM) before it was delivered; run it again")
+            raise
         for job_id, outcome in zip(jobs, outcomes, strict=True):
             if outcome.ok:
                 ledger.delivered(job_id, outcome.asset_id, outcome.manifests)
             else:
                 ledger.failed(job_id, outcome.failure_line(), outcome.asset_id, outcome.manifests)
     return outcomes
+
+
+def run_urgent(firsts: Sequence[JobPlan], plans: Sequence[JobPlan], executor: Executor,
+               on_event: Event | None = None) -> list[SourceOutcome]:
+    """Breaking news first: the first versions (``firsts``) delivered, then ``plans``, the full-quality deliveries
+    that replace them; one outcome per plan. A channel whose full-quality delivery fails keeps its first version:
+    its outcome names that manifest, and its error says so."""
+    published = {o.asset_id.removesuffix(FIRST_VERSION_MARK): o
+                 for o in (run_plans(firsts, executor, on_event) if firsts else [])}
+    return [first_version_kept(o, published.get(o.asset_id)) for o in run_plans(plans, executor, on_event)]
+
+
+def first_version_kept(full: SourceOutcome, first: SourceOutcome | None) -> SourceOutcome:
+    """``full``, each channel it failed to deliver naming its first version where that was published."""
+    manifests = {c.channel: c.manifest for c in first.channels if c.manifest} if first is not None else {}
+    channels = []
+    for c in full.channels:
+        if c.error is not None and c.channel in manifests:
+            kept = copy.copy(c.error)  # its type kept: callers decide by it
+            kept.args = (f"the full-quality delivery failed ({describe_error(c.error)}); its first version stays "
+                         f"published ({manifests[c.channel]})",)
+            c = ChannelOutcome(c.channel, manifests[c.channel], kept, c.qc_failed)
+        channels.append(c)
+    return SourceOutcome(full.source, full.asset_id, channels, full.error)
 
 
 def representative_sources() -> list[SourceInfo]:

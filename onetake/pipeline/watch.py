@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .admission import LANE_ORDER, Admission, Drain
+from .admission import LANE_ORDER, URGENT, Admission, Drain
 from .config import LANE_PRIORITY, FarmConfig, InboxConfig, WatchConfig
 from .destinations import absolute_location
 from .errors import ConfigError, IngestError, OnetakeError, QcError, SourceError
@@ -23,10 +23,11 @@ from .inbox import Inbox, Settling, Sidecar, companions, lock_file, read_sidecar
 from .ledger import Ledger, process_owner
 from .models import JobPlan, Task
 from .plan import PlanOptions, TaskKind, plan_job
+from .plan.urgent import full_version_options, plan_first_version
 from .probe import probe
 from .profiles import Catalog
-from .run import Farm, check_channels, plan_options, representative_plans
-from .schedule import ChannelOutcome, StreamingExecutor, channel_outcome, describe_error, submit_plan
+from .run import Farm, check_channels, first_version_kept, plan_options, representative_plans
+from .schedule import ChannelOutcome, SourceOutcome, StreamingExecutor, channel_outcome, describe_error, submit_plan
 
 # job metadata the desk's "deliver anyway" sets, {"mode": "warn", "by": ..., "reason": ...}: the job's next attempt
 # is planned under qc = "warn"
@@ -51,6 +52,8 @@ class Held:
     plan: JobPlan | None = None
     handles: dict[str, Any] = field(default_factory=dict)
     outcomes: list[ChannelOutcome] = field(default_factory=list)
+    full: JobPlan | None = None  # an urgent job's full-quality plan, run once its first version (``plan``) is out
+    first: list[ChannelOutcome] = field(default_factory=list)  # how its first version went
 
 
 def error_text(job_id: int, name: str, lane: str, cause: str, ledger: Path, qc_only: bool = False) -> str:
@@ -306,16 +309,23 @@ class Watcher:
             except Exception as exc:  # a bug must not stop the watcher: the job fails with the cause
                 self.finish_failed(held, describe_error(exc))
                 continue
-            held.plan = plan
-            held.handles = submit_plan(plan, self.executor, LANE_PRIORITY[held.lane])
-            for task in plan.tasks:
-                if task.kind == TaskKind.DELIVER:
-                    self.executor.when_done(held.handles[task.id],
-                                            lambda h, r, e, job=held.job_id, t=task: self.events.put(
-                                                ("done", job, t, r, e)))
-            self.log(f"started job {held.job_id} {held.path.name} ({held.lane}): {', '.join(plan.channels)}")
+            self.submit(held, plan)
+            first = " (a first version of them first)" if held.full is not None else ""
+            self.log(f"started job {held.job_id} {held.path.name} ({held.lane}): "
+                     f"{', '.join((held.full or plan).channels)}{first}")
+
+    def submit(self, held: Held, plan: JobPlan) -> None:
+        held.plan, held.outcomes = plan, []
+        held.handles = submit_plan(plan, self.executor, LANE_PRIORITY[held.lane])
+        for task in plan.tasks:
+            if task.kind == TaskKind.DELIVER:
+                self.executor.when_done(held.handles[task.id],
+                                        lambda h, r, e, job=held.job_id, t=task: self.events.put(
+                                            ("done", job, t, r, e)))
 
     def make_plan(self, held: Held) -> JobPlan:
+        """The plan to run now: the job's, or an urgent job's first version (its full plan then waits in
+        ``held.full``)."""
         info = probe(held.path)
         checksum = held.path.parent / f"{held.path.name}.sha256"
         if checksum.is_file():
@@ -331,11 +341,19 @@ class Watcher:
         options = dataclasses.replace(self.plan_options(held.inbox.config.out), title=held.metadata.get("title", ""))
         if (held.metadata.get(QC_OVERRIDE) or {}).get("mode") == "warn":  # delivered anyway, from the desk
             options = dataclasses.replace(options, farm=options.farm.merged(qc="warn"))
+        if held.lane == URGENT:
+            options = full_version_options(options)
         plan = plan_job(info, held.channels or None, self.catalog, options)
+        first = plan_first_version(plan.source, plan, self.catalog, options) if held.lane == URGENT else None
         metadata = {**held.metadata, "job": held.job_id, "lane": held.lane}
-        tasks = tuple(dataclasses.replace(t, params={**t.params, "metadata": metadata}) if t.kind == TaskKind.DELIVER
-                      else t for t in plan.tasks)
-        return dataclasses.replace(plan, tasks=tasks)
+
+        def described(plan: JobPlan) -> JobPlan:
+            return dataclasses.replace(plan, tasks=tuple(
+                dataclasses.replace(t, params={**t.params, "metadata": metadata}) if t.kind == TaskKind.DELIVER
+                else t for t in plan.tasks))
+
+        held.full = described(plan) if first is not None else None
+        return described(first or plan)
 
     def on_done(self, job_id: int, task: Task, result: Any, error: BaseException | None) -> None:
         held = self.held.get(job_id)
@@ -347,6 +365,17 @@ class Watcher:
         held.outcomes.append(outcome)
         if len(held.outcomes) < len(held.plan.channels):
             return
+        if held.full is not None:  # the first version is out (or failed): the full-quality delivery replaces it
+            held.first = held.outcomes
+            out = [o.channel for o in held.first if o.manifest]
+            self.log(f"published the first version of job {job_id} {held.path.name}: {', '.join(out) or 'none'}"
+                     + "".join(f"; {o.channel} FAILED: {o.cause}" for o in held.first if o.error is not None))
+            full, held.full = held.full, None
+            self.submit(held, full)
+            return
+        if held.first:
+            held.outcomes = first_version_kept(SourceOutcome(str(held.path), held.plan.asset_id, held.outcomes),
+                                               SourceOutcome(str(held.path), "", held.first)).channels
         manifests = [o.manifest for o in held.outcomes if o.manifest]
         failed = [o for o in held.outcomes if o.error is not None]
         if failed:

@@ -23,12 +23,25 @@ from .executor import ENCODE_RESOURCE, DaskExecutor
 from .ffmpeg import ffmpeg_binary, ffmpeg_version
 
 
+def quieten_dask() -> None:
+    """onetake says what went wrong in one line; Dask's own log (a lost scheduler, a reconnection attempt, with
+    tracebacks) is not for users, unless ONETAKE_DEBUG is set. Dask gives some of its loggers handlers of their own
+    (distributed.client, tornado.application), so every handler it set up is quietened."""
+    logging.getLogger("distributed").setLevel(logging.ERROR)
+    if os.environ.get("ONETAKE_DEBUG"):
+        return
+    for name, logger in list(logging.root.manager.loggerDict.items()):
+        if isinstance(logger, logging.Logger) and name.split(".")[0] in ("distributed", "tornado", "bokeh"):
+            for handler in logger.handlers:
+                handler.setLevel(logging.CRITICAL)
+
+
 @contextlib.contextmanager
 def open_cluster(settings: FarmConfig) -> Iterator[Any]:
     """A Dask client: on an existing scheduler, or on an embedded LocalCluster that ends with the block."""
     import distributed
 
-    logging.getLogger("distributed").setLevel(logging.ERROR)
+    quieten_dask()
     with contextlib.ExitStack() as stack:
         if settings.scheduler:
             try:
@@ -67,7 +80,12 @@ class DaskFarm:
     @contextlib.contextmanager
     def open(self, on_progress: Callable[[str, float], None] | None = None) -> Iterator[DaskExecutor]:
         with open_cluster(self.settings) as client:
-            yield DaskExecutor(client, on_progress=on_progress)
+            executor = DaskExecutor(client, on_progress=on_progress, stall_retries=self.settings.stall_retries,
+                                    reconnect_s=self.settings.scheduler_timeout_s)
+            try:
+                yield executor
+            finally:
+                executor.close()
 
 
 # ------------------------------------------------------------------------------------------------- cluster check

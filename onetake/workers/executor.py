@@ -1,31 +1,54 @@
-"""The Dask executor: plan tasks submitted to a cluster, progress and cancellation brought back."""
+"""The Dask executor: plan tasks submitted to a cluster, progress and cancellation brought back, and the work kept
+going through the faults of a farm.
+
+Dask itself redoes a task whose worker died or froze (the scheduler gives it to another worker: see "A farm of
+several machines" in the README for the bounds). What Dask leaves to its users, this executor does:
+
+- a task whose ffmpeg stalled (``EncodeStalled``) is run again, ``stall_retries`` times, on the same worker;
+- when the client loses its scheduler, Dask cancels every future; once the client has reached the scheduler again
+  (a restarted one on the same address, within ``scheduler_timeout_s``), every task not yet finished is submitted
+  again. Outputs are content-addressed, so a task whose output was made before the loss finds it and returns at
+  once; a task that finished and was reported keeps its result, which its dependents get as a value;
+- a task whose workers kept dying (Dask's ``KilledWorker``) and a scheduler that never came back end as
+  ``FarmError``, one line that says what to look at.
+"""
 
 from __future__ import annotations
 
+import functools
+import itertools
+import queue
+import threading
+import time
 import uuid
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 from distributed import WorkerPlugin
 
-from ..pipeline.errors import TaskCancelled
+from ..pipeline.errors import EncodeStalled, FarmError, TaskCancelled
 from ..pipeline.models import Task
 from ..pipeline.plan.params import TaskKind
-from .ffmpeg import forget_task, stop_task
+from .ffmpeg import forget_task, stop_every_task, stop_task
 from .tasks import run_task
 
 PROGRESS_TOPIC = "onetake-progress"
 ENCODE_RESOURCE = "encode"
 # a started job's finishing steps run before its lane's further encodes
 FINISHING = (TaskKind.VERIFY, TaskKind.DELIVER, TaskKind.PACKAGE)
+# a task lost with its scheduler this many times is not submitted again: something else is wrong
+MAX_LOSSES = 5
 
 
 class StopCancelledEncodes(WorkerPlugin):
     """Dask does not stop a running task when its future is cancelled (and its resource slot stays held until
     the function returns): kill the ffmpeg it started, and tell in-process work (the analysis) to stop within a
-    few packets, so the slot and the CPU come back at once."""
+    few packets, so the slot and the CPU come back at once. A worker that closes (told to, or because it lost its
+    scheduler) stops everything it runs the same way, so that its tasks remove their partial outputs before the
+    process ends; the scheduler gives their work to another worker (or the client submits it again)."""
 
     name = "onetake-stop-cancelled"
+    idempotent = True  # registered once per scheduler: registering it again would tear down the workers' copies
 
     def transition(self, key: Any, start: str, finish: str, **kwargs: Any) -> None:
         if start == "executing" and finish in ("cancelled", "released", "forgotten"):
@@ -33,9 +56,15 @@ class StopCancelledEncodes(WorkerPlugin):
         elif finish == "forgotten":
             forget_task(str(key))
 
+    def teardown(self, worker: Any) -> None:
+        stop_every_task()
 
-def _on_worker(kind: str, task_id: str, params: dict[str, Any], dep_ids: list[str], *deps: Any) -> Any:
-    """What a Dask worker runs: the registered function, with progress sent back as worker events."""
+
+def _on_worker(kind: str, task_id: str, params: dict[str, Any], dep_ids: list[str], stall_retries: int,
+               *deps: Any) -> Any:
+    """What a Dask worker runs: the registered function, with progress sent back as worker events, run again
+    (here, at once) when its ffmpeg stalled. A retry in place keeps Dask out of it: a failed future would fail its
+    dependents at once, however the retry went."""
     from distributed import get_worker
 
     worker = get_worker()
@@ -46,45 +75,280 @@ def _on_worker(kind: str, task_id: str, params: dict[str, Any], dep_ids: list[st
             last[0] = fraction
             worker.log_event(PROGRESS_TOPIC, {"task": task_id, "fraction": fraction})
 
-    return run_task(kind, params, dict(zip(dep_ids, deps, strict=True)), report)
+    by_id = dict(zip(dep_ids, deps, strict=True))
+    for tries in itertools.count(1):
+        try:
+            return run_task(kind, params, by_id, report)
+        except EncodeStalled as stalled:
+            if tries > stall_retries:
+                if tries == 1:
+                    raise
+                raise EncodeStalled(f"{stalled.reason}, on each of {tries} tries", stalled.argv, stalled.returncode,
+                                    stalled.stderr_tail) from None
+            last[0] = -1.0
+
+
+class Handle:
+    """A submitted task for as long as it is wanted: the Dask future it runs as now (a new one after the scheduler
+    was lost and reached again), and its outcome once it has one."""
+
+    def __init__(self, executor: DaskExecutor, task: Task, deps: list[Handle], priority: int, order: int) -> None:
+        self.executor = executor
+        self.task = task
+        self.deps = deps
+        self.priority = priority
+        self.order = order  # submission order: dependencies come before their dependents
+        self.future: Any = None
+        self.key: str | None = None  # the Dask key of its latest launch
+        self.launches = 0
+        self.losses = 0
+        self.lost = False
+        self.cancelled = False
+        self.outcome: tuple[Any, BaseException | None] | None = None
+        self.listeners: list[Callable[[Handle], None]] = []
+
+    def cancel(self) -> None:
+        self.executor.cancel([self])
+
+    def __repr__(self) -> str:
+        state = "pending" if self.outcome is None else "failed" if self.outcome[1] is not None else "done"
+        return f"<Handle {self.task.id} {state}>"
 
 
 class DaskExecutor:
-    """Submits each task to a Dask cluster; heavy tasks hold one ``encode`` slot of a worker."""
+    """Submits each task to a Dask cluster; heavy tasks hold one ``encode`` slot of a worker.
 
-    def __init__(self, client: Any, on_progress: Callable[[str, float], None] | None = None) -> None:
+    ``stall_retries``: how many more times a task whose ffmpeg stalled is run. ``reconnect_s``: how long the
+    client tries to reach a lost scheduler again (the ``timeout`` it was made with)."""
+
+    def __init__(self, client: Any, on_progress: Callable[[str, float], None] | None = None,
+                 stall_retries: int = 0, reconnect_s: float = 30.0) -> None:
         self.client = client
+        self.address = client.scheduler.address
         self.run_id = uuid.uuid4().hex[:8]
+        self.on_progress = on_progress
+        self.stall_retries = stall_retries
+        self.reconnect_s = reconnect_s
         workers = client.scheduler_info(n_workers=-1).get("workers", {})
         self.encode_workers = sum(ENCODE_RESOURCE in w.get("resources", {}) for w in workers.values())
         self.encode_slots = self.encode_workers > 0
-        client.register_plugin(StopCancelledEncodes())
-        if on_progress is not None:
-            client.subscribe_topic(PROGRESS_TOPIC, lambda event: on_progress(event[1]["task"], event[1]["fraction"]))
+        self._lock = threading.RLock()
+        self._pending: dict[int, Handle] = {}  # submitted, no outcome yet; by submission order
+        self._order = itertools.count()
+        self._recovering = False
+        self._closing = False
+        self._prepare_scheduler()
 
-    def submit(self, task: Task, deps: Sequence[Any], priority: int = 0) -> Any:
+    def _prepare_scheduler(self) -> None:
+        """What the scheduler must know of this client: the plugin its workers load, the progress it forwards."""
+        self.client.register_plugin(StopCancelledEncodes())
+        if self.on_progress is not None:
+            report = self.on_progress
+            self.client.subscribe_topic(PROGRESS_TOPIC, lambda event: report(event[1]["task"], event[1]["fraction"]))
+
+    # ------------------------------------------------------------------------------------------------ the protocol
+
+    def submit(self, task: Task, deps: Sequence[Handle], priority: int = 0) -> Handle:
         """``priority`` is the job's lane (higher first); inside it, finishing a started job comes first."""
+        handle = Handle(self, task, list(deps), priority, next(self._order))
+        with self._lock:
+            self._pending[handle.order] = handle
+            settle = self._launch(handle)
+        if settle is not None:
+            self._settle(handle, None, settle)
+        return handle
+
+    def when_done(self, handle: Handle, callback: Callable[[Any, Any, BaseException | None], None]) -> None:
+        self._listen(handle, lambda done: callback(done, *done.outcome))  # type: ignore[misc]
+
+    def completed(self, handles: Sequence[Handle]) -> Iterator[tuple[Any, Any, BaseException | None]]:
+        finished: queue.SimpleQueue[Handle] = queue.SimpleQueue()
+        for handle in handles:
+            self._listen(handle, finished.put)
+        for _ in range(len(handles)):
+            done = finished.get()
+            yield done, *done.outcome  # type: ignore[misc]
+
+    def cancel(self, handles: Sequence[Handle]) -> None:
+        with self._lock:
+            wanted = [h for h in handles if h.outcome is None]
+            for h in wanted:
+                h.cancelled = True
+            futures = [h.future for h in wanted if h.future is not None]
+        for h in wanted:
+            self._settle(h, None, TaskCancelled(f"{h.task.id}: cancelled"))
+        if futures and self.client.status == "running":
+            try:
+                self.client.cancel(futures)  # the workers' plugin kills what they run
+            except (OSError, TimeoutError):
+                pass  # the scheduler is gone: so are its tasks
+
+    def close(self) -> None:
+        """The batch is over: what Dask cancels from now on is not lost work."""
+        self._closing = True
+
+    # ------------------------------------------------------------------------------------------------ launching
+
+    def _launch(self, handle: Handle) -> BaseException | None:
+        """Submit ``handle`` on the scheduler the client has now (lock held); the error to settle it with instead,
+        when a dependency failed."""
+        handle.lost = False
+        failed = next((d.outcome[1] for d in handle.deps if d.outcome is not None and d.outcome[1] is not None),
+                      None)
+        if failed is not None:
+            return failed
+        task = handle.task
+        handle.launches += 1
+        args = [d.future if d.outcome is None else d.outcome[0] for d in handle.deps]
+        key = f"{task.kind}-{task.id}-{self.run_id}"
+        handle.key = key if handle.launches == 1 else f"{key}-{handle.launches}"
         resources = {ENCODE_RESOURCE: 1} if task.heavy and self.encode_slots else None
-        return self.client.submit(_on_worker, task.kind, task.id, task.params, list(task.deps), *deps,
-                                  key=f"{task.kind}-{task.id}-{self.run_id}", pure=False, resources=resources,
-                                  priority=priority + (1 if task.kind in FINISHING else 0))
+        handle.future = self.client.submit(_on_worker, task.kind, task.id, task.params, list(task.deps),
+                                           self.stall_retries, *args,
+                                           key=handle.key, pure=False, resources=resources,
+                                           priority=handle.priority + (1 if task.kind in FINISHING else 0))
+        handle.future.add_done_callback(functools.partial(self._finished, handle))
+        return None
 
-    def when_done(self, handle: Any, callback: Callable[[Any, Any, BaseException | None], None]) -> None:
-        handle.add_done_callback(lambda future: callback(future, *self._outcome(future)))
+    def _finished(self, handle: Handle, future: Any) -> None:
+        """A future of ``handle`` is done (on Dask's callback thread): settle it, try it again, or count it lost."""
+        from distributed.client import FutureCancelledError
 
-    def cancel(self, handles: Sequence[Any]) -> None:
-        self.client.cancel(list(handles))
-
-    @staticmethod
-    def _outcome(future: Any) -> tuple[Any, BaseException | None]:
+        if handle.future is not future or handle.outcome is not None:
+            return  # an earlier launch's
         if future.status == "error":
-            return None, future.exception()
-        if future.status == "cancelled":
-            return None, TaskCancelled(f"{future.key}: cancelled")
-        return future.result(), None
+            self._failed(handle, future, future.exception())
+            return
+        if future.cancelled():
+            if handle.cancelled or self._closing:
+                self._settle(handle, None, TaskCancelled(f"{handle.task.id}: cancelled"))
+            else:  # Dask cancels every future when its client loses the scheduler
+                self._lose(handle, future)
+            return
+        try:
+            result = future.result()
+        except (OSError, TimeoutError, FutureCancelledError):  # the scheduler went while the result came back
+            if handle.cancelled or self._closing:
+                self._settle(handle, None, TaskCancelled(f"{handle.task.id}: cancelled"))
+            else:
+                self._lose(handle, future)
+            return
+        self._settle(handle, result, None)
 
-    def completed(self, handles: Sequence[Any]) -> Iterator[tuple[Any, Any, BaseException | None]]:
-        from distributed import as_completed
+    def _failed(self, handle: Handle, future: Any, error: BaseException) -> None:
+        from distributed.scheduler import KilledWorker
 
-        for future in as_completed(list(handles), loop=self.client.loop):
-            yield future, *self._outcome(future)
+        if isinstance(error, KilledWorker):
+            error = FarmError(f"the {handle.task.kind} step of {handle.task.id} was running on a worker that died, "
+                              f"each of the times it ran (distributed.scheduler.allowed-failures); look in the "
+                              f"workers' logs (or the kernel's: the OOM killer) for what ended them")
+        self._settle(handle, None, error)
+
+    # ------------------------------------------------------------------------------------------------ a lost scheduler
+
+    def _lose(self, handle: Handle, future: Any) -> None:
+        with self._lock:
+            if handle.future is not future or handle.outcome is not None:
+                return
+            handle.lost = True
+            if self._recovering:
+                return
+            self._recovering = True
+        threading.Thread(target=self._recover, name="onetake-resubmit", daemon=True).start()
+
+    def _recover(self) -> None:
+        """Wait for the client to reach its scheduler again, then submit every unfinished task anew; or, when it
+        cannot, fail them all with one line."""
+        deadline = time.monotonic() + self.reconnect_s + 5
+        try:
+            while not self._closing:
+                if not self._wait_for_scheduler():
+                    break
+                try:
+                    self._prepare_scheduler()
+                except OSError:  # reached and lost again, or not answering yet
+                    if time.monotonic() > deadline:
+                        break
+                    time.sleep(0.5)
+                    continue
+                with self._lock:
+                    failed, again = self._relaunch()
+                    self._recovering = again
+                for handle, error in failed:
+                    self._settle(handle, None, error)
+                if not again:
+                    return
+                deadline = time.monotonic() + self.reconnect_s + 5
+        except Exception as exc:  # the tasks must not wait for ever on a recovery that broke
+            self._give_up(f"{type(exc).__name__}: {exc}")
+            return
+        if not self._closing:
+            self._give_up()
+
+    def _wait_for_scheduler(self) -> bool:
+        """Whether the client is connected again before its own attempts (``reconnect_s``) have surely ended."""
+        deadline = time.monotonic() + self.reconnect_s + 5
+        while time.monotonic() < deadline and not self._closing:
+            if self.client.status == "running":
+                return True
+            if self.client.status in ("closing", "closed"):
+                return False
+            time.sleep(0.1)
+        return False
+
+    def _relaunch(self) -> tuple[list[tuple[Handle, BaseException]], bool]:
+        """Submit again every pending task whose future went with the scheduler, and what depends on one (lock
+        held); the tasks to fail instead, and whether a loss came meanwhile and another round is needed."""
+        redo: set[int] = set()
+        settle: list[tuple[Handle, BaseException]] = []
+        for handle in [self._pending[k] for k in sorted(self._pending)]:
+            gone = handle.lost or handle.future is None or handle.future.status in ("cancelled", "lost")
+            if not (gone or any(d.order in redo for d in handle.deps)):
+                continue
+            redo.add(handle.order)
+            handle.losses += 1
+            if handle.losses > MAX_LOSSES:
+                handle.lost = False
+                settle.append((handle, FarmError(f"the {handle.task.kind} step of {handle.task.id} was lost with "
+                                                 f"the Dask scheduler {handle.losses} times; look in the scheduler's "
+                                                 f"log for why it keeps going away")))
+                continue
+            failed = self._launch(handle)
+            if failed is not None:
+                settle.append((handle, failed))
+        return settle, any(h.lost for h in self._pending.values())
+
+    def _give_up(self, why: str = "") -> None:
+        if why:
+            error = FarmError(f"lost the Dask scheduler at {self.address}, and submitting the unfinished tasks again "
+                              f"failed ({why}); renditions already made are kept, and running the same command again "
+                              f"reuses them")
+        else:
+            error = FarmError(f"lost the Dask scheduler at {self.address} and could not reach it again within "
+                              f"{self.reconnect_s:g} s (scheduler_timeout_s); renditions already made are kept, and "
+                              f"running the same command again reuses them")
+        with self._lock:
+            pending = [h for h in self._pending.values() if h.outcome is None]
+            self._recovering = False
+        for handle in pending:
+            self._settle(handle, None, error)
+
+    # ------------------------------------------------------------------------------------------------ outcomes
+
+    def _settle(self, handle: Handle, result: Any, error: BaseException | None) -> None:
+        with self._lock:
+            if handle.outcome is not None:
+                return
+            handle.outcome = (result, error)
+            handle.future = None  # its key is released on the scheduler
+            self._pending.pop(handle.order, None)
+            listeners, handle.listeners = handle.listeners, []
+        for listener in listeners:
+            listener(handle)
+
+    def _listen(self, handle: Handle, listener: Callable[[Handle], None]) -> None:
+        with self._lock:
+            if handle.outcome is None:
+                handle.listeners.append(listener)
+                return
+        listener(handle)

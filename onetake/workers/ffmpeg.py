@@ -16,7 +16,7 @@ import time
 from collections import deque
 from collections.abc import Callable, Iterator, Sequence
 
-from ..pipeline.errors import EncodeError, TaskCancelled
+from ..pipeline.errors import EncodeError, EncodeStalled, TaskCancelled
 
 PR_SET_PDEATHSIG = 1
 STDERR_KEEP = 400  # lines
@@ -60,6 +60,14 @@ def stop_task(key: str) -> None:
     for event in events:
         event.set()
     kill_task_children(key)
+
+
+def stop_every_task() -> None:
+    """Stop what every task of this process runs: its worker is closing."""
+    with _RUNNING_LOCK:
+        keys = set(_RUNNING) | set(_STOPS)
+    for key in keys:
+        stop_task(key)
 
 
 def _was_stopped(key: str | None) -> bool:
@@ -176,8 +184,8 @@ def run_ffmpeg(argv: Sequence[str], limits: dict[str, float], *, duration: float
     """Run a planned ffmpeg argv (``argv[0]`` is a placeholder) and return its stderr.
 
     ``limits`` holds ``stall_timeout_s`` and ``timeout_s`` (FarmConfig.limits). ``on_progress`` gets the
-    fraction done (0..1). Raises EncodeError on failure, stall or timeout, with the argv, the exit status
-    and the tail of stderr.
+    fraction done (0..1). Raises EncodeError on failure or timeout and EncodeStalled on a stall, with the argv,
+    the exit status and the tail of stderr.
 
     ffmpeg reports ``-progress`` only once every output has written its first packet (a sprite sheet or a
     poster can take most of the encode), so progress also counts how far it has read ``source``, and the
@@ -240,8 +248,8 @@ def run_ffmpeg(argv: Sequence[str], limits: dict[str, float], *, duration: float
                 on_progress(fraction)
             if now - last_progress > stall_timeout:
                 _kill_group(proc)
-                raise EncodeError(f"{what} made no progress for {stall_timeout:.0f} s and was stopped", full,
-                                  None, "".join(stderr))
+                raise EncodeStalled(f"{what} made no progress for {stall_timeout:.0f} s and was stopped", full,
+                                    None, "".join(stderr))
             if timeout is not None and now - started > timeout:
                 _kill_group(proc)
                 raise EncodeError(f"{what} ran past its limit of {timeout:.0f} s and was stopped", full, None,

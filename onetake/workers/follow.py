@@ -76,3 +76,4 @@ def _simplify(points: list[dict[str, Any]], width: int, window: int, tolerance_p
     if len(points) > 1:
         kept.append(points[-1])
     return kept
+

@@ -166,7 +166,7 @@ def _settle(params: dict[str, Any], integrated: float) -> list[dict[str, Any]]:
     work = Path(params["cache"]).parent
     work.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix=".trial-", dir=work) as scratch:
-        for _ in range(SETTLE_ROUNDS):
+        for _ in range(min(SETTLE_ROUNDS, params.get("rounds", SETTLE_ROUNDS))):
             settings = [t.setting for t in targets]
             log = run_ffmpeg(fill(params["trial"], settings, scratch), params["limits"], what="loudness trial")
             settled = True

@@ -40,6 +40,7 @@ BACKOFF_CAP_S = 4.0
 THROTTLING = {"Throttling", "ThrottlingException", "SlowDown", "RequestTimeout", "RequestTimeTooSkewed",
               "RequestLimitExceeded", "TooManyRequestsException", "ServiceUnavailable", "InternalError"}
 CHECKSUM_KEY = "sha256"      # x-amz-meta-sha256: the SHA-256 of the object's bytes, hex
+DELETE_BATCH = 1000          # keys per DeleteObjects request, S3's limit
 
 
 @dataclass(frozen=True)
@@ -294,6 +295,17 @@ class Uploader:
 
     def delete(self, key: str) -> None:
         self.call(f"removing {key}", lambda: self.s3.delete_object(Bucket=self.bucket, Key=key))
+
+    def delete_all(self, keys: list[str]) -> None:
+        """Remove ``keys``, as many per request as S3 takes (DeleteObjects: 1000)."""
+        for at in range(0, len(keys), DELETE_BATCH):
+            batch = keys[at:at + DELETE_BATCH]
+            answer = self.call(f"removing {batch[0]} and {len(batch) - 1} more", lambda: self.s3.delete_objects(
+                Bucket=self.bucket, Delete={"Objects": [{"Key": k} for k in batch], "Quiet": True}))
+            if answer.get("Errors"):
+                error = answer["Errors"][0]
+                raise StorageError(f"s3://{self.bucket}/{error.get('Key')}: cannot be removed ({error.get('Code')}: "
+                                   f"{error.get('Message') or 'no message'}); run the delivery again to remove it")
 
     def put(self, item: Upload) -> None:
         """Upload one file (in parts above the threshold) and check what the store kept: a single-part object's

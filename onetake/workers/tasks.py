@@ -38,7 +38,7 @@ from . import loudness
 from .captions import make_captions
 from .ffmpeg import run_ffmpeg, task_stop_event
 from .files import exclusive, publish_dir, write_atomically
-from .follow import follow_commands
+from .join import encode_chunk, join_chunks, write_follow
 from .package import package
 from .photo import make_photos
 from .report import report_page
@@ -125,9 +125,7 @@ def _encode(params: EncodeParams, outputs: list[dict[str, Any]], deps: Deps, rep
         os.makedirs(o["partial"])
     argv = fill_measurements(params["argv"], deps.one(TaskKind.MEASURE))
     if "follow" in params:
-        follow, analysis = params["follow"], analysis_of(deps)
-        commands = follow_commands(analysis.get("crop_path"), analysis.get("fps"), follow["width"], follow["window"])
-        Path(follow["commands"]).write_text(commands, encoding="utf-8")
+        write_follow(dict(params["follow"]), analysis_of(deps))
     duration = float(params["duration"])
     try:
         run_ffmpeg(argv, params["limits"], duration=duration, on_progress=report, what="encode",
@@ -188,6 +186,9 @@ def deliver(params: DeliverParams, deps: Deps, report: Report) -> dict[str, Any]
     manifest["qc"] = {"mode": qc["mode"], "failed": qc_failed, "checks": findings}
     if "images" in params:  # a photo's renditions, each as an HTML <picture> takes it
         manifest["images"] = params["images"]
+    if "version" in params:  # an urgent job's: its files go in a folder of their own (storage.versioned)
+        manifest["version"] = params["version"]
+        manifest["first_version"] = params["version"] == 1
     path = backend_for(params["dest"], params.get("transfer")).deliver(params["dest"], files, manifest)
     return {"channel": params["channel"], "manifest": path, "files": len(files), "qc_failed": qc_failed}
 
@@ -204,7 +205,7 @@ def fetch(params: FetchParams, deps: Deps, report: Report) -> dict[str, Any]:
     return info.to_dict()
 
 
-READS_OUTPUTS = (TaskKind.VERIFY, TaskKind.PACKAGE, TaskKind.DELIVER)  # the others read the source
+READS_OUTPUTS = (TaskKind.VERIFY, TaskKind.PACKAGE, TaskKind.DELIVER, TaskKind.JOIN)  # the others read the source
 
 def captions_task(params: CaptionsParams, deps: Deps, report: Report) -> dict[str, Any]:
     """The source's captions on the programme's clock, as WebVTT and as the ASS files burned into pictures."""
@@ -217,7 +218,7 @@ REGISTRY: dict[TaskKind, Callable[[Any, Deps, Report], Any]] = {
     TaskKind.FETCH: fetch, TaskKind.MEASURE: measure, TaskKind.ANALYZE: analyze_task, TaskKind.ENCODE: encode,
     TaskKind.PACKAGE: package_task, TaskKind.VERIFY: verify, TaskKind.REPORT: report_task, TaskKind.DELIVER: deliver,
     TaskKind.PHOTO: make_photos,
-    TaskKind.CAPTIONS: captions_task,
+    TaskKind.CAPTIONS: captions_task, TaskKind.CHUNK: encode_chunk, TaskKind.JOIN: join_chunks,
 }
 
 

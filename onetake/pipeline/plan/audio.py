@@ -186,7 +186,8 @@ def audio_tree(inp: Any, source: SourceInfo, renditions: list[Rendition], progra
             filters = gain_filters(index) if index is not None else []
             by_target[index] = root.child(*filters, flt("apad", whole_dur=duration))
         assert r.profile.audio is not None
+        longer = [flt("apad", whole_dur=r.length)] if r.length > duration else []
         for i, track in enumerate(_track_filters(r.profile.audio)):
-            node = by_target[index].child(*track)
+            node = by_target[index].child(*longer, *track)
             node.sinks.append(f"{r.key}#{i}")
     emit(stream, root, sinks, audio=True)

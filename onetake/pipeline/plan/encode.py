@@ -3,6 +3,7 @@ one decode (a split video tree, a split audio tree, one output per rendition).""
 
 from __future__ import annotations
 
+import math
 import re
 from dataclasses import dataclass
 from fractions import Fraction
@@ -151,6 +152,36 @@ def start_timecode(profile: Profile, source: SourceInfo) -> str:
     return c.start_timecode
 
 
+@dataclass(frozen=True)
+class Cut:
+    """A chunk of the programme: the pictures from ``start`` seconds on, ``index`` in the chunk order; every rate
+    of every rendition puts a picture exactly at ``start`` (it lies on their common GOP grid)."""
+
+    index: int
+    start: Fraction     # seconds on the programme's clock
+    end: Fraction
+    last: bool
+
+    def frames(self, rate: Fraction, total: int) -> int:
+        """How many pictures of a rendition at ``rate`` (``total`` in all) lie in the chunk."""
+        return (total if self.last else round(self.end * rate)) - round(self.start * rate)
+
+
+PREROLL_S = 2.0  # a chunk's seek lands this far before its start: the decoder settles before the first picture kept
+
+
+def planned_frames(duration: float, rate: Fraction) -> int:
+    """The pictures of a whole output at ``rate``: one for every started frame interval of the programme."""
+    return max(1, math.ceil(round(duration * rate, 3)))
+
+
+def fps_filter(rate: Fraction, cut: Cut | None) -> Filter:
+    """Pictures at ``rate`` on the programme's clock; in a chunk, from its start exactly (earlier ones dropped)."""
+    if cut is None:
+        return flt("fps", f"{rate.numerator}/{rate.denominator}")
+    return flt("fps", f"{rate.numerator}/{rate.denominator}", start_time=f"{float(cut.start):.6f}")
+
+
 @dataclass
 class Rendition:
     key: str
@@ -158,6 +189,7 @@ class Rendition:
     commands: str = ""  # the follow crop's sendcmd file, for a rendition that follows the subject
     captions: str = ""  # the ASS file of captions burned into it
     fonts: str = ""     # the folder of the fonts it names
+    length: float = 0.0  # seconds it runs when not the programme's duration (a chunked picture's sound: its picture's)
 
     @property
     def file_name(self) -> str:
@@ -186,7 +218,7 @@ def encode_argv(source: SourceInfo, renditions: list[Rendition], asset_id: str, 
     video_sinks: dict[str, Any] = {}
     audio_sinks: dict[str, Any] = {}
     encoded = [r for r in renditions if r.profile.kind != "hls"]
-    tree = _video_tree(source, encoded) if source.video and any(
+    tree = video_tree(source, encoded) if source.video and any(
         r.profile.video is not None or r.profile.sprite is not None for r in encoded) else None
     of_sound = {r.key: _audiogram_finish(r) for r in encoded if audiogram(source, r.profile) and programme}
     # one reading of each overlaid picture file for the whole command, however many outputs show it
@@ -222,7 +254,7 @@ def encode_argv(source: SourceInfo, renditions: list[Rendition], asset_id: str, 
                 streams.extend(tracks)
                 if tracks:
                     opts.update(audio_options(p.audio))
-            opts["t"] = duration
+            opts["t"] = r.length or duration
             muxer, extra = container_options(p, source, asset_id)
             opts.update(muxer)
             if extra:
@@ -235,7 +267,9 @@ def encode_argv(source: SourceInfo, renditions: list[Rendition], asset_id: str, 
     return argv, encoded
 
 
-def _video_tree(source: SourceInfo, renditions: list[Rendition]) -> Chain:
+def video_tree(source: SourceInfo, renditions: list[Rendition], cut: Cut | None = None) -> Chain:
+    """The split picture tree of ``renditions``; for a chunk, of the pictures in ``cut`` only, each output's clock
+    starting at 0."""
     v: VideoStreamInfo = source.video[0]
     aspect = v.display_aspect
     width, height = v.display_size
@@ -264,6 +298,7 @@ def _video_tree(source: SourceInfo, renditions: list[Rendition]) -> Chain:
     cascades: dict[tuple[Any, ...], list[Rendition]] = {}
     for r in renditions:
         p = r.profile
+        assert cut is None or p.kind == "av", "only whole pictures are chunked"
         if p.kind == "sprite":
             assert p.sprite is not None
             s = p.sprite
@@ -284,7 +319,7 @@ def _video_tree(source: SourceInfo, renditions: list[Rendition]) -> Chain:
                 *logo_filters(p.video, p.logo), flt("format", "yuvj420p"))
             node.sinks.append(r.key)
         elif p.video is not None and p.video.scan != "progressive":
-            _interlaced_branch(root, v, r, in_matrix)
+            _interlaced_branch(root, v, r, in_matrix, cut)
         elif p.video is not None:
             spec = p.video
             rate = output_rate(v.rate, spec)
@@ -293,7 +328,7 @@ def _video_tree(source: SourceInfo, renditions: list[Rendition]) -> Chain:
     by_rate: dict[Fraction, Chain] = {}
     for (rate, framing, _, _), members in cascades.items():
         if rate not in by_rate:
-            by_rate[rate] = progressive_base().child(flt("fps", f"{rate.numerator}/{rate.denominator}"))
+            by_rate[rate] = progressive_base().child(fps_filter(rate, cut))
         parent = by_rate[rate]
         previous: tuple[int, int] | None = None
         for r in sorted(members, key=lambda m: -(m.profile.video.width * m.profile.video.height)):  # type: ignore
@@ -305,7 +340,7 @@ def _video_tree(source: SourceInfo, renditions: list[Rendition]) -> Chain:
                                               in_matrix, out_matrix, box_sar(spec), r.commands))
             else:  # cascaded: scale the previous rung's picture down, same shape, same padding
                 node = parent.child(flt("scale", spec.width, spec.height))
-            tail = node.child(*_finish(spec, source, r, rate))
+            tail = node.child(*_finish(spec, source, r, rate, cut))
             tail.sinks.append(r.key)
             parent, previous = node, (spec.width, spec.height)
     return root
@@ -368,22 +403,37 @@ def _audiogram_finish(rendition: Rendition) -> list[Filter]:
     return finish + (output_format(spec) if rendition.profile.kind == "av" else [flt("format", "yuvj420p")])
 
 
-def _finish(spec: VideoSpec, source: SourceInfo, rendition: Rendition, rate: Fraction) -> list[Filter]:
+def _finish(spec: VideoSpec, source: SourceInfo, rendition: Rendition, rate: Fraction,
+            cut: Cut | None) -> list[Filter]:
     profile = rendition.profile
     chain = logo_filters(spec, profile.logo)
     if rendition.captions:
         chain.append(flt("subtitles", filename=rendition.captions, fontsdir=rendition.fonts))
     if spec.burn_timecode:
-        timecode = start_timecode(profile, source) or "00:00:00:00"
+        timecode = chunk_timecode(start_timecode(profile, source) or "00:00:00:00", rate, cut)
         size = max(12, spec.height // 18)
         chain.append(flt("drawtext", timecode=timecode, rate=f"{rate.numerator}/{rate.denominator}",
                          fontsize=size, fontcolor="white", box=1, boxcolor="black@0.6", boxborderw=size // 4,
                          x="(w-tw)/2", y=f"h-th-{spec.height // 20}"))
-    chain += output_format(spec)
-    return chain
+    return chain + output_format(spec) + restart_clock(cut)
 
 
-def _interlaced_branch(root: Chain, v: VideoStreamInfo, r: Rendition, in_matrix: str) -> None:
+def restart_clock(cut: Cut | None) -> list[Filter]:
+    """A chunk's pictures timed from 0, after every filter that reads the programme's clock (captions, the follow
+    crop): the join lays the chunks end to end. The last chunk holds its last picture for as long as the
+    programme runs (real files often end a picture short of their stated duration; the sound runs its length)."""
+    if cut is None:
+        return []
+    return [*([flt("tpad", stop=-1, stop_mode="clone")] if cut.last else []), flt("setpts", "PTS-STARTPTS")]
+
+
+def chunk_timecode(timecode: str, rate: Fraction, cut: Cut | None) -> str:
+    """The timecode of a chunk's first picture, for an output that starts at ``timecode``."""
+    seconds = timecode_seconds(timecode, rate) if cut is not None and cut.start else None
+    return timecode if seconds is None or cut is None else format_timecode(seconds + float(cut.start), rate)
+
+
+def _interlaced_branch(root: Chain, v: VideoStreamInfo, r: Rendition, in_matrix: str, cut: Cut | None) -> None:
     """Make a TFF interlaced picture: pass true 25i through, interlace 50p, flag slower rates as PsF."""
     spec = r.profile.video
     assert spec is not None
@@ -393,17 +443,17 @@ def _interlaced_branch(root: Chain, v: VideoStreamInfo, r: Rendition, in_matrix:
     same_raster = ((width, height) == (spec.width, spec.height)
                    and v.display_aspect == Fraction(spec.width, spec.height) * box_sar(spec))
     if v.interlaced and v.scan == "tff" and v.rate == rate and same_raster and in_matrix == out_matrix:
-        chain = [flt("setfield", "tff")]
+        chain = [*([fps_filter(rate, cut)] if cut is not None else []), flt("setfield", "tff")]
     elif v.interlaced or v.rate >= 2 * rate - Fraction(1, 10):
         # to fields: deinterlace to double rate (or take 50p/60p as it is), resize, weave back to TFF
         chain = [flt("bwdif", mode="send_field", parity="auto")] if v.interlaced else []
-        chain += [flt("fps", f"{2 * rate.numerator}/{rate.denominator}"),
+        chain += [fps_filter(2 * rate, cut),  # a chunk starts on a whole frame: its first two fields
                   *geometry(v.display_aspect, width, height, spec.width, spec.height, spec.framing, in_matrix,
                             out_matrix, box_sar(spec)),
                   flt("interlace", scan="tff", lowpass="linear"), flt("setfield", "tff")]
     else:  # progressive 25p (or slower): segmented frames, flagged TFF
-        chain = [flt("fps", f"{rate.numerator}/{rate.denominator}"),
+        chain = [fps_filter(rate, cut),
                  *geometry(v.display_aspect, width, height, spec.width, spec.height, spec.framing, in_matrix,
                            out_matrix, box_sar(spec)), flt("setfield", "tff")]
-    node = root.child(*chain, *logo_filters(spec, r.profile.logo), *output_format(spec))
+    node = root.child(*chain, *logo_filters(spec, r.profile.logo), *output_format(spec), *restart_clock(cut))
     node.sinks.append(r.key)

@@ -100,11 +100,11 @@ GLOBAL_ARGS = ("-nostdin", "-hide_banner", "-nostats", "-loglevel", "warning", "
 SOURCE_ARGS = ("-copyts",)  # every command that reads a source: its timestamps as they are (see programme_start)
 
 
-def source_input(source: SourceInfo) -> Any:
+def source_input(source: SourceInfo, **options: Any) -> Any:
     # reinit_filter 0: a picture size change mid-stream must not rebuild the graph (which would restart every
     # filter's clock, aresample's padding included); the head's scale takes the new size back to the first
     return ffmpeg.input("file:" + source.path, f=source.format, protocol_whitelist=PROTOCOL_WHITELIST,
-                        reinit_filter=0)
+                        reinit_filter=0, **options)
 
 
 def kbps(value: int) -> str:

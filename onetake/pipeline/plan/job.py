@@ -18,11 +18,13 @@ from ..captions import CAPTION_FONTS, CAPTIONS_VTT, LANGUAGE_NAMES, STREAM_CAPTI
 from ..config import FarmConfig
 from ..destinations import Location, channel_destinations
 from ..errors import PlanError
+from ..hashes import short_hash
 from ..media import PROTOCOL_WHITELIST, file_stem
 from ..models import JobPlan, SourceInfo, Task
 from ..profiles import CaptionsSpec, Catalog, LogoSpec, Profile
 from .audio import LoudnessTarget, loudness_target, measure_argv, trial_argv
-from .encode import AUDIOGRAM_RATE, Rendition, encode_argv, follow_params, start_timecode
+from .chunks import chunk_params, chunkable, has_sound, join_params, reference, series, sound_rendition
+from .encode import AUDIOGRAM_RATE, Cut, Rendition, encode_argv, follow_params, start_timecode
 from .geometry import audiogram, follows, gop_frames, output_rate
 from .graph import GLOBAL_ARGS, SOURCE_ARGS
 from .keys import analysis_key, asset_id_for, captions_key, loudness_key, package_key, rendition_key
@@ -65,6 +67,8 @@ class PlanOptions:
     logo: Artwork | None = None       # the station logo, for channels whose logo names no file of its own
     cover: Artwork | None = None      # the station's cover for audiograms of programmes that come without one
     title: str = ""                   # the programme's title (a watch sidecar's); "" for its file name
+    chunk_s: float = 0.0              # the chunk length a long programme is cut into; 0: the farm's chunk_s
+    version: int = 0                  # an urgent job's delivery: 1 its first version, 2 its full one; 0 neither
 
 
 def _check_fit(source: SourceInfo, channel: str, profiles: Sequence[Profile]) -> None:
@@ -313,28 +317,89 @@ def _measure(job: _Job) -> tuple[str | None, list[str]]:
 
 def _encodes(job: _Job, measure_id: str | None, analyze_id: str) -> None:
     """One encode for every rendition that does not follow the subject (it starts at once), and one for each that
-    does (it waits for the analysis's crop path)."""
-    source, work = job.source, job.work
+    does (it waits for the analysis's crop path). A programme longer than ``chunk_min_s`` has the pictures of its
+    chunkable renditions made in chunks instead, each rendition's sound by the first whole-file encode."""
+    source = job.source
     followers = [r for r in job.renditions.values() if r.commands]
     shared = [r for r in job.renditions.values() if not r.commands]
-    groups = [(job.id(TaskKind.ENCODE), shared, ())] if shared else []
-    groups += [(job.id(TaskKind.ENCODE, r.profile.name), [r], (analyze_id,)) for r in followers]
-    for encode_id, members, after in groups:
+    groups = [("", shared, ())] if shared else []
+    groups += [(r.profile.name, [r], (analyze_id,)) for r in followers]
+    farm = job.options.farm
+    chunk_s = job.options.chunk_s or farm.chunk_s
+    long = programme_duration(source) > farm.chunk_min_s
+    programme = bool(programme_streams(source))
+    whole, chunked, sounds = [], [], {}
+    for name, members, after in groups:
         if job.captions_id and any(r.captions for r in members):
             after = (*after, job.captions_id)
-        argv, encoded = encode_argv(source, members, job.asset_id, work, job.options.x264_threads,
-                                    programme_streams(source), job.targets)
-        params = EncodeParams(argv=argv, source=source.path, duration=programme_duration(source), limits=job.limits,
-                              outputs=[EncodeOutput(key=r.key, profile=r.profile.name,
-                                                    partial=f"{work}/renditions/{r.key}.partial",
-                                                    final=f"{work}/renditions/{r.key}") for r in encoded])
+        for number, (cut_members, chunk_cuts) in enumerate(series(
+                source, [r for r in members if chunkable(source, r.profile)] if long else [], chunk_s)):
+            chunked.append((f"{name or 'all'}-{number}", cut_members, chunk_cuts, after))
+            members = [r for r in members if r not in cut_members]
+            sounds.update({r.key: sound_rendition(source, r) for r in cut_members
+                           if has_sound(source, r.profile, programme)})
+        whole.append((job.id(TaskKind.ENCODE, name), members, after))
+    if sounds:  # the sound of every chunked rendition, and every other sound, in one encode that waits for the
+        # loudness measure only; the pictures made whole (poster, sprite) in another that waits for nothing
+        first_id, first, after = whole[0]
+        whole[0:1] = [(first_id, [r for r in first if r.profile.audio is None], after),
+                      (job.id(TaskKind.ENCODE, "sound"), [r for r in first if r.profile.audio is not None]
+                       + list(sounds.values()), after)]
+    for encode_id, members, after in whole:
+        if members:
+            measured = measure_id if measure_id and any(r.profile.audio is not None for r in members) else None
+            _encode(job, encode_id, members, (*after, *((measured,) if measured else ())))
+    for name, members, chunk_cuts, after in chunked:
+        _chunks(job, name, members, chunk_cuts, after,
+                {key: job.path_of[sound.key] for key, sound in sounds.items()},
+                tuple(dict.fromkeys(job.encode_of[sound.key] for key, sound in sounds.items()
+                                    if any(r.key == key for r in members))))
+
+
+def _encode(job: _Job, encode_id: str, members: list[Rendition], deps: tuple[str, ...]) -> None:
+    """One ffmpeg making ``members`` from one decode of the whole programme."""
+    source, work = job.source, job.work
+    argv, encoded = encode_argv(source, members, job.asset_id, work, job.options.x264_threads,
+                                programme_streams(source), job.targets)
+    params = EncodeParams(argv=argv, source=source.path, duration=programme_duration(source), limits=job.limits,
+                          outputs=[EncodeOutput(key=r.key, profile=r.profile.name,
+                                                partial=f"{work}/renditions/{r.key}.partial",
+                                                final=f"{work}/renditions/{r.key}") for r in encoded])
+    if members[0].commands:
+        params["follow"] = follow_params(source, members[0])
+    job.add(Task(encode_id, TaskKind.ENCODE, params, deps=deps, heavy=True))
+    for r in encoded:
+        job.encode_of[r.key] = encode_id
+        job.path_of[r.key] = f"{work}/renditions/{r.key}/{r.file_name}"
+
+
+def _chunks(job: _Job, name: str, members: list[Rendition], chunk_cuts: list[Cut], after: tuple[str, ...],
+            sounds: dict[str, str], sound_encodes: tuple[str, ...]) -> None:
+    """The chunk tasks of ``members`` (longest first, so that the last to start is short) and their join."""
+    source, work = job.source, job.work
+    series_key = short_hash(*(r.key for r in members), *(f"{c.start}-{c.end}" for c in chunk_cuts))
+    folders = [f"{work}/chunks/{series_key}/{c.index:04d}" for c in chunk_cuts]
+    chunk_ids = []
+    for cut in sorted(chunk_cuts, key=lambda c: (c.start - c.end, c.index)):
+        folder = folders[cut.index]
+        # a chunk that follows the subject writes its own copy of the crop path
+        chunk_members = [dataclasses.replace(r, commands=f"{folder}.partial/{FOLLOW_COMMANDS}") if r.commands
+                         else r for r in members]
+        params = chunk_params(source, chunk_members, cut, folder, job.options.x264_threads, job.limits)
         if members[0].commands:
-            params["follow"] = follow_params(source, members[0])
-        job.add(Task(encode_id, TaskKind.ENCODE, params, deps=(*after, *((measure_id,) if measure_id else ())),
-                     heavy=True))
-        for r in encoded:
-            job.encode_of[r.key] = encode_id
-            job.path_of[r.key] = f"{work}/renditions/{r.key}/{r.file_name}"
+            params["follow"] = follow_params(source, chunk_members[0])
+        chunk_ids.append(job.add(Task(job.id(TaskKind.CHUNK, f"{name}-{cut.index:04d}"), TaskKind.CHUNK, params,
+                                      deps=after, heavy=True)))
+    scratch = f"{work}/chunks/{series_key}/join"
+    references = [reference(source, [dataclasses.replace(r, commands=f"{folders[cut.index]}/{FOLLOW_COMMANDS}")
+                                     if r.commands else r for r in members], cut, f"{scratch}/{cut.index:04d}")
+                  for cut in chunk_cuts[1:]]  # a follower's window as the chunk after the join moved it
+    join_id = job.add(Task(job.id(TaskKind.JOIN, name), TaskKind.JOIN, join_params(
+        source, members, chunk_cuts, folders, {r.key: sounds[r.key] for r in members if r.key in sounds}, work,
+        scratch, job.asset_id, job.limits, references), deps=(*sorted(chunk_ids), *sound_encodes)))
+    for r in members:
+        job.encode_of[r.key] = join_id
+        job.path_of[r.key] = f"{work}/renditions/{r.key}/{r.file_name}"
 
 
 def _verify(job: _Job, key: str, profile: Profile, path: str, dep: str, measure_id: str | None) -> str:
@@ -402,6 +467,8 @@ def _deliver(job: _Job, channel: str, items: list[tuple[str, Profile]], folder: 
                                                 sha256=source.sha256))
     if dest.is_s3:
         deliver["transfer"] = farm.transfer()
+    if job.options.version:
+        deliver["version"] = job.options.version
     # deps: the verify results, then the analysis (for QC) and the report, in that order
     return Task(job.id(TaskKind.DELIVER, channel), TaskKind.DELIVER, deliver, deps=(*dict.fromkeys(checks), *after))
 

@@ -18,6 +18,8 @@ class TaskKind(StrEnum):
     MEASURE = "measure"    # the programme's loudness, and each loudness target's settled gain and limiter
     ANALYZE = "analyze"    # one decode through the analysis kernels (cached per source)
     ENCODE = "encode"      # one ffmpeg making one or more renditions
+    CHUNK = "chunk"        # one ffmpeg making the pictures of one stretch of a long programme, for several renditions
+    JOIN = "join"          # a chunked programme's pictures laid end to end with its whole sound, then the sync gate
     PHOTO = "photo"        # one decode of a photo making its renditions (Pillow)
     PACKAGE = "package"    # HLS segments and master playlist, or a sprite's WebVTT
     VERIFY = "verify"      # one output against its profile
@@ -47,6 +49,7 @@ class MeasureParams(TypedDict):
     source: str
     limits: Limits
     cache: str
+    rounds: NotRequired[int]        # trial rounds at most (a first version's: a few); the worker's own limit otherwise
 
 
 class AnalyzeParams(TypedDict):
@@ -75,6 +78,49 @@ class EncodeParams(TypedDict):
     limits: Limits
     outputs: list[EncodeOutput]
     follow: NotRequired[FollowParams]
+
+
+class ChunkParams(TypedDict):
+    argv: list[str]       # video only: one output per rendition, the chunk's pictures from its first keyframe
+    source: str
+    index: int            # in programme order
+    start: float          # where it starts on the programme's clock (seconds)
+    duration: float       # its length, for progress and the time limit
+    limits: Limits
+    partial: str
+    final: str            # a folder: KEY.mp4 (H.264) or KEY.m2v (MPEG-2 elementary stream) per rendition
+    follow: NotRequired[FollowParams]
+
+
+class JoinedRendition(TypedDict):
+    key: str
+    chunks: list[str]     # its chunk files, in programme order
+    method: Literal["concat", "bytes"]  # MP4 chunks through ffmpeg's concat demuxer; elementary streams byte for byte
+    joined: str           # where the worker writes the concat list or the joined elementary stream
+    argv: list[str]       # reads ``joined`` (and the whole sound) and writes the rendition, stream-copied
+    sound: str            # the whole programme's sound for it, made once; "" for a rendition without sound
+    frames: int           # the pictures the whole rendition holds
+    rate: str             # "num/den"
+    gop: int              # frames between keyframes when they are fixed (HLS segments start on them); 0 otherwise
+
+
+class JoinReference(TypedDict):
+    """The pictures either side of a join as one decode straight through it makes them (the same filters, a
+    different seek), as raw grey thumbnails: what the sync gate compares the joined pictures with."""
+
+    first: int            # the frame index of its first picture (a few before the join)
+    argv: list[str]
+    files: dict[str, str]  # rendition key -> its reference pictures
+
+
+class JoinParams(TypedDict):
+    source: str
+    starts: list[float]   # each chunk's start on the programme's clock (seconds)
+    references: list[JoinReference]  # one per join, in programme order
+    scratch: str          # the joins' working folder, removed when they are done
+    outputs: list[EncodeOutput]
+    renditions: list[JoinedRendition]
+    limits: Limits
 
 
 class CaptionsBurn(TypedDict):
@@ -238,6 +284,7 @@ class DeliverParams(TypedDict):
     transfer: NotRequired[dict[str, float]]
     metadata: NotRequired[dict[str, Any]]  # a watch folder's sidecar, added by the watcher
     images: NotRequired[list[ImageSet]]    # a photo's renditions, for the manifest
+    version: NotRequired[int]              # an urgent job's: 1 for its first version, 2 for the full one
 
 
 class FetchParams(TypedDict):

@@ -1,0 +1,232 @@
+"""Chunked encoding of long programmes: where the plan cuts, that the sound is made once, and, with the real ffmpeg,
+that the joined outputs keep every picture and the sound in sync to the millisecond at every join, pass the checks
+every output passes (``onetake verify``), and that the sync gate catches a chunk that starts on the wrong picture."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from fractions import Fraction
+from pathlib import Path
+
+import av
+import pytest
+from click.testing import CliRunner
+
+from media import flashes_and_beeps, make_flash_beep
+from onetake.cli import cli
+from onetake.pipeline.config import FarmConfig
+from onetake.pipeline.errors import VerificationError
+from onetake.pipeline.plan import PlanOptions, plan_job
+from onetake.pipeline.plan.geometry import gop_frames
+from onetake.pipeline.plan.params import TaskKind
+from onetake.pipeline.probe import probe
+from onetake.pipeline.profiles import load_catalog
+from onetake.workers.tasks import run_task
+from test_plan import audio, source, video
+
+LONG = 600.0
+FARM = FarmConfig(chunk_min_s=120, chunk_s=60)
+OPTIONS = PlanOptions(out_dir="/srv/out", work_dir="/srv/out/.onetake", encoder_version="ffmpeg 9.0.2", farm=FARM)
+
+
+def long_source(seconds: float = LONG, **changes):
+    return source(videos=(video(duration=seconds, frames=round(seconds * 25), **changes),),
+                  audios=(audio(duration=seconds),), duration=seconds)
+
+
+def tasks_of(plan, kind: TaskKind):
+    return [t for t in plan.tasks if t.kind == kind]
+
+
+def test_a_long_programme_is_cut_on_every_renditions_gop_grid_and_its_sound_made_once(catalog):
+    plan = plan_job(long_source(), ["tv", "web", "edit"], catalog, OPTIONS)
+    chunks, [join] = tasks_of(plan, TaskKind.CHUNK), tasks_of(plan, TaskKind.JOIN)
+    assert len(chunks) == 10 and all(t.heavy for t in chunks)
+    assert sorted(join.deps) == sorted([*(t.id for t in chunks), f"{plan.asset_id}/encode/sound"])
+    starts = sorted(Fraction(str(t.params["start"])) for t in chunks)
+    for r in join.params["renditions"]:
+        assert sum(_frames(t, r["key"]) for t in chunks) == r["frames"] == 15000
+        if r["gop"]:  # every cut starts a GOP (for HLS, a 2 s segment) of every rendition
+            assert all(s * Fraction(r["rate"]) % r["gop"] == 0 for s in starts)
+        assert r["sound"].endswith("-sound.mov")
+    sound = plan.task(f"{plan.asset_id}/encode/sound")
+    assert sound.deps == (f"{plan.asset_id}/measure",)  # the loudness measure, no analysis
+    sounds = [o["profile"] for o in sound.params["outputs"] if o["profile"].endswith("-sound")]
+    assert sorted(sounds) == sorted(f"{p}-sound" for p in ("tv-hd-xdcam422", "hls-1080", "hls-720", "hls-540",
+                                                           "hls-360", "edit-proxy"))
+    for chunk in chunks:  # pictures only, from a seek before the chunk, on the programme's clock
+        argv = chunk.params["argv"]
+        graph = argv[argv.index("-filter_complex") + 1]
+        assert "[0:1]" not in graph and "fps=25/1:start_time=" in graph and "setpts=PTS-STARTPTS" in graph
+        if chunk.params["start"]:
+            assert float(argv[argv.index("-ss") + 1]) == chunk.params["start"] - 2.0
+    assert [t.params["duration"] for t in chunks] == sorted((t.params["duration"] for t in chunks), reverse=True)
+    mpeg2 = next(r for r in join.params["renditions"] if r["chunks"][0].endswith(".m2v"))
+    assert mpeg2["method"] == "bytes" and "-metadata" in mpeg2["argv"] and "timecode=10:00:00:00" in mpeg2["argv"]
+
+
+def _frames(task, key: str) -> int:
+    argv = task.params["argv"]
+    at = next(i for i, a in enumerate(argv) if a.endswith(f"/{key}.mp4") or a.endswith(f"/{key}.m2v"))
+    return int(argv[argv.index("-frames:v", at - 40) + 1])
+
+
+def test_the_cut_grid_is_the_least_common_multiple_of_the_gops(catalog):
+    plan = plan_job(long_source(), ["tv", "web"], catalog, OPTIONS)
+    starts = sorted(t.params["start"] for t in tasks_of(plan, TaskKind.CHUNK))
+    tv, web = catalog.profile("tv-hd-xdcam422").video, catalog.profile("hls-720").video
+    grid = max(gop_frames(tv, Fraction(25)) / 25, gop_frames(web, Fraction(25)) / 25)
+    assert grid == 2.0 and all(s % 12 == 0 for s in starts)  # 0.48 s and 2 s: a cut every 12 s at most
+    assert starts[1] == 60.0
+
+
+@pytest.mark.parametrize("changes, why", [({}, "short"), ({"retimed": True}, "its pictures are counted, not timed")])
+def test_what_is_not_chunked(catalog, changes, why):
+    seconds = 100.0 if why == "short" else LONG
+    plan = plan_job(long_source(seconds, **changes), ["web"], catalog, OPTIONS)
+    assert not tasks_of(plan, TaskKind.CHUNK) and not tasks_of(plan, TaskKind.JOIN), why
+
+
+def test_an_audio_only_rendition_and_pictures_of_the_whole_programme_stay_whole(catalog):
+    plan = plan_job(long_source(), ["web", "radio"], catalog, OPTIONS)
+    pictures = plan.task(f"{plan.asset_id}/encode")  # waits for nothing: the chunks' pictures need no sound
+    assert [o["profile"] for o in pictures.params["outputs"]] == ["web-poster", "web-sprite"] and not pictures.deps
+    sound = [o["profile"] for o in plan.task(f"{plan.asset_id}/encode/sound").params["outputs"]]
+    assert {"radio-bwf", "podcast-mp3", "podcast-aac", "hls-1080-sound"} <= set(sound)
+    assert plan == plan_job(long_source(), ["web", "radio"], catalog, OPTIONS)
+
+
+@pytest.fixture(scope="module")
+def small_profiles(tmp_path_factory) -> Path:
+    """The playout MXF and the 9:16 short as shipped but at small rasters, so that a test can afford them."""
+    folder = tmp_path_factory.mktemp("profiles")
+    shipped = Path(__file__).parents[1] / "onetake/profiles"
+    for name, (width, height, kbps) in {"tv-hd-xdcam422": (720, 576, 15000),
+                                        "short-vertical": (272, 480, 800)}.items():
+        text = (shipped / f"{name}.toml").read_text()
+        for key, value in (("width", width), ("height", height), ("bitrate_kbps", kbps)):
+            text = "\n".join(f"{key} = {value}" if line.split("=")[0].strip() == key else line
+                             for line in text.splitlines())
+        (folder / f"{name}.toml").write_text(text + "\n")
+    return folder
+
+
+def run(src: Path, out: Path, profiles: Path, chunk_min_s: float, channels: str) -> dict:
+    config = out.parent / f"{out.name}.toml"
+    config.write_text(f"[farm]\nchunk_min_s = {chunk_min_s}\nchunk_s = 4\n")
+    result = CliRunner().invoke(cli, ["run", str(src), "--out", str(out), "--channels", channels, "--profiles",
+                                      str(profiles), "--config", str(config), "--json"])
+    assert result.exit_code == 0, result.output
+    return json.loads(result.output)
+
+
+def test_joined_chunks_keep_every_picture_and_the_sound_in_sync_at_every_join(tmp_path, small_profiles):
+    src = make_flash_beep(tmp_path / "flash-beep.mp4", 12)
+    summary = run(src, tmp_path / "chunked", small_profiles, 10, "web,tv,short")
+    assert [c["channel"] for c in summary["sources"][0]["channels"] if c["manifest"]] == ["web", "tv", "short"]
+    for name in ("web/*/web-hls.mp4", "tv/*/tv-hd-xdcam422.mxf", "short/*/short-vertical.mp4"):
+        [made] = (tmp_path / "chunked").glob(name)
+        flashes, beeps = flashes_and_beeps(made)
+        # joins at 4 s and 8 s: a flash on every whole second, none lost or repeated, each beep on its flash
+        assert [round(t, 3) for t in flashes] == [float(s) for s in range(12)], name
+        offsets = [round((b - f) * 1000, 2) for f, b in zip(flashes, beeps)]
+        assert len(beeps) == 12 and all(abs(o) <= 1.0 for o in offsets), (name, offsets)
+        assert _frames_in(made) == 300
+        manifest = json.loads((made.parent / "manifest.json").read_text())
+        profile = next(f["profile"] for f in manifest["files"] if f["path"] == made.name)
+        ok = CliRunner().invoke(cli, ["verify", str(made), "--profile", profile, "--profiles", str(small_profiles)])
+        assert ok.exit_code == 0, ok.output
+    [hls] = (tmp_path / "chunked").glob("web/*/web-hls")
+    verify = CliRunner().invoke(cli, ["verify", str(hls), "--profile", "web-hls", "--source", str(src)])
+    assert verify.exit_code == 0, verify.output
+    work = tmp_path / "chunked" / ".onetake"
+    assert not list((work / "chunks").iterdir()), "joined chunks are removed from the store"
+    assert not list(work.rglob("*.partial"))
+
+
+def _frames_in(path: Path) -> int:
+    with av.open(str(path)) as container:
+        return sum(1 for p in container.demux(video=0) if p.size)
+
+
+def _run_until(plan, stop_kind: TaskKind) -> dict:
+    results: dict = {}
+    for task in plan.tasks:
+        if task.kind == stop_kind:
+            break
+        results[task.id] = run_task(task.kind, task.params, {d: results[d] for d in task.deps})
+    return results
+
+
+def _shifted(params: dict, frames: int) -> dict:
+    """A chunk's params made to start ``frames`` pictures late: the fault a wrong seek would cause."""
+    argv = list(params["argv"])
+    at = next(i for i, a in enumerate(argv) if "start_time=" in a)
+    start = params["start"]
+    argv[at] = argv[at].replace(f"start_time={start:.6f}", f"start_time={start + frames / 25:.6f}")
+    return {**params, "argv": argv}
+
+
+def test_the_sync_gate_encodes_a_chunk_that_starts_on_the_wrong_picture_again(tmp_path):
+    src = make_flash_beep(tmp_path / "flash-beep.mp4", 12, gop=50)
+    options = PlanOptions(out_dir=str(tmp_path / "out"), work_dir=str(tmp_path / "work"),
+                          farm=FarmConfig(chunk_min_s=10, chunk_s=4))
+    plan = plan_job(probe(str(src)), ["edit"], load_catalog(), options)
+    results = _run_until(plan, TaskKind.JOIN)
+    [join] = tasks_of(plan, TaskKind.JOIN)
+    second = next(t for t in tasks_of(plan, TaskKind.CHUNK) if t.params["index"] == 1)
+    wrong = _shifted(second.params, 2)
+    shutil.rmtree(second.params["final"])
+    run_task("chunk", wrong)  # made two pictures late, as a bad seek would
+    made_wrong_again = {**results, second.id: {**results[second.id], "params": wrong}}
+    with pytest.raises(VerificationError, match="still fail the sync gate.*picture 100 .* is the source's "
+                                                "picture \\+2"):
+        run_task("join", join.params, {d: made_wrong_again[d] for d in join.deps})
+    assert not any(Path(o["final"]).exists() or Path(o["partial"]).exists() for o in join.params["outputs"])
+
+    result = run_task("join", join.params, {d: results[d] for d in join.deps})  # the chunk is still wrong
+    assert [g["chunk"] for g in result["gate"]] == [1, 1]  # its first picture and its last
+    assert "picture 100 (at 4.000 s, beside a join) is the source's picture +2" in result["gate"][0]["problem"]
+    [made] = [Path(o["final"]) / "edit-proxy.mp4" for o in join.params["outputs"]]
+    flashes, beeps = flashes_and_beeps(made)
+    assert [round(t, 3) for t in flashes] == [float(s) for s in range(12)]
+    assert all(abs(b - f) <= 0.001 for f, b in zip(flashes, beeps))
+
+
+def test_a_chunked_rendition_keeps_its_profile(catalog):
+    """The whole-programme sound of a chunked rendition is the rendition's: same codec, tracks and loudness."""
+    plan = plan_job(long_source(), ["tv"], catalog, OPTIONS)
+    whole = plan.task(f"{plan.asset_id}/encode/sound").params["argv"]
+    sound = next(a for a in whole if a.endswith("tv-hd-xdcam422-sound.mov"))
+    at = whole.index(sound)
+    assert "pcm_s24le" in whole[at - 12:at] and whole[at - 14:at].count("-map") == 2  # two mono tracks
+
+
+@pytest.mark.parametrize("profile, kept, method", [("tv-hd-xdcam422", ".m2v", "bytes"),
+                                                    ("tv-hd-avci100", ".h264", "bytes"),
+                                                    ("tv-sd-imx50", ".m2v", "bytes"), ("hls-720", ".mp4", "concat")])
+def test_each_encoder_keeps_its_chunks_the_way_they_join(catalog, tmp_path, profile, kept, method):
+    """Long-GOP H.264 in MP4 (timestamps kept for its B-frames), the rest as elementary streams (AVC-Intra's
+    encoder writes no separate headers, which MP4 needs)."""
+    (tmp_path / "channels.toml").write_text(f'[tv]\ndescription = "playout"\nprofiles = ["{profile}"]\n')
+    plan = plan_job(long_source(), ["tv"], load_catalog(tmp_path), OPTIONS)
+    [join] = tasks_of(plan, TaskKind.JOIN)
+    [r] = join.params["renditions"]
+    assert r["method"] == method and all(c.endswith(kept) for c in r["chunks"])
+
+
+def test_the_progress_view_shows_a_chunked_rendition_as_far_as_all_its_chunks(catalog):
+    from onetake.console import ProgressView
+
+    plan = plan_job(long_source(), ["edit"], catalog, OPTIONS)
+    view = ProgressView([plan])
+    chunks = tasks_of(plan, TaskKind.CHUNK)
+    [join] = tasks_of(plan, TaskKind.JOIN)
+    [row] = view.rows[join.id]
+    assert view.progress.tasks[row].description.endswith("edit-proxy  (10 chunks)")
+    view.on_progress(chunks[0].id, 1.0)
+    view.on_progress(chunks[1].id, 0.5)
+    assert view.progress.tasks[row].completed == pytest.approx(90 * 1.5 / 10)
+    sound = view.rows[f"{plan.asset_id}/encode/sound"]
+    assert not sound, "a rendition's sound has no row of its own"

@@ -1,0 +1,279 @@
+"""Breaking news first: an urgent job publishes a first version of web and short, then replaces it with the
+full-quality delivery, for folders and S3 alike; a failed full-quality delivery leaves the first version as it was.
+
+The planning is tested as data; the deliveries with `onetake run --urgent` and `onetake watch` as real
+subprocesses (real ffmpeg, Dask workers, moto's S3 server behind the tests' proxy), each manifest polled while
+they run.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import subprocess
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+import av
+import pytest
+from conftest import make_clip, sha256
+from test_plan import OPTIONS, source, video
+from test_s3 import ACCESS_KEY, SECRET_KEY, _config, fake_delivery, moto, store, transfer  # noqa: F401 (fixtures)
+from test_watch import drop, stop, wait_for, watchers  # noqa: F401 (a fixture)
+
+from onetake.pipeline.config import FarmConfig
+from onetake.pipeline.plan import asset_id_for, plan_job
+from onetake.pipeline.plan.urgent import FIRST_VERSION_MARK, full_version_options, plan_first_version
+from onetake.pipeline.probe import probe
+from onetake.workers.storage import backend_for
+
+pytestmark = pytest.mark.timeout(240)
+
+URGENT = full_version_options(OPTIONS)
+SECONDS = 4
+FRAMES = SECONDS * 25
+
+
+# ---------------------------------------------------------------------------------------------------------
+# planning
+
+
+def test_a_first_version_is_one_rung_its_mp4_and_a_centred_short_made_fast(catalog):
+    full = plan_job(source(), ["tv", "web", "short"], catalog, URGENT)
+    first = plan_first_version(full.source, full, catalog, URGENT)
+    assert first is not None and first.channels == ("web", "short")
+    assert first.asset_id == full.asset_id + FIRST_VERSION_MARK
+    assert not {t.id for t in first.tasks} & {t.id for t in full.tasks}, "both plans can share one cluster"
+    # no analysis to wait for: one decode makes the rung and a centre-cropped short
+    assert {t.kind for t in first.tasks} == {"measure", "encode", "package", "verify", "deliver"}
+    [encode] = [t for t in first.tasks if t.kind == "encode"]
+    assert sorted(o["profile"] for o in encode.params["outputs"]) == ["hls-720", "short-vertical"]
+    argv = encode.params["argv"]
+    assert argv.count("ultrafast") == 2 and argv.count("main") == 2 and "high" not in argv
+    assert "sendcmd" not in " ".join(argv) and "follow" not in encode.params
+    [package] = [t for t in first.tasks if t.kind == "package"]
+    assert [v["name"] for v in package.params["variants"]] == ["hls-720"]
+    [quick], [settled] = ([t.params for t in p.tasks if t.kind == "measure"] for p in (first, full))
+    assert quick["rounds"] == 1 and "rounds" not in settled and quick["cache"] != settled["cache"]
+    # one sound for the rung and the short: measured, limited and encoded at the rung's 128 kb/s
+    assert [t["bitrate_kbps"] for t in quick["targets"]] == [128] and len(settled["targets"]) == 3
+    assert argv.count("128k") == 2 and argv[argv.index("-filter_complex") + 1].count("alimiter") == 1
+    delivers = {t.params["channel"]: t.params for t in first.tasks if t.kind == "deliver"}
+    assert {c: [f["dest"] for f in d["files"]] for c, d in delivers.items()} == {
+        "web": ["web-hls", "web-hls.mp4"], "short": ["short-vertical.mp4"]}
+    assert all(d["version"] == 1 and d["notes"][-1].startswith("first version") for d in delivers.values())
+    fulls = {t.params["channel"]: t.params for t in full.tasks if t.kind == "deliver"}
+    assert {c: d["version"] for c, d in fulls.items()} == {"tv": 2, "web": 2, "short": 2}
+    assert all(delivers[c]["dest"] == fulls[c]["dest"] for c in delivers), "the same places"
+    # a job that is not urgent is delivered as before, unversioned
+    plain = plan_job(source(), ["web"], catalog, OPTIONS)
+    assert all("version" not in t.params for t in plain.tasks if t.kind == "deliver")
+
+
+def test_a_first_version_takes_the_rung_the_source_fills_and_the_farms_choices(catalog):
+    small = source(videos=(video(width=640, height=360),))
+    options = dataclasses.replace(URGENT, farm=FarmConfig(first_version_preset="superfast",
+                                                          first_version_profile="high", first_version_height=540))
+    full = plan_job(small, ["web"], catalog, options)
+    first = plan_first_version(full.source, full, catalog, options)
+    [package] = [t for t in first.tasks if t.kind == "package"]
+    assert [v["name"] for v in package.params["variants"]] == ["hls-360"], "never an enlarged picture"
+    [encode] = [t for t in first.tasks if t.kind == "encode"]
+    assert "superfast" in encode.params["argv"] and "high" in encode.params["argv"]
+    big = plan_job(source(), ["web"], catalog, options)
+    [package] = [t for t in plan_first_version(big.source, big, catalog, options).tasks if t.kind == "package"]
+    assert [v["name"] for v in package.params["variants"]] == ["hls-540"]
+    # channels without a first version, and photos, are delivered once
+    playout = plan_job(source(), ["tv", "radio"], catalog, URGENT)
+    assert plan_first_version(playout.source, playout, catalog, URGENT) is None
+
+
+# ---------------------------------------------------------------------------------------------------------
+# the storage backends: each version in its own folder, the older one removed after the new manifest
+
+
+def _published(manifest: dict, version: int) -> dict:
+    return {**manifest, "version": version, "first_version": version == 1}
+
+
+def test_a_folder_takes_the_full_version_and_never_goes_back(tmp_path):
+    files, manifest = fake_delivery(tmp_path / "files")
+    dest = tmp_path / "out" / "web" / "news-abababab"
+    backend = backend_for(str(dest))
+    first = json.loads(Path(backend.deliver(str(dest), files, _published(manifest, 1))).read_text())
+    [v1] = [p.name for p in dest.iterdir() if p.is_dir()]
+    assert first["folder"] == v1 and v1.startswith("v1-") and first["version"] == 1 and first["first_version"]
+    assert all((dest / f["path"]).is_file() and f["path"].startswith(f"{v1}/") for f in first["files"])
+    path = backend.deliver(str(dest), files, _published(manifest, 2))
+    second = json.loads(Path(path).read_text())
+    assert sorted(p.name for p in dest.iterdir()) == sorted(["manifest.json", second["folder"]])
+    assert all(sha256(dest / f["path"]) == f["sha256"] for f in second["files"])
+    # a first version finishing late (or run again) does not take the full one's place
+    assert backend.deliver(str(dest), files, _published(manifest, 1)) == path
+    assert json.loads(Path(path).read_text()) == second and (dest / second["folder"]).is_dir()
+
+
+def test_s3_publishes_the_new_version_before_removing_the_old(store, tmp_path):  # noqa: F811
+    files, manifest = fake_delivery(tmp_path / "files")
+    dest = f"s3://{store.bucket}/web/news-abababab"
+    backend = backend_for(dest, transfer())
+    backend.deliver(dest, files, _published(manifest, 1))
+    first = json.loads(store.read("web/news-abababab/manifest.json"))
+    old = {k for k in store.listing("web/") if k.endswith(".m4s") or k.endswith(".mp4")}
+    assert old and all(k.startswith(f"web/news-abababab/{first['folder']}/") for k in old)
+    store.proxy.clear()
+    backend.deliver(dest, files, _published(manifest, 2))
+    second = json.loads(store.read("web/news-abababab/manifest.json"))
+    seen = [(s.method, s.key, s.query) for s in store.proxy.seen if s.status in (200, 204)]
+    puts = [i for i, (method, key, _) in enumerate(seen) if method == "PUT"]
+    [manifest_put] = [i for i in puts if seen[i][1].endswith("manifest.json")]
+    [removal] = [i for i, (method, _, query) in enumerate(seen) if method == "POST" and "delete" in query]
+    assert max(puts) == manifest_put < removal, "every new object, then the manifest, then the old ones go"
+    assert not [s for s in seen if s[0] == "DELETE"], "the manifest is never withdrawn"
+    assert set(store.listing("web/")) == {"web/news-abababab/manifest.json",
+                                           *(f"web/news-abababab/{f['path']}" for f in second["files"])}
+    store.proxy.clear()
+    backend.deliver(dest, files, _published(manifest, 1))
+    assert store.proxy.object_puts() == [] and json.loads(store.read("web/news-abababab/manifest.json")) == second
+
+
+# ---------------------------------------------------------------------------------------------------------
+# end to end
+
+
+def version_of(read: Callable[[], bytes]) -> int:
+    try:
+        return int(json.loads(read()).get("version") or 0)
+    except Exception:  # not there yet
+        return 0
+
+
+def materialise(manifest: dict, fetch: Callable[[str], bytes], folder: Path) -> Path:
+    """Every file the manifest lists, fetched while it is published, checked against its SHA-256."""
+    for f in manifest["files"]:
+        data = fetch(f["path"])
+        target = folder / f["path"]
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_bytes(data)
+        assert sha256(target) == f["sha256"] and len(data) == f["size"], f["path"]
+    return folder / manifest["folder"]
+
+
+def frames(path: Path) -> int:
+    with av.open(str(path)) as c:
+        return sum(1 for _ in c.decode(video=0))
+
+
+def check_first_version(manifest: dict, files: Path, channel: str) -> None:
+    """A first version as a player finds it: marked, and every picture decodable."""
+    assert manifest["version"] == 1 and manifest["first_version"] is True
+    assert "first version" in manifest["notes"][-1] and all(c["passed"] for c in manifest["checks"])
+    if channel == "short":
+        assert [f["path"].split("/", 1)[1] for f in manifest["files"]] == ["short-vertical.mp4"]
+        assert frames(files / "short-vertical.mp4") == FRAMES
+        return
+    assert frames(files / "web-hls.mp4") == FRAMES
+    master = (files / "web-hls" / "master.m3u8").read_text()
+    assert master.count("#EXT-X-STREAM-INF") == 1 and "hls-360/index.m3u8" in master
+    rung = files / "web-hls" / "hls-360"
+    joined = files / "rung.mp4"
+    joined.write_bytes(b"".join(p.read_bytes() for p in [rung / "init.mp4", *sorted(rung.glob("segment_*.m4s"))]))
+    assert frames(joined) == FRAMES
+
+
+def test_a_full_delivery_replaces_the_first_and_a_failed_one_leaves_it(store, tmp_path):  # noqa: F811
+    """web goes to S3, short to a folder; once the first version of both is out, the store refuses every write:
+    short's full-quality delivery replaces its first version, web's fails and its first version stays."""
+    src = make_clip(tmp_path / "in" / "breaking.mp4", seconds=SECONDS, size="640x360")
+    asset = asset_id_for(probe(str(src)))
+    folder = tmp_path / "nas" / "short"
+    config = _config(tmp_path, work_dir=str(tmp_path / "work"), s3_retry_window_s=0.0)
+    argv = [sys.executable, "-m", "onetake.cli", "run", "--urgent", str(src), "--channels", "web,short", "--out",
+            str(tmp_path / "out"), "--dest", f"web=s3://{store.bucket}/web", "--dest", f"short={folder}",
+            "--config", str(config), "--workers", "1", "--json"]
+    proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    web_key, short_manifest = f"web/{asset}/manifest.json", folder / asset / "manifest.json"
+    try:
+        wait_for(lambda: version_of(lambda: store.read(web_key)) and version_of(short_manifest.read_bytes)
+                 or proc.poll() is not None, 180)
+        assert proc.poll() is None, proc.communicate()
+        store.proxy.fail_puts = 10 ** 6  # the store goes down
+        web = json.loads(store.read(web_key))
+        short = json.loads(short_manifest.read_text())
+        web_files = materialise(web, lambda p: store.read(f"web/{asset}/{p}"), tmp_path / "seen" / "web")
+        short_files = materialise(short, lambda p: (folder / asset / p).read_bytes(), tmp_path / "seen" / "short")
+        out, err = proc.communicate(timeout=180)
+    finally:
+        proc.kill()
+    check_first_version(web, web_files, "web")
+    check_first_version(short, short_files, "short")
+    assert proc.returncode == 1, err
+    summary = json.loads(out)
+    result = {c["channel"]: c for c in summary["sources"][0]["channels"]}
+    # short: the full-quality version, and nothing of the first left
+    assert result["short"]["error"] is None and result["short"]["manifest"] == str(short_manifest)
+    full = json.loads(short_manifest.read_text())
+    assert full["version"] == 2 and full["first_version"] is False
+    assert sorted(p.name for p in (folder / asset).iterdir()) == sorted(["manifest.json", full["folder"]])
+    assert {f["path"].split("/", 1)[1] for f in full["files"]} == {"short-vertical.mp4", "short-cover.jpg",
+                                                                   "report.html"}
+    assert all(sha256(folder / asset / f["path"]) == f["sha256"] for f in full["files"])
+    # web: its first version as it was, every object in place, and one line that says so
+    assert json.loads(store.read(web_key)) == web
+    assert set(store.listing(f"web/{asset}/")) == {web_key, *(f"web/{asset}/{f['path']}" for f in web["files"])}
+    assert result["web"]["error_type"] == "StorageError" and result["web"]["manifest"] == f"s3://{store.bucket}/{web_key}"
+    line = result["web"]["error"]
+    assert line.startswith("the full-quality delivery failed (") and "\n" not in line
+    assert line.endswith(f"its first version stays published (s3://{store.bucket}/{web_key})")
+    [failed] = [x for x in err.splitlines() if x.startswith("FAILED")]
+    assert failed == f"FAILED {src}: web: {line}" and "Traceback" not in err
+    assert ACCESS_KEY not in out + err and SECRET_KEY not in out + err
+
+
+def test_the_urgent_lane_of_a_watch_folder_publishes_first_then_replaces_it(store, tmp_path, watchers):  # noqa: F811
+    """An urgent inbox delivering to S3: the first version of web and short, then the full one in its place."""
+    clip = make_clip(tmp_path / "clips" / "flash.mp4", seconds=SECONDS, size="640x360")
+    asset = asset_id_for(probe(str(clip)))
+    inbox = tmp_path / "urgent"
+    inbox.mkdir()
+    w = watchers(str(inbox), "--lane", "urgent", "--channels", "web,short", "--out", f"s3://{store.bucket}/news",
+                 "--config", str(_config(tmp_path, work_dir=str(tmp_path / "work"))))
+    w.wait_ready()
+    keys = {c: f"news/{c}/{asset}/manifest.json" for c in ("web", "short")}
+    drop(clip, inbox)
+    wait_for(lambda: all(version_of(lambda k=k: store.read(k)) for k in keys.values()) or w.proc.poll() is not None,
+             120, w.text)
+    firsts = {c: json.loads(store.read(k)) for c, k in keys.items()}
+    for channel, manifest in firsts.items():
+        files = materialise(manifest, lambda p, c=channel: store.read(f"news/{c}/{asset}/{p}"),
+                            tmp_path / "seen" / channel)
+        check_first_version(manifest, files, channel)
+        assert manifest["metadata"]["lane"] == "urgent"
+    wait_for(lambda: [j.state for j in w.jobs()] == ["delivered"], 180, w.text)
+    for channel, key in keys.items():
+        full = json.loads(store.read(key))
+        assert full["version"] == 2 and full["folder"] != firsts[channel]["folder"]
+        assert set(store.listing(f"news/{channel}/{asset}/")) == {
+            key, *(f"news/{channel}/{asset}/{f['path']}" for f in full["files"])}, "the first version's files went"
+    [job] = w.jobs()
+    assert job.lane == "urgent" and sorted(job.manifests) == sorted(f"s3://{store.bucket}/{k}" for k in keys.values())
+    assert "published the first version of job" in w.text()
+    assert stop(w) == 0
+
+
+@pytest.mark.heavy
+def test_the_urgent_benchmark_writes_its_figures(tmp_path):
+    output = tmp_path / "urgent.json"
+    result = subprocess.run([sys.executable, "-m", "benchmarks", "urgent", "--seconds", "3", "--variants",
+                             "expert,onetake", "--work", str(tmp_path / "work"), "--output", str(output)],
+                            cwd=Path(__file__).parents[1], capture_output=True, text=True, timeout=900)
+    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
+    data = json.loads(output.read_text())
+    expert, onetake = data["runs"]["expert"], data["runs"]["onetake"]
+    assert abs(data["first_publish_vs_duration"] - onetake["first_publish_s"] / data["source"]["duration_s"]) < 0.002
+    assert abs(data["onetake_vs_expert"] - onetake["first_publish_s"] / expert["first_publish_s"]) < 0.002
+    for channel in ("web", "short"):
+        assert 0 < onetake["published"][channel]["1"] < onetake["published"][channel]["2"]
+        assert onetake["versions"][channel]["1"]["checks_passed"]
+    assert expert["verified"]["outputs_checked"] == 4 and "loudnorm" in " ".join(expert["command"])
