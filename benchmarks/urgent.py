@@ -406,11 +406,11 @@ def main(args: argparse.Namespace) -> int:
             if base_name in first:
                 ratios[f"onetake_vs_{base_name.replace('-', '_')}"] = ratio(first["onetake"], first[base_name])
     if "onetake-follow" in first:
-        ratios["follow_vs_center"] = ratio(first["onetake-follow"], first.get("onetake", 0))
+        ratios["onetake_follow_vs_center"] = ratio(first["onetake-follow"], first.get("onetake", 0))
     if "onetake-watch" in first:
-        ratios["watch_first_publish_vs_duration"] = round(first["onetake-watch"] / duration, 3)
+        ratios["onetake_watch_vs_duration"] = round(first["onetake-watch"] / duration, 3)
         if "expert" in first:
-            ratios["watch_vs_expert"] = ratio(first["onetake-watch"], first["expert"])
+            ratios["onetake_watch_vs_expert"] = ratio(first["onetake-watch"], first["expert"])
     data.update({
         "source": {**desc, "generated": not args.source},
         "channels": list(CHANNELS),
