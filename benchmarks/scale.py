@@ -36,7 +36,7 @@ from onetake.pipeline.profiles import load_catalog
 from onetake.pipeline.run import run_batch
 from onetake.workers.cluster import DaskFarm
 
-from .common import MEDIA, RESULTS, CommandFailed, clean, finish, header, make_source, print_table
+from .common import MEDIA, RESULTS, Clock, CommandFailed, clean, finish, header, make_source, print_table
 
 DEFAULT_CHANNELS = "tv,web,app,short,radio,edit"
 HOUR_S = 3600.0
@@ -88,6 +88,7 @@ def main(args: argparse.Namespace) -> int:
     model = runs["chunked-1"]["tasks"]
     data["simulated"] = {str(w): round(_makespan(model, duration, w, args.chunk_s) / HOUR_S, 4)
                          for w in SIMULATED_WORKERS}
+    data["simulated_bounds"] = _bounds(model, duration, args.chunk_s)
     data["targets"] = {"efficiency_at_least": TARGET_EFFICIENCY,
                        "chunked_vs_unchunked_at_most": TARGET_CHUNKED_VS_UNCHUNKED,
                        "simulated_16_workers_hour_fraction_at_most": TARGET_MAKESPAN_16}
@@ -102,6 +103,9 @@ def main(args: argparse.Namespace) -> int:
     print("simulated makespan of a one-hour source, as a fraction of the hour: " +
           ", ".join(f"{w} workers {f:.3f}" for w, f in data["simulated"].items()) +
           f" (target at 16: < {TARGET_MAKESPAN_16})")
+    bounds = data["simulated_bounds"]
+    print(f"what no schedule beats: the critical path {bounds['critical_path']:.3f} of the hour; the encode work "
+          "spread evenly, " + ", ".join(f"{w} workers {f:.3f}" for w, f in bounds["work"].items()))
     finish(data, args.output)
     return 0
 
@@ -148,6 +152,7 @@ def _run(source: Path, args: argparse.Namespace, k: int, core_sets: list[list[in
     port = _free_port()
     address = f"tcp://127.0.0.1:{port}"
     log = open(folder / "dask.log", "wb")
+    clock = Clock().__enter__()  # until every worker is reaped: its CPU (and its ffmpegs') is the run's own
     processes = [subprocess.Popen([str(dask), "scheduler", "--host", "127.0.0.1", "--port", str(port),
                                    "--dashboard-address", ":0"], stdout=log, stderr=log)]
     try:
@@ -185,13 +190,16 @@ def _run(source: Path, args: argparse.Namespace, k: int, core_sets: list[list[in
                 p.wait(10)
             except subprocess.TimeoutExpired:
                 p.kill()
+                p.wait()
         log.close()
+        clock.__exit__(None, None, None)
     [plan] = recorder[0].plans
     costs = _task_costs(plan, stream)
     chunks = [costs[t.id] for t in plan.tasks if t.kind == TaskKind.CHUNK and t.id in costs]
     joins = [recorder[0].results[t.id] for t in plan.tasks if t.kind == TaskKind.JOIN]
     shutil.rmtree(folder / "out", ignore_errors=True)
     return {"workers": k, "chunked": chunked, "cores": core_sets, "wall_s": round(wall, 2),
+            "cpu_s": round(clock.cpu_s, 2), "other_cpu_s": round(clock.other_cpu_s, 2),
             "duration_s": round(plan.source.duration, 3), "chunks": len(chunks),
             "chunk_mean_s": round(sum(chunks) / len(chunks), 2) if chunks else None,
             "join_s": round(sum(j.get("join_s", 0.0) for j in joins), 2) if joins else None,
@@ -217,7 +225,21 @@ def _task_costs(plan: JobPlan, stream: list[dict[str, Any]]) -> dict[str, float]
 
 
 def _makespan(tasks: list[dict[str, Any]], duration: float, workers: int, chunk_s: float) -> float:
-    """When the last task of a one-hour programme ends on ``workers`` workers like the measured ones.
+    """When the last task of a one-hour programme ends on ``workers`` workers like the measured ones."""
+    return _schedule(_hour_model(tasks, duration, chunk_s), workers)
+
+
+def _bounds(tasks: list[dict[str, Any]], duration: float, chunk_s: float) -> dict[str, Any]:
+    """What no schedule of a one-hour programme beats, as fractions of the hour: its critical path (every
+    encode-slot task on a slot of its own) and, per worker count, its encode-slot work spread evenly over them."""
+    model = _hour_model(tasks, duration, chunk_s)
+    work = sum(t["seconds"] for t in model if t["heavy"])
+    return {"critical_path": round(_schedule(model, max(1, sum(t["heavy"] for t in model))) / HOUR_S, 4),
+            "work": {str(w): round(work / w / HOUR_S, 4) for w in SIMULATED_WORKERS}}
+
+
+def _hour_model(tasks: list[dict[str, Any]], duration: float, chunk_s: float) -> list[dict[str, Any]]:
+    """The measured tasks grown to a one-hour programme.
 
     Each series of chunks becomes as many chunks of ``chunk_s`` as the hour holds, each costing the series'
     measured seconds per second of programme; a join's sync gate costs as much per join as measured; every other
@@ -250,7 +272,7 @@ def _makespan(tasks: list[dict[str, Any]], duration: float, workers: int, chunk_
                   for i in ids]
     for t in model:
         t["deps"] = list(dict.fromkeys(d for dep in t["deps"] for d in replaced.get(dep, [dep])))
-    return _schedule(model, workers)
+    return model
 
 
 def _schedule(tasks: list[dict[str, Any]], workers: int) -> float:

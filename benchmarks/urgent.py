@@ -57,6 +57,7 @@ from onetake.workers.ffmpeg import ffmpeg_binary
 from .baselines import Fanout, first_version_expert
 from .common import (
     MEDIA,
+    TreeSampler,
     _busy_s,
     CommandFailed,
     Measurement,
@@ -214,6 +215,7 @@ def run_watch(source: Path, base: Path, asset_id: str, settle: float, extra: lis
     try:
         wait(lambda: "watching " in log.read_text(errors="replace"), watcher, log, "the watcher to start")
         busy0, mine0, tree0 = _busy_s(), _self_cpu_s(), tree_cpu_s(watcher.pid)
+        sampler = TreeSampler(interval=0.5, pss=False).__enter__()  # the ffmpegs' timeline, from the rename
         t0 = time.perf_counter()
         published = Published(out, asset_id, t0)
         published.thread.start()
@@ -229,6 +231,7 @@ def run_watch(source: Path, base: Path, asset_id: str, settle: float, extra: lis
         other = max(0.0, _busy_s() - busy0 - cpu - (_self_cpu_s() - mine0))
         published.stop.set()
         published.thread.join()
+        sampler.__exit__(None, None, None)
         with Ledger(ledger) as jobs:
             [job] = jobs.list()
     finally:
@@ -243,9 +246,10 @@ def run_watch(source: Path, base: Path, asset_id: str, settle: float, extra: lis
     if first is None:
         raise CommandFailed(f"the watcher never showed a first version of {', '.join(CHANNELS)} "
                             f"(seen: {published.seen})")
-    m = Measurement(wall, cpu, 0.0, 0.0, other)
+    m = Measurement(wall, cpu, 0.0, 0.0, other, sampler.result())
     m.extra.update({"first_publish_s": first, "full_publish_s": published.when(2), "published": published.seen,
-                    "settle_s": settle, "versions": versions_summary(published)})
+                    "settle_s": settle, "versions": versions_summary(published), "phases": phases(m),
+                    "watch_log": log.read_text(errors="replace").splitlines()[-12:]})
     return m
 
 

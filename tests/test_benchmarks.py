@@ -65,6 +65,7 @@ def test_storage_writes_comparable_json(tmp_path):
         assert abs(data["ratios"][f"{kind}_onetake_vs_boto3"] - expected) < 0.002
 
 
+@pytest.mark.heavy  # about 10 s each: the CI job that runs the benchmarks runs them
 def test_watch_benchmark_runs_tiny(tmp_path):
     output = tmp_path / "watch.json"
     result = subprocess.run([sys.executable, "-m", "benchmarks", "watch", "--files", "10", "--size", "160x90",
@@ -80,6 +81,7 @@ def test_watch_benchmark_runs_tiny(tmp_path):
     assert data["urgent"]["backlog_stable_to_delivered_s"] > 0 and data["urgent"]["bulk_backlog_when_dropped"] >= 10
 
 
+@pytest.mark.heavy  # about 10 s each: the CI job that runs the benchmarks runs them
 def test_framing_writes_its_ratios(tmp_path):
     output = tmp_path / "framing.json"
     result = subprocess.run([sys.executable, "-m", "benchmarks", "framing", "--seconds", "1", "--repeat", "1",
@@ -94,6 +96,7 @@ def test_framing_writes_its_ratios(tmp_path):
     assert "sendcmd" in " ".join(data["commands"]["follow"]) and "sendcmd" not in " ".join(data["commands"]["center"])
 
 
+@pytest.mark.heavy  # about 10 s each: the CI job that runs the benchmarks runs them
 def test_analyze_writes_comparable_json(tmp_path):
     output = tmp_path / "analyze.json"
     result = subprocess.run([sys.executable, "-m", "benchmarks", "analyze", "--seconds", "2", "--output", str(output)],
@@ -151,7 +154,7 @@ def test_compare_judges_efficiency_upwards_and_a_lost_figure_as_a_regression(tmp
 
 
 def test_scale_models_an_hour_on_more_workers_from_measured_task_costs():
-    from benchmarks.scale import HOUR_S, _makespan
+    from benchmarks.scale import HOUR_S, _bounds, _makespan
 
     # a 20 s programme measured on one worker: two 10 s chunks of 20 s each, a sound encode after the measure,
     # and the join (its gate 0.5 s for its one join)
@@ -167,3 +170,6 @@ def test_scale_models_an_hour_on_more_workers_from_measured_task_costs():
     # on 64 workers the hour's 360 chunks take six rounds (120 s), done before the measure and the sound (each
     # 180 s for the hour) are: those and the join (180 s, and 0.5 s of gate for each of 359 joins) set the pace
     assert spans[64] == 3 * 1.0 * HOUR_S / 20 + 0.5 * 359
+    bounds = _bounds(tasks, 20.0, 10.0)
+    assert bounds["critical_path"] == round(spans[64] / HOUR_S, 4)
+    assert bounds["work"]["4"] == round((HOUR_S / 20 * 1.0 + chunks) / 4 / HOUR_S, 4) <= spans[4] / HOUR_S

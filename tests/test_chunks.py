@@ -88,12 +88,28 @@ def test_what_is_not_chunked(catalog, changes, why):
     assert not tasks_of(plan, TaskKind.CHUNK) and not tasks_of(plan, TaskKind.JOIN), why
 
 
-def test_an_audio_only_rendition_and_pictures_of_the_whole_programme_stay_whole(catalog):
+def test_the_sound_is_made_whole_and_the_stills_ride_along_the_chunks(catalog):
     plan = plan_job(long_source(), ["web", "radio"], catalog, OPTIONS)
-    pictures = plan.task(f"{plan.asset_id}/encode")  # waits for nothing: the chunks' pictures need no sound
-    assert [o["profile"] for o in pictures.params["outputs"]] == ["web-poster", "web-sprite"] and not pictures.deps
+    assert f"{plan.asset_id}/encode" not in {t.id for t in plan.tasks}  # no decode of the whole for the stills
     sound = [o["profile"] for o in plan.task(f"{plan.asset_id}/encode/sound").params["outputs"]]
     assert {"radio-bwf", "podcast-mp3", "podcast-aac", "hls-1080-sound"} <= set(sound)
+    chunks, [join] = tasks_of(plan, TaskKind.CHUNK), tasks_of(plan, TaskKind.JOIN)
+    sprite = catalog.profile("web-sprite").sprite
+    thumbnails = {}  # each chunk makes the sprite's thumbnails that lie in it, raw, and one of them the poster
+    posters = []
+    for chunk in chunks:
+        argv = chunk.params["argv"]
+        nut = next(i for i, a in enumerate(argv) if a.endswith(".nut"))
+        thumbnails[chunk.params["start"]] = int(argv[argv.index("-frames:v", nut - 8) + 1])
+        posters += [a for a in argv if a.endswith(".jpg")]
+    assert sum(thumbnails.values()) == LONG / sprite.interval_seconds
+    assert all(n == chunk.params["duration"] / sprite.interval_seconds
+               for n, chunk in zip(thumbnails.values(), chunks))
+    assert len(posters) == 1 and chunks[0].params["argv"].count(posters[0]) == 0  # the one at 10 %: in the second chunk
+    stills = {s["key"]: s for s in join.params["stills"]}
+    assert {o["profile"] for o in join.params["outputs"]} >= {"web-poster", "web-sprite"}
+    assert sorted(len(s["parts"]) for s in stills.values()) == [1, 10] and plan.task(
+        f"{plan.asset_id}/verify/web-poster").deps == (join.id,)
     assert plan == plan_job(long_source(), ["web", "radio"], catalog, OPTIONS)
 
 
@@ -143,6 +159,19 @@ def test_joined_chunks_keep_every_picture_and_the_sound_in_sync_at_every_join(tm
     work = tmp_path / "chunked" / ".onetake"
     assert not list((work / "chunks").iterdir()), "joined chunks are removed from the store"
     assert not list(work.rglob("*.partial"))
+
+
+def test_stills_made_by_the_chunks_are_the_whole_decodes_to_the_byte(tmp_path, small_profiles):
+    """The poster and the sprite's sheets of a chunked programme (the thumbnails at 5 s and 10 s from chunks that
+    seek) are the files the one decode of the whole programme makes."""
+    src = make_flash_beep(tmp_path / "flash-beep.mp4", 12)
+    made = {}
+    for name, chunk_min_s in (("chunked", 10), ("whole", 3600)):
+        run(src, tmp_path / name, small_profiles, chunk_min_s, "web")
+        [delivered] = (tmp_path / name / "web").iterdir()
+        made[name] = {p.relative_to(delivered).as_posix(): p.read_bytes() for p in delivered.rglob("*.jpg")}
+    assert sorted(made["chunked"]) == ["web-poster.jpg", "web-sprite/sprite-001.jpg"]
+    assert made["chunked"] == made["whole"]
 
 
 def _frames_in(path: Path) -> int:

@@ -55,9 +55,10 @@ class Cluster:
     def stop(self) -> None:
         for p in reversed(self.processes):
             os.killpg(p.pid, signal.SIGTERM)
+        deadline = time.monotonic() + 10  # one bound for all: a worker whose scheduler went first may linger
         for p in self.processes:
             try:
-                p.wait(timeout=20)
+                p.wait(timeout=max(0.1, deadline - time.monotonic()))
             except subprocess.TimeoutExpired:
                 os.killpg(p.pid, signal.SIGKILL)
                 p.wait()

@@ -99,6 +99,7 @@ def join_chunks(params: JoinParams, deps: Deps, report: Report) -> dict[str, Any
                 for index in bad:
                     _encode_again(chunks[index]["params"])
                 redone = [{"chunk": index, "problem": problem} for index, problem in failures]
+            _join_stills(params)
             report(1.0)
             finals = [publish_dir(Path(o["partial"]), Path(o["final"])) for o in outputs]
         except BaseException:
@@ -132,14 +133,32 @@ def _join_all(params: JoinParams, scratch: Path) -> None:
         if missing:
             raise EncodeError(f"chunk {missing[0]} is missing from the work dir; run the job again to make it")
         if r["method"] == "concat":
-            quoted = ("'" + c.replace("'", "'\\''") + "'" for c in r["chunks"])  # the concat list's quoting
-            Path(r["joined"]).write_text("".join(f"file {q}\n" for q in quoted), encoding="utf-8")
+            _concat_list(Path(r["joined"]), r["chunks"])
         else:  # elementary streams of closed GOPs: byte for byte
             with open(r["joined"], "wb") as joined:
                 for c in r["chunks"]:
                     with open(c, "rb") as chunk:
                         shutil.copyfileobj(chunk, joined, 1 << 20)
         run_ffmpeg(r["argv"], dict(params["limits"]), what="join")
+
+
+def _join_stills(params: JoinParams) -> None:
+    """The stills the chunks made: an image copied into place, a sprite's thumbnails tiled into its sheets."""
+    for still in params.get("stills", []):
+        missing = [part for part in still["parts"] if not os.path.isfile(part)]
+        if missing:
+            raise EncodeError(f"chunk file {missing[0]} is missing from the work dir; run the job again to make it")
+        if not still["argv"]:
+            shutil.copyfile(still["parts"][0], still["file"])
+            continue
+        _concat_list(Path(still["list"]), still["parts"])
+        run_ffmpeg(still["argv"], dict(params["limits"]), what="sprite sheets")
+
+
+def _concat_list(path: Path, files: list[str]) -> None:
+    """A list for ffmpeg's concat demuxer, quoted as it reads them."""
+    quoted = ("'" + f.replace("'", "'\\''") + "'" for f in files)
+    path.write_text("".join(f"file {q}\n" for q in quoted), encoding="utf-8")
 
 
 def gate(params: JoinParams) -> list[tuple[int, str]]:

@@ -5,7 +5,8 @@ Cuts lie on a grid every chunked rendition has a keyframe on (the least common m
 HLS segments keep their 2 s cadence across a join); each chunk is decoded frame-accurately from a seek before its
 start (never a stream copy of the source) and starts a closed GOP. Sound is never chunked: AAC cut with the picture
 and joined again drifts by a frame's priming per join, so each rendition's sound is made once, by the whole-file
-encode, and muxed once.
+encode, and muxed once. The stills (poster, cover, sprite) ride along the chunks' decode: no second decode of the
+whole programme is made for them.
 """
 
 from __future__ import annotations
@@ -28,12 +29,15 @@ from .encode import (
     container_options,
     planned_frames,
     start_timecode,
+    still_at,
+    still_options,
+    thumbnails_in,
     video_options,
     video_tree,
 )
 from .geometry import audiogram, gop_frames, output_rate
 from .graph import GLOBAL_ARGS, SOURCE_ARGS, emit, source_input
-from .params import ChunkParams, EncodeOutput, JoinedRendition, JoinParams, JoinReference, Limits
+from .params import ChunkParams, EncodeOutput, JoinedRendition, JoinedStill, JoinParams, JoinReference, Limits
 from .programme import programme_duration, programme_start
 
 
@@ -133,16 +137,41 @@ def has_sound(source: SourceInfo, profile: Profile, programme: bool) -> bool:
     return profile.audio is not None and (programme or profile.audio.silence_if_missing)
 
 
+def rides_along(source: SourceInfo, rendition: Rendition) -> bool:
+    """Whether a still (a poster, a cover, a sprite) of ``source`` can be made by the chunks' decode: a picture
+    of the source's, framed without the analysis."""
+    p = rendition.profile
+    return (p.kind in ("image", "sprite") and bool(source.video) and not source.video[0].retimed
+            and not rendition.commands and not audiogram(source, p))
+
+
+def stills_in(source: SourceInfo, stills: list[Rendition], cut: Cut) -> list[Rendition]:
+    """The stills a chunk makes: an image whose moment lies in it, a sprite's thumbnails whose times do."""
+    found = []
+    for r in stills:
+        if r.profile.kind == "image":
+            if cut.start <= Fraction(str(still_at(source, r.profile))) < cut.end:
+                found.append(r)
+        else:
+            assert r.profile.sprite is not None
+            first, end = thumbnails_in(r.profile.sprite.interval_seconds, cut, programme_duration(source))
+            if end > first:
+                found.append(r)
+    return found
+
+
 def chunk_argv(source: SourceInfo, renditions: list[Rendition], cut: Cut, folder: str, x264_threads: int,
-               reference: bool = False) -> list[str]:
+               reference: bool = False, stills: list[Rendition] | None = None) -> list[str]:
     """One decode of the chunk's stretch (from a seek ``PREROLL_S`` before it) and one video-only output per
-    rendition, ``cut.frames`` pictures long, starting with a keyframe; for a ``reference``, the same pictures as
-    the sync gate compares them (grey thumbnails, raw), from a seek further back."""
+    rendition, ``cut.frames`` pictures long, starting with a keyframe, and the ``stills`` that fall in it (an
+    image's JPEG, a sprite's thumbnails as raw pictures); for a ``reference``, the same pictures as the sync gate
+    compares them (grey thumbnails, raw), from a seek further back."""
     preroll = PREROLL_S + (REFERENCE_PREROLL_S if reference else 0.0)
     seek = max(0.0, programme_start(source) - source.start_time + float(cut.start) - preroll)
     inp = source_input(source, ss=f"{seek:.6f}") if seek else source_input(source)
     sinks: dict[str, Any] = {}
-    emit(inp[str(source.video[0].index)], video_tree(source, renditions, cut), sinks, audio=False)
+    made = stills_in(source, stills or [], cut)
+    emit(inp[str(source.video[0].index)], video_tree(source, [*renditions, *made], cut), sinks, audio=False)
     duration = programme_duration(source)
     outputs = []
     for r in renditions:
@@ -163,12 +192,20 @@ def chunk_argv(source: SourceInfo, renditions: list[Rendition], cut: Cut, folder
         if timecode and spec.codec == "mpeg2video" and not reference:  # GOP headers count on from the start
             opts["timecode"] = chunk_timecode(timecode, rate, cut)
         outputs.append(ffmpeg.output(stream, f"file:{folder}/{r.key}.{extension}", **opts))
+    for r in made:
+        if r.profile.kind == "image":
+            outputs.append(ffmpeg.output(sinks[r.key], f"file:{folder}/{r.key}.jpg", **still_options(r.profile)))
+        else:
+            assert r.profile.sprite is not None
+            first, end = thumbnails_in(r.profile.sprite.interval_seconds, cut, duration)
+            outputs.append(ffmpeg.output(sinks[r.key], f"file:{folder}/{r.key}.nut", f="nut", vcodec="rawvideo",
+                                         **{"frames:v": end - first}))
     return ffmpeg.merge_outputs(*outputs).global_args(*GLOBAL_ARGS, *SOURCE_ARGS).compile(cmd="ffmpeg")
 
 
 def chunk_params(source: SourceInfo, renditions: list[Rendition], cut: Cut, folder: str, x264_threads: int,
-                 limits: Limits) -> ChunkParams:
-    return ChunkParams(argv=chunk_argv(source, renditions, cut, f"{folder}.partial", x264_threads),
+                 limits: Limits, stills: list[Rendition]) -> ChunkParams:
+    return ChunkParams(argv=chunk_argv(source, renditions, cut, f"{folder}.partial", x264_threads, stills=stills),
                        source=source.path, index=cut.index, start=float(cut.start),
                        duration=float(cut.end - cut.start), limits=limits, partial=f"{folder}.partial", final=folder)
 
@@ -186,8 +223,9 @@ def reference(source: SourceInfo, renditions: list[Rendition], cut: Cut, folder:
 
 def join_params(source: SourceInfo, renditions: list[Rendition], chunk_cuts: list[Cut], chunk_folders: list[str],
                 sounds: dict[str, str], work: str, scratch: str, asset_id: str, limits: Limits,
-                references: list[JoinReference]) -> JoinParams:
-    """How each rendition's chunks are laid end to end and given their sound, and what the sync gate expects."""
+                references: list[JoinReference], stills: list[Rendition]) -> JoinParams:
+    """How each rendition's chunks are laid end to end and given their sound, what the sync gate expects, and
+    how the stills the chunks made are put together."""
     duration = programme_duration(source)
     joined: list[JoinedRendition] = []
     outputs: list[EncodeOutput] = []
@@ -218,5 +256,26 @@ def join_params(source: SourceInfo, renditions: list[Rendition], chunk_cuts: lis
             rate=f"{rate.numerator}/{rate.denominator}", gop=0 if spec.scene_cut else gop_frames(spec, rate)))
         outputs.append(EncodeOutput(key=r.key, profile=r.profile.name, partial=partial_of[r.key],
                                     final=f"{work}/renditions/{r.key}"))
+    made: list[JoinedStill] = []
+    for r in stills:
+        partial = f"{work}/renditions/{r.key}.partial"
+        parts = [f"{folder}/{r.key}.{'jpg' if r.profile.kind == 'image' else 'nut'}"
+                 for cut, folder in zip(chunk_cuts, chunk_folders) if r in stills_in(source, [r], cut)]
+        argv: list[str] = []
+        if r.profile.kind == "image":
+            assert len(parts) == 1
+        else:  # the thumbnails, in programme order, tiled into sheets (NUT keeps no colour range:
+            # they are full range, and the blank of a sheet's last row is full-range black)
+            assert r.profile.sprite is not None
+            grid = f"{r.profile.sprite.columns}x{r.profile.sprite.rows}"
+            argv = ["ffmpeg", *GLOBAL_ARGS, "-f", "concat", "-safe", "0", "-protocol_whitelist", "file", "-i",
+                    f"file:{scratch}/{r.key}.txt", "-vf", f"setparams=range=pc,format=yuvj420p,tile={grid}",
+                    "-fps_mode", "passthrough",
+                    *[a for key, value in still_options(r.profile).items() for a in (f"-{key}", str(value))],
+                    f"file:{partial}/{r.file_name}"]
+        made.append(JoinedStill(key=r.key, parts=parts, file=f"{partial}/{r.file_name}", list=f"{scratch}/{r.key}.txt",
+                                argv=argv))
+        outputs.append(EncodeOutput(key=r.key, profile=r.profile.name, partial=partial,
+                                    final=f"{work}/renditions/{r.key}"))
     return JoinParams(source=source.path, starts=[float(c.start) for c in chunk_cuts], references=references,
-                      scratch=scratch, outputs=outputs, renditions=joined, limits=limits)
+                      scratch=scratch, outputs=outputs, renditions=joined, stills=made, limits=limits)

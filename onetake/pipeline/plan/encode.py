@@ -167,6 +167,30 @@ class Cut:
         return (total if self.last else round(self.end * rate)) - round(self.start * rate)
 
 
+def still_options(profile: Profile) -> dict[str, Any]:
+    """The output options of a sprite's sheets or an image rendition's JPEG."""
+    if profile.kind == "sprite":
+        return {"f": "image2", "q:v": SPRITE_QUALITY}
+    assert profile.image is not None
+    return {"f": "image2", "frames:v": 1, "update": 1, "q:v": profile.image.quality}
+
+
+def still_at(source: SourceInfo, profile: Profile) -> float:
+    """Where on the programme's clock an image rendition (a poster, a cover) takes its picture: never past the
+    last picture (on a source of a frame or two, the first is the still)."""
+    assert profile.image is not None
+    duration = programme_duration(source)
+    return round(max(0.0, min(duration * profile.image.at, duration - 1 / float(source.video[0].rate))), 3)
+
+
+def thumbnails_in(interval: float, cut: Cut, duration: float) -> tuple[int, int]:
+    """The sprite thumbnails a chunk makes, as indices ``first`` up to (not including) ``end``: those whose time
+    (one every ``interval`` seconds from 0) lies in the chunk."""
+    step = Fraction(str(interval))
+    stop = Fraction(str(duration)) if cut.last else cut.end
+    return math.ceil(cut.start / step), max(math.ceil(cut.start / step), math.ceil(stop / step))
+
+
 PREROLL_S = 2.0  # a chunk's seek lands this far before its start: the decoder settles before the first picture kept
 
 
@@ -237,12 +261,8 @@ def encode_argv(source: SourceInfo, renditions: list[Rendition], asset_id: str, 
         url = f"file:{work}/renditions/{r.key}.partial/{r.file_name}"
         streams = []
         opts: dict[str, Any] = {}
-        if p.kind == "sprite":
-            opts.update({"f": "image2", "q:v": SPRITE_QUALITY})
-            streams.append(video_sinks[r.key])
-        elif p.kind == "image":
-            assert p.image is not None
-            opts.update({"f": "image2", "frames:v": 1, "update": 1, "q:v": p.image.quality})
+        if p.kind in ("sprite", "image"):
+            opts.update(still_options(p))
             streams.append(video_sinks[r.key])
         else:
             if p.video is not None:
@@ -298,20 +318,26 @@ def video_tree(source: SourceInfo, renditions: list[Rendition], cut: Cut | None 
     cascades: dict[tuple[Any, ...], list[Rendition]] = {}
     for r in renditions:
         p = r.profile
-        assert cut is None or p.kind == "av", "only whole pictures are chunked"
         if p.kind == "sprite":
             assert p.sprite is not None
             s = p.sprite
             node = progressive_base().child(
                 flt("fps", f"1/{s.interval_seconds:g}", round="up"),  # a thumbnail for every started interval
                 *geometry(aspect, width, height, s.thumb_width, s.thumb_height, "pad", in_matrix, "bt709"),
-                flt("tile", f"{s.columns}x{s.rows}"))
+                # the JPEG's pixels made here, by the thumbnail's scaler, whether the sheet is tiled now or later
+                flt("format", "yuvj420p"))
+            if cut is None:
+                node.filters.append(flt("tile", f"{s.columns}x{s.rows}"))
+            else:  # the chunk's own thumbnails, to be tiled once all are made
+                first, end = thumbnails_in(s.interval_seconds, cut, programme_duration(source))
+                interval = Fraction(str(s.interval_seconds))
+                node.filters.append(flt("select", f"between(t,{float((first - Fraction(1, 2)) * interval):.6f},"
+                                                  f"{float((end - Fraction(1, 2)) * interval):.6f})"))
             node.sinks.append(r.key)
         elif p.kind == "image":
             assert p.video is not None and p.image is not None
-            # never past the last picture: on a source of a frame or two, the first is the still
-            at = round(max(0.0, min(programme_duration(source) * p.image.at,
-                                    programme_duration(source) - 1 / float(v.rate))), 3)
+            at = still_at(source, p)
+            assert cut is None or cut.start <= Fraction(str(at)) < cut.end, "a still is made by the chunk it is in"
             node = progressive_base().child(
                 flt("select", f"gte(t,{at:g})"),
                 *geometry(aspect, width, height, p.video.width, p.video.height, p.video.framing, in_matrix,
@@ -319,6 +345,7 @@ def video_tree(source: SourceInfo, renditions: list[Rendition], cut: Cut | None 
                 *logo_filters(p.video, p.logo), flt("format", "yuvj420p"))
             node.sinks.append(r.key)
         elif p.video is not None and p.video.scan != "progressive":
+            assert cut is None or p.kind == "av", "only whole pictures and stills are chunked"
             _interlaced_branch(root, v, r, in_matrix, cut)
         elif p.video is not None:
             spec = p.video

@@ -23,7 +23,16 @@ from ..media import PROTOCOL_WHITELIST, file_stem
 from ..models import JobPlan, SourceInfo, Task
 from ..profiles import CaptionsSpec, Catalog, LogoSpec, Profile
 from .audio import LoudnessTarget, loudness_target, measure_argv, trial_argv
-from .chunks import chunk_params, chunkable, has_sound, join_params, reference, series, sound_rendition
+from .chunks import (
+    chunk_params,
+    chunkable,
+    has_sound,
+    join_params,
+    reference,
+    rides_along,
+    series,
+    sound_rendition,
+)
 from .encode import AUDIOGRAM_RATE, Cut, Rendition, encode_argv, follow_params, start_timecode
 from .geometry import audiogram, follows, gop_frames, output_rate
 from .graph import GLOBAL_ARGS, SOURCE_ARGS
@@ -334,8 +343,11 @@ def _encodes(job: _Job, measure_id: str | None, analyze_id: str) -> None:
             after = (*after, job.captions_id)
         for number, (cut_members, chunk_cuts) in enumerate(series(
                 source, [r for r in members if chunkable(source, r.profile)] if long else [], chunk_s)):
-            chunked.append((f"{name or 'all'}-{number}", cut_members, chunk_cuts, after))
             members = [r for r in members if r not in cut_members]
+            # the stills ride along the first series' decode: no decode of the whole programme for them alone
+            stills = [r for r in members if rides_along(source, r)] if number == 0 else []
+            members = [r for r in members if r not in stills]
+            chunked.append((f"{name or 'all'}-{number}", cut_members, chunk_cuts, after, stills))
             sounds.update({r.key: sound_rendition(source, r) for r in cut_members
                            if has_sound(source, r.profile, programme)})
         whole.append((job.id(TaskKind.ENCODE, name), members, after))
@@ -349,8 +361,8 @@ def _encodes(job: _Job, measure_id: str | None, analyze_id: str) -> None:
         if members:
             measured = measure_id if measure_id and any(r.profile.audio is not None for r in members) else None
             _encode(job, encode_id, members, (*after, *((measured,) if measured else ())))
-    for name, members, chunk_cuts, after in chunked:
-        _chunks(job, name, members, chunk_cuts, after,
+    for name, members, chunk_cuts, after, stills in chunked:
+        _chunks(job, name, members, stills, chunk_cuts, after,
                 {key: job.path_of[sound.key] for key, sound in sounds.items()},
                 tuple(dict.fromkeys(job.encode_of[sound.key] for key, sound in sounds.items()
                                     if any(r.key == key for r in members))))
@@ -373,9 +385,10 @@ def _encode(job: _Job, encode_id: str, members: list[Rendition], deps: tuple[str
         job.path_of[r.key] = f"{work}/renditions/{r.key}/{r.file_name}"
 
 
-def _chunks(job: _Job, name: str, members: list[Rendition], chunk_cuts: list[Cut], after: tuple[str, ...],
-            sounds: dict[str, str], sound_encodes: tuple[str, ...]) -> None:
-    """The chunk tasks of ``members`` (longest first, so that the last to start is short) and their join."""
+def _chunks(job: _Job, name: str, members: list[Rendition], stills: list[Rendition], chunk_cuts: list[Cut],
+            after: tuple[str, ...], sounds: dict[str, str], sound_encodes: tuple[str, ...]) -> None:
+    """The chunk tasks of ``members`` and ``stills`` (longest first, so that the last to start is short) and
+    their join."""
     source, work = job.source, job.work
     series_key = short_hash(*(r.key for r in members), *(f"{c.start}-{c.end}" for c in chunk_cuts))
     folders = [f"{work}/chunks/{series_key}/{c.index:04d}" for c in chunk_cuts]
@@ -385,7 +398,7 @@ def _chunks(job: _Job, name: str, members: list[Rendition], chunk_cuts: list[Cut
         # a chunk that follows the subject writes its own copy of the crop path
         chunk_members = [dataclasses.replace(r, commands=f"{folder}.partial/{FOLLOW_COMMANDS}") if r.commands
                          else r for r in members]
-        params = chunk_params(source, chunk_members, cut, folder, job.options.x264_threads, job.limits)
+        params = chunk_params(source, chunk_members, cut, folder, job.options.x264_threads, job.limits, stills)
         if members[0].commands:
             params["follow"] = follow_params(source, chunk_members[0])
         chunk_ids.append(job.add(Task(job.id(TaskKind.CHUNK, f"{name}-{cut.index:04d}"), TaskKind.CHUNK, params,
@@ -396,8 +409,8 @@ def _chunks(job: _Job, name: str, members: list[Rendition], chunk_cuts: list[Cut
                   for cut in chunk_cuts[1:]]  # a follower's window as the chunk after the join moved it
     join_id = job.add(Task(job.id(TaskKind.JOIN, name), TaskKind.JOIN, join_params(
         source, members, chunk_cuts, folders, {r.key: sounds[r.key] for r in members if r.key in sounds}, work,
-        scratch, job.asset_id, job.limits, references), deps=(*sorted(chunk_ids), *sound_encodes)))
-    for r in members:
+        scratch, job.asset_id, job.limits, references, stills), deps=(*sorted(chunk_ids), *sound_encodes)))
+    for r in [*members, *stills]:
         job.encode_of[r.key] = join_id
         job.path_of[r.key] = f"{work}/renditions/{r.key}/{r.file_name}"
 

@@ -104,6 +104,17 @@ class JoinedRendition(TypedDict):
     gop: int              # frames between keyframes when they are fixed (HLS segments start on them); 0 otherwise
 
 
+class JoinedStill(TypedDict):
+    """A still the chunks' decode made: an image (the one chunk it lies in made it) or a sprite (each chunk made
+    its thumbnails, tiled into sheets by ``argv``)."""
+
+    key: str
+    parts: list[str]      # the chunks' files, in programme order
+    file: str             # the image's path, or the sheets' pattern
+    list: str             # the concat list of a sprite's thumbnails
+    argv: list[str]       # a sprite's tiling; empty for an image
+
+
 class JoinReference(TypedDict):
     """The pictures either side of a join as one decode straight through it makes them (the same filters, a
     different seek), as raw grey thumbnails: what the sync gate compares the joined pictures with."""
@@ -120,6 +131,7 @@ class JoinParams(TypedDict):
     scratch: str          # the joins' working folder, removed when they are done
     outputs: list[EncodeOutput]
     renditions: list[JoinedRendition]
+    stills: list[JoinedStill]
     limits: Limits
 
 
