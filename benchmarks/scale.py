@@ -35,6 +35,7 @@ from onetake.pipeline.plan.params import TaskKind
 from onetake.pipeline.profiles import load_catalog
 from onetake.pipeline.run import run_batch
 from onetake.workers.cluster import DaskFarm
+from onetake.workers.executor import COST_TOPIC
 
 from .common import MEDIA, RESULTS, Clock, CommandFailed, clean, finish, header, make_source, print_table
 
@@ -180,6 +181,7 @@ def _run(source: Path, args: argparse.Namespace, k: int, core_sets: list[list[in
             outcomes = run_batch([str(source)], settings, load_catalog(), DaskFarm(settings), view_for=view_for)
             wall = time.monotonic() - started
             stream = client.get_task_stream(start=time.time() - wall - 5)
+            cpu = {event["task"]: event["cpu_s"] for _, event in client.get_events(COST_TOPIC)}
         if not all(o.ok for o in outcomes):
             raise CommandFailed(f"{source}: {outcomes[0].failure_line()}")
     finally:
@@ -206,6 +208,7 @@ def _run(source: Path, args: argparse.Namespace, k: int, core_sets: list[list[in
             "gate_s": round(sum(j.get("gate_s", 0.0) for j in joins), 2) if joins else None,
             "tasks": [{"id": t.id, "kind": t.kind, "heavy": t.heavy, "deps": list(t.deps),
                        "seconds": round(costs.get(t.id, 0.0), 3),
+                       "cpu_s": round(cpu[t.id], 3) if t.id in cpu else None,
                        "programme_s": t.params.get("duration") if t.kind == TaskKind.CHUNK else None,
                        **({"joins": len(t.params["references"]), "gate_s": recorder[0].results[t.id]["gate_s"]}
                           if t.kind == TaskKind.JOIN else {})}
@@ -238,12 +241,22 @@ def _bounds(tasks: list[dict[str, Any]], duration: float, chunk_s: float) -> dic
             "work": {str(w): round(work / w / HOUR_S, 4) for w in SIMULATED_WORKERS}}
 
 
+def _in_cpu(task: dict[str, Any]) -> dict[str, Any]:
+    """A measured task with its CPU time as its cost (its gate's share of it in proportion), where known."""
+    if task.get("cpu_s") is None:
+        return task
+    share = task["cpu_s"] / task["seconds"] if task["seconds"] else 1.0
+    return {**task, "seconds": task["cpu_s"], **({"gate_s": task["gate_s"] * share} if "gate_s" in task else {})}
+
+
 def _hour_model(tasks: list[dict[str, Any]], duration: float, chunk_s: float) -> list[dict[str, Any]]:
     """The measured tasks grown to a one-hour programme.
 
-    Each series of chunks becomes as many chunks of ``chunk_s`` as the hour holds, each costing the series'
-    measured seconds per second of programme; a join's sync gate costs as much per join as measured; every other
-    task's cost grows with the programme's length."""
+    A task costs what it took in CPU (its thread's and its ffmpegs'), where the worker said so, else its time on
+    the worker (which on a busy worker includes waiting for the CPU). Each series of chunks becomes as many chunks
+    of ``chunk_s`` as the hour holds, each costing the series' measured seconds per second of programme; a join's
+    sync gate costs as much per join as measured; every other task's cost grows with the programme's length."""
+    tasks = [_in_cpu(t) for t in tasks]
     scale = HOUR_S / duration
     count = max(1, round(HOUR_S / chunk_s))
     series: dict[str, list[dict[str, Any]]] = {}

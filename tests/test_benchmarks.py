@@ -170,6 +170,9 @@ def test_scale_models_an_hour_on_more_workers_from_measured_task_costs():
     # on 64 workers the hour's 360 chunks take six rounds (120 s), done before the measure and the sound (each
     # 180 s for the hour) are: those and the join (180 s, and 0.5 s of gate for each of 359 joins) set the pace
     assert spans[64] == 3 * 1.0 * HOUR_S / 20 + 0.5 * 359
+    # where the workers said what a task cost in CPU, that is its cost (not its time on a shared core)
+    halved = [{**t, "cpu_s": t["seconds"] / 2} for t in tasks]
+    assert _makespan(halved, 20.0, 64, 10.0) == spans[64] / 2
     bounds = _bounds(tasks, 20.0, 10.0)
     assert bounds["critical_path"] == round(spans[64] / HOUR_S, 4)
     assert bounds["work"]["4"] == round((HOUR_S / 20 * 1.0 + chunks) / 4 / HOUR_S, 4) <= spans[4] / HOUR_S

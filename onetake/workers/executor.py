@@ -29,10 +29,11 @@ from distributed import WorkerPlugin
 from ..pipeline.errors import EncodeStalled, FarmError, TaskCancelled
 from ..pipeline.models import Task
 from ..pipeline.plan.params import TaskKind
-from .ffmpeg import forget_task, stop_every_task, stop_task
+from .ffmpeg import children_cpu_s, forget_task, stop_every_task, stop_task
 from .tasks import run_task
 
 PROGRESS_TOPIC = "onetake-progress"
+COST_TOPIC = "onetake-cost"
 ENCODE_RESOURCE = "encode"
 # a started job's finishing steps run before its lane's further encodes
 FINISHING = (TaskKind.VERIFY, TaskKind.DELIVER, TaskKind.PACKAGE)
@@ -76,9 +77,15 @@ def _on_worker(kind: str, task_id: str, params: dict[str, Any], dep_ids: list[st
             worker.log_event(PROGRESS_TOPIC, {"task": task_id, "fraction": fraction})
 
     by_id = dict(zip(dep_ids, deps, strict=True))
+    # what the task costs in CPU (benchmarks read it from the scheduler): its thread's and its ffmpegs'; the
+    # analysis decodes on threads of its own, so its cost is the worker process's CPU time meanwhile
+    clock = time.process_time if kind == TaskKind.ANALYZE else time.thread_time
+    cpu0 = clock() + children_cpu_s()
     for tries in itertools.count(1):
         try:
-            return run_task(kind, params, by_id, report)
+            result = run_task(kind, params, by_id, report)
+            worker.log_event(COST_TOPIC, {"task": task_id, "cpu_s": clock() + children_cpu_s() - cpu0})
+            return result
         except EncodeStalled as stalled:
             if tries > stall_retries:
                 if tries == 1:

@@ -28,6 +28,8 @@ _RUNNING: dict[str, set[int]] = {}
 _STOPS: dict[str, set[threading.Event]] = {}
 _STOPPED: set[str] = set()
 _RUNNING_LOCK = threading.Lock()
+# the CPU seconds of the ffmpegs each worker thread has run to the end (a task runs in one thread)
+_CHILDREN_CPU = threading.local()
 
 
 def _current_task_key() -> str | None:
@@ -179,6 +181,11 @@ def _read_offset(pid: int, path: str) -> int | None:
     return None
 
 
+def children_cpu_s() -> float:
+    """The CPU seconds of every ffmpeg this thread has run to the end."""
+    return float(getattr(_CHILDREN_CPU, "seconds", 0.0))
+
+
 def run_ffmpeg(argv: Sequence[str], limits: dict[str, float], *, duration: float = 0.0,
                on_progress: Progress | None = None, what: str = "ffmpeg", source: str = "") -> str:
     """Run a planned ffmpeg argv (``argv[0]`` is a placeholder) and return its stderr.
@@ -254,7 +261,9 @@ def run_ffmpeg(argv: Sequence[str], limits: dict[str, float], *, duration: float
                 _kill_group(proc)
                 raise EncodeError(f"{what} ran past its limit of {timeout:.0f} s and was stopped", full, None,
                                   "".join(stderr))
-        proc.wait()
+        _, status, usage = os.wait4(proc.pid, 0)  # reaped here for its CPU time, which a task's cost counts
+        proc.returncode = os.waitstatus_to_exitcode(status)
+        _CHILDREN_CPU.seconds = children_cpu_s() + usage.ru_utime + usage.ru_stime
     except BaseException:
         _kill_group(proc)
         raise
