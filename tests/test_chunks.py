@@ -172,6 +172,12 @@ def test_stills_made_by_the_chunks_are_the_whole_decodes_to_the_byte(tmp_path, s
         made[name] = {p.relative_to(delivered).as_posix(): p.read_bytes() for p in delivered.rglob("*.jpg")}
     assert sorted(made["chunked"]) == ["web-poster.jpg", "web-sprite/sprite-001.jpg"]
     assert made["chunked"] == made["whole"]
+    # run again: what was joined is reused, and no chunk is encoded again (nor left behind)
+    work = tmp_path / "chunked" / ".onetake"
+    before = {p: p.stat().st_mtime_ns for p in (work / "renditions").rglob("*") if p.is_file()}
+    run(src, tmp_path / "chunked", small_profiles, 10, "web")
+    assert {p: p.stat().st_mtime_ns for p in (work / "renditions").rglob("*") if p.is_file()} == before
+    assert not list((work / "chunks").iterdir())
 
 
 def _frames_in(path: Path) -> int:

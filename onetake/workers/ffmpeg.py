@@ -261,9 +261,12 @@ def run_ffmpeg(argv: Sequence[str], limits: dict[str, float], *, duration: float
                 _kill_group(proc)
                 raise EncodeError(f"{what} ran past its limit of {timeout:.0f} s and was stopped", full, None,
                                   "".join(stderr))
-        _, status, usage = os.wait4(proc.pid, 0)  # reaped here for its CPU time, which a task's cost counts
-        proc.returncode = os.waitstatus_to_exitcode(status)
-        _CHILDREN_CPU.seconds = children_cpu_s() + usage.ru_utime + usage.ru_stime
+        try:  # reaped here for its CPU time, which a task's cost counts
+            _, status, usage = os.wait4(proc.pid, 0)
+            proc.returncode = os.waitstatus_to_exitcode(status)
+            _CHILDREN_CPU.seconds = children_cpu_s() + usage.ru_utime + usage.ru_stime
+        except ChildProcessError:  # reaped already (SIGCHLD ignored): its status as Popen knows it
+            proc.wait()
     except BaseException:
         _kill_group(proc)
         raise

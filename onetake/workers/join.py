@@ -43,10 +43,12 @@ def write_follow(follow: dict[str, Any], analysis: dict[str, Any]) -> None:
 
 def encode_chunk(params: ChunkParams, deps: Deps, report: Report) -> dict[str, Any]:
     """The chunk's pictures for each of its renditions, in a folder that appears only when all are made."""
-    with exclusive([params["final"]]):
-        if not os.path.isdir(params["final"]):
-            done = deps.one(TaskKind.ANALYZE)
-            _encode_chunk(params, done["analysis"] if done else None, None, report)
+    # a rerun of a programme whose renditions were joined before needs no chunk (their folders are gone)
+    if not all(os.path.isdir(joined) for joined in params["joined"]):
+        with exclusive([params["final"]]):
+            if not os.path.isdir(params["final"]):
+                done = deps.one(TaskKind.ANALYZE)
+                _encode_chunk(params, done["analysis"] if done else None, None, report)
     report(1.0)
     return {"index": params["index"], "final": params["final"], "params": params}
 

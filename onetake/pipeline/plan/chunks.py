@@ -141,7 +141,8 @@ def rides_along(source: SourceInfo, rendition: Rendition) -> bool:
     """Whether a still (a poster, a cover, a sprite) of ``source`` can be made by the chunks' decode: a picture
     of the source's, framed without the analysis."""
     p = rendition.profile
-    return (p.kind in ("image", "sprite") and bool(source.video) and not source.video[0].retimed
+    jpeg = p.kind == "sprite" or p.container is not None and p.container.extension in ("jpg", "jpeg")
+    return (p.kind in ("image", "sprite") and jpeg and bool(source.video) and not source.video[0].retimed
             and not rendition.commands and not audiogram(source, p))
 
 
@@ -204,10 +205,11 @@ def chunk_argv(source: SourceInfo, renditions: list[Rendition], cut: Cut, folder
 
 
 def chunk_params(source: SourceInfo, renditions: list[Rendition], cut: Cut, folder: str, x264_threads: int,
-                 limits: Limits, stills: list[Rendition]) -> ChunkParams:
+                 limits: Limits, stills: list[Rendition], work: str) -> ChunkParams:
     return ChunkParams(argv=chunk_argv(source, renditions, cut, f"{folder}.partial", x264_threads, stills=stills),
                        source=source.path, index=cut.index, start=float(cut.start),
-                       duration=float(cut.end - cut.start), limits=limits, partial=f"{folder}.partial", final=folder)
+                       duration=float(cut.end - cut.start), limits=limits, partial=f"{folder}.partial", final=folder,
+                       joined=[f"{work}/renditions/{r.key}" for r in [*renditions, *stills]])
 
 
 def reference(source: SourceInfo, renditions: list[Rendition], cut: Cut, folder: str) -> JoinReference:

@@ -288,8 +288,8 @@ def encode_argv(source: SourceInfo, renditions: list[Rendition], asset_id: str, 
 
 
 def video_tree(source: SourceInfo, renditions: list[Rendition], cut: Cut | None = None) -> Chain:
-    """The split picture tree of ``renditions``; for a chunk, of the pictures in ``cut`` only, each output's clock
-    starting at 0."""
+    """The split picture tree of ``renditions``; for a chunk, of the pictures in ``cut`` only, each video
+    output's clock starting at 0 (a still's stays on the programme's)."""
     v: VideoStreamInfo = source.video[0]
     aspect = v.display_aspect
     width, height = v.display_size

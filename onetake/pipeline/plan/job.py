@@ -352,7 +352,7 @@ def _encodes(job: _Job, measure_id: str | None, analyze_id: str) -> None:
                            if has_sound(source, r.profile, programme)})
         whole.append((job.id(TaskKind.ENCODE, name), members, after))
     if sounds:  # the sound of every chunked rendition, and every other sound, in one encode that waits for the
-        # loudness measure only; the pictures made whole (poster, sprite) in another that waits for nothing
+        # loudness measure only; any pictures still made whole (an audiogram's) in another that waits for nothing
         first_id, first, after = whole[0]
         whole[0:1] = [(first_id, [r for r in first if r.profile.audio is None], after),
                       (job.id(TaskKind.ENCODE, "sound"), [r for r in first if r.profile.audio is not None]
@@ -390,7 +390,7 @@ def _chunks(job: _Job, name: str, members: list[Rendition], stills: list[Renditi
     """The chunk tasks of ``members`` and ``stills`` (longest first, so that the last to start is short) and
     their join."""
     source, work = job.source, job.work
-    series_key = short_hash(*(r.key for r in members), *(f"{c.start}-{c.end}" for c in chunk_cuts))
+    series_key = short_hash(*(r.key for r in [*members, *stills]), *(f"{c.start}-{c.end}" for c in chunk_cuts))
     folders = [f"{work}/chunks/{series_key}/{c.index:04d}" for c in chunk_cuts]
     chunk_ids = []
     for cut in sorted(chunk_cuts, key=lambda c: (c.start - c.end, c.index)):
@@ -398,7 +398,7 @@ def _chunks(job: _Job, name: str, members: list[Rendition], stills: list[Renditi
         # a chunk that follows the subject writes its own copy of the crop path
         chunk_members = [dataclasses.replace(r, commands=f"{folder}.partial/{FOLLOW_COMMANDS}") if r.commands
                          else r for r in members]
-        params = chunk_params(source, chunk_members, cut, folder, job.options.x264_threads, job.limits, stills)
+        params = chunk_params(source, chunk_members, cut, folder, job.options.x264_threads, job.limits, stills, work)
         if members[0].commands:
             params["follow"] = follow_params(source, chunk_members[0])
         chunk_ids.append(job.add(Task(job.id(TaskKind.CHUNK, f"{name}-{cut.index:04d}"), TaskKind.CHUNK, params,

@@ -89,6 +89,7 @@ class ChunkParams(TypedDict):
     limits: Limits
     partial: str
     final: str            # a folder: KEY.mp4 (H.264) or KEY.m2v (MPEG-2 elementary stream) per rendition
+    joined: list[str]     # what the join makes of the chunks: when all of it is there, the chunk is not needed
     follow: NotRequired[FollowParams]
 
 
