@@ -146,6 +146,11 @@ def rides_along(source: SourceInfo, rendition: Rendition) -> bool:
             and not rendition.commands and not audiogram(source, p))
 
 
+def still_part(folder: str, still: Rendition) -> str:
+    """What a chunk makes of a still: an image's JPEG, or a sprite's thumbnails as raw pictures."""
+    return f"{folder}/{still.key}.{'jpg' if still.profile.kind == 'image' else 'nut'}"
+
+
 def stills_in(source: SourceInfo, stills: list[Rendition], cut: Cut) -> list[Rendition]:
     """The stills a chunk makes: an image whose moment lies in it, a sprite's thumbnails whose times do."""
     found = []
@@ -195,11 +200,11 @@ def chunk_argv(source: SourceInfo, renditions: list[Rendition], cut: Cut, folder
         outputs.append(ffmpeg.output(stream, f"file:{folder}/{r.key}.{extension}", **opts))
     for r in made:
         if r.profile.kind == "image":
-            outputs.append(ffmpeg.output(sinks[r.key], f"file:{folder}/{r.key}.jpg", **still_options(r.profile)))
+            outputs.append(ffmpeg.output(sinks[r.key], f"file:{still_part(folder, r)}", **still_options(r.profile)))
         else:
             assert r.profile.sprite is not None
             first, end = thumbnails_in(r.profile.sprite.interval_seconds, cut, duration)
-            outputs.append(ffmpeg.output(sinks[r.key], f"file:{folder}/{r.key}.nut", f="nut", vcodec="rawvideo",
+            outputs.append(ffmpeg.output(sinks[r.key], f"file:{still_part(folder, r)}", f="nut", vcodec="rawvideo",
                                          **{"frames:v": end - first}))
     return ffmpeg.merge_outputs(*outputs).global_args(*GLOBAL_ARGS, *SOURCE_ARGS).compile(cmd="ffmpeg")
 
@@ -261,8 +266,8 @@ def join_params(source: SourceInfo, renditions: list[Rendition], chunk_cuts: lis
     made: list[JoinedStill] = []
     for r in stills:
         partial = f"{work}/renditions/{r.key}.partial"
-        parts = [f"{folder}/{r.key}.{'jpg' if r.profile.kind == 'image' else 'nut'}"
-                 for cut, folder in zip(chunk_cuts, chunk_folders) if r in stills_in(source, [r], cut)]
+        parts = [still_part(folder, r) for cut, folder in zip(chunk_cuts, chunk_folders)
+                 if r in stills_in(source, [r], cut)]
         argv: list[str] = []
         if r.profile.kind == "image":
             assert len(parts) == 1
