@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
 import uuid
 from abc import ABC, abstractmethod
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -89,6 +91,20 @@ class StorageBackend(ABC):
         """Put every file under ``dest``, then the manifest; return where the manifest is."""
 
 
+@contextlib.contextmanager
+def _staging(dest: str, staging: Path) -> Iterator[None]:
+    """Writing a delivery through ``staging``: removed if the writing fails, and a failed write one line that
+    names ``dest``."""
+    try:
+        yield
+    except OSError as exc:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise StorageError(f"{dest}: cannot write the delivery ({exc.strerror or exc})") from exc
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+
+
 class LocalStorage(StorageBackend):
     """A folder on a local or shared file system; the delivery appears whole, by one rename."""
 
@@ -101,7 +117,7 @@ class LocalStorage(StorageBackend):
         if existing.is_file() and existing.read_text(encoding="utf-8") == body:
             return str(existing)  # already delivered, byte for byte
         staging = final.parent / f".{final.name}.partial-{uuid.uuid4().hex[:8]}"
-        try:
+        with _staging(dest, staging):
             for src, rel, _ in files:
                 target = staging / rel
                 target.parent.mkdir(parents=True, exist_ok=True)
@@ -114,12 +130,6 @@ class LocalStorage(StorageBackend):
                 shutil.rmtree(old, ignore_errors=True)
             else:
                 os.rename(staging, final)
-        except OSError as exc:
-            shutil.rmtree(staging, ignore_errors=True)
-            raise StorageError(f"{dest}: cannot write the delivery ({exc.strerror or exc})") from exc
-        except BaseException:
-            shutil.rmtree(staging, ignore_errors=True)
-            raise
         return str(final / MANIFEST)
 
     def publish(self, dest: str, files: list[tuple[Path, str, str]], manifest: dict[str, Any]) -> str:
@@ -136,7 +146,7 @@ class LocalStorage(StorageBackend):
         folder, files, manifest = versioned(files, manifest)
         body = json.dumps(manifest, indent=2, ensure_ascii=False) + "\n"
         staging = final / f".{folder}.partial-{uuid.uuid4().hex[:8]}"
-        try:
+        with _staging(dest, staging):
             if published != body:
                 final.mkdir(parents=True, exist_ok=True)
                 if not all((final / rel).is_file() for _, rel, _ in files):  # absent, or left half removed
@@ -147,12 +157,6 @@ class LocalStorage(StorageBackend):
                     shutil.rmtree(final / folder, ignore_errors=True)
                     os.rename(staging, final / folder)
                 write_atomically(existing, body)
-        except OSError as exc:
-            shutil.rmtree(staging, ignore_errors=True)
-            raise StorageError(f"{dest}: cannot write the delivery ({exc.strerror or exc})") from exc
-        except BaseException:
-            shutil.rmtree(staging, ignore_errors=True)
-            raise
         for entry in final.iterdir():  # older versions, and an unversioned delivery; another writer's staging stays
             if entry.name not in (MANIFEST, folder) and ".partial-" not in entry.name:
                 if entry.is_dir() and not entry.is_symlink():
