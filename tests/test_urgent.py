@@ -55,7 +55,7 @@ def test_a_first_version_is_one_rung_its_mp4_and_a_centred_short_made_fast(catal
     [package] = [t for t in first.tasks if t.kind == "package"]
     assert [v["name"] for v in package.params["variants"]] == ["hls-720"]
     [quick], [settled] = ([t.params for t in p.tasks if t.kind == "measure"] for p in (first, full))
-    assert quick["rounds"] == 1 and "rounds" not in settled and quick["cache"] != settled["cache"]
+    assert quick["rounds"] == 0 and "rounds" not in settled and quick["cache"] != settled["cache"]
     # one sound for the rung and the short: measured, limited and encoded at the rung's 128 kb/s
     assert [t["bitrate_kbps"] for t in quick["targets"]] == [128] and len(settled["targets"]) == 3
     assert argv.count("128k") == 2 and argv[argv.index("-filter_complex") + 1].count("alimiter") == 1
@@ -208,6 +208,9 @@ def test_a_full_delivery_replaces_the_first_and_a_failed_one_leaves_it(store, tm
         proc.kill()
     check_first_version(web, web_files, "web")
     check_first_version(short, short_files, "short")
+    # the first version encoded with the computed gain, no trial encode before it
+    [quick] = (tmp_path / "work").rglob("loudness/*-0.json")
+    assert [sorted(t) for t in json.loads(quick.read_text())["targets"]] == [["ceiling_db", "gain_db", "release_ms"]]
     assert proc.returncode == 1, err
     summary = json.loads(out)
     result = {c["channel"]: c for c in summary["sources"][0]["channels"]}

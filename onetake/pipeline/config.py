@@ -85,10 +85,12 @@ class FarmConfig:
     first_version_framing: str = option("center", choices=("center", "follow"),
                                         help="how a first version crops a 9:16 short that follows the speaker: "
                                              "centred (at once), or following them (after the analysis)")
-    first_version_trials: int = option(1, min=1, max=6,
+    first_version_trials: int = option(0, min=0, max=6,
                                        help="loudness trial encodes a first version's measurement may take (a full "
-                                            "delivery's take up to 6): its gain is measured, not guessed, and lands "
-                                            "inside the checked tolerance, if not in the middle of it")
+                                            "delivery's take up to 6); 0: it encodes with the gain computed from "
+                                            "the programme's loudness, untried, and verify checks what came out "
+                                            "(one trial would only measure that same setting: a correction needs "
+                                            "two)")
     first_version_height: int = option(720, min=144, max=4320,
                                        help="a first version carries one rung of an HLS ladder: the highest at "
                                             "most this tall")

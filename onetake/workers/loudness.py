@@ -163,10 +163,13 @@ class _Target:
 
 def _settle(params: dict[str, Any], integrated: float) -> list[dict[str, Any]]:
     targets = [_Target(spec, integrated) for spec in params["targets"]]
+    rounds = min(SETTLE_ROUNDS, params.get("rounds", SETTLE_ROUNDS))
+    if not rounds:  # an urgent first version's: the computed setting, untried
+        return [t.setting for t in targets]
     work = Path(params["cache"]).parent
     work.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix=".trial-", dir=work) as scratch:
-        for _ in range(min(SETTLE_ROUNDS, params.get("rounds", SETTLE_ROUNDS))):
+        for _ in range(rounds):
             settings = [t.setting for t in targets]
             log = run_ffmpeg(fill(params["trial"], settings, scratch), params["limits"], what="loudness trial")
             settled = True

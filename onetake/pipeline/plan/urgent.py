@@ -6,7 +6,8 @@ ladder cut down to one rung (the highest of at most ``first_version_height``) wi
 other video rendition as it is, all encoded with x264's ``first_version_preset``; the 9:16 short cropped in the
 centre (``first_version_framing``: following the subject would wait for the analysis, a second decode of the
 source, and encode apart from the ladder, a third); the loudness settled in ``first_version_trials`` trial
-encodes; no poster, cover, sprite or report, nor the analysis behind them. Its manifests say ``"version": 1``.
+encodes (none as shipped: the gain computed from the programme's loudness); no poster, cover, sprite or report,
+nor the analysis behind them. Its manifests say ``"version": 1``.
 Then the job's full plan (every channel, the whole ladder, the profiles' own presets, ``"version": 2``) replaces
 it. The storage backends keep each version in a folder of its own and remove the older one only once the newer
 manifest is in place (README, "Breaking news first").
@@ -124,7 +125,7 @@ def _without_analysis(plan: JobPlan) -> JobPlan:
 
 
 def _quick_loudness(plan: JobPlan, rounds: int) -> JobPlan:
-    """``plan`` with its loudness settled in at most ``rounds`` trial encodes, kept apart from the full
+    """``plan`` with its loudness settled in at most ``rounds`` trial encodes (0: untried), kept apart from the full
     measurement (which settles the same targets further, and is cached by them)."""
     def quick(task: Task) -> Task:
         if task.kind != TaskKind.MEASURE:
