@@ -311,11 +311,11 @@ class Fanout:
     info: SourceInfo
     catalog: Catalog
     plan: JobPlan
-    measure_params: dict[str, Any] | None
+    measures: dict[str, dict[str, Any]]     # the plan's measure tasks: id -> params
     deliverables: list[Deliverable] = field(default_factory=list)
     hls_masters: list[dict[str, Any]] = field(default_factory=list)
     onetake_outputs: list[str] = field(default_factory=list)
-    last_measured: dict[str, Any] | None = None
+    last_measured: dict[str, dict[str, Any]] = field(default_factory=dict)  # measure task id -> its result
 
     # -------------------------------------------------------------- building
 
@@ -330,9 +330,9 @@ class Fanout:
         for encode in (t for t in plan.tasks if t.kind == "encode"):
             names = [o["profile"] for o in encode.params["outputs"]]
             planned += [(o, "follow" in encode.params) for o in split_argv(encode.params["argv"], names).outputs]
-        measure = next((t for t in plan.tasks if t.kind == "measure"), None)
         self = cls(Path(source), tuple(channels), info, catalog, plan,
-                   dict(measure.params) if measure else None, onetake_outputs=[o.profile for o, _ in planned])
+                   {t.id: dict(t.params) for t in plan.tasks if t.kind == "measure"},
+                   onetake_outputs=[o.profile for o, _ in planned])
 
         rung_of: dict[str, tuple[str, int, float, bool]] = {}  # rung profile -> (hls profile, index, seg, mp4)
         for task in plan.tasks:
@@ -379,23 +379,25 @@ class Fanout:
         if names != [profile]:
             raise RuntimeError(f"a plan of {profile} alone made {names}")
         argv = encode.params["argv"]
-        measure = next((t for t in plan.tasks if t.kind == "measure"), None)
-        if measure is not None and self.measure_params is not None:  # its loudness target, numbered as in the full plan
-            numbers = {i: self.measure_params["targets"].index(t) for i, t in enumerate(measure.params["targets"])}
+        full = {json.dumps(t, sort_keys=True): i for m in self.measures.values()
+                for t, i in zip(m["targets"], m["indices"])}
+        numbers = {i: full[json.dumps(t, sort_keys=True)] for m in (t.params for t in plan.tasks if t.kind == "measure")
+                   for t, i in zip(m["targets"], m["indices"])}  # its loudness target, numbered as in the full plan
+        if numbers:
             argv = [re.sub(r"\{(gain|limit|release)_(\d+)\}", lambda m: f"{{{m.group(1)}_{numbers[int(m.group(2))]}}}",
                            word) for word in argv]
         return split_argv(argv, names), encode.params.get("follow")
 
     # -------------------------------------------------------------- running
 
-    def measure_loudness(self, base: Path, steps: list[dict[str, Any]]) -> dict[str, Any] | None:
-        """onetake's measure task (the programme meter and the settled loudness targets); None when nothing is
-        normalised."""
-        if self.measure_params is None:
-            return None
-        self.last_measured = measure_loudness_step(self.measure_params, base / "loudness.json", steps,
-                                                   "loudness measurement and trials")
-        return self.last_measured
+    def measure_loudness(self, base: Path, steps: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """onetake's measure tasks (the programme meter and a settled loudness target each), one after another;
+        none when nothing is normalised."""
+        if not self.measures:
+            return []
+        results = measure_loudness_step(list(self.measures.values()), base, steps, "loudness measurement and trials")
+        self.last_measured = dict(zip(self.measures, results))
+        return results
 
     def analyze(self, base: Path, steps: list[dict[str, Any]]) -> dict[str, Any]:
         """onetake's analysis of the source and its HTML report, run by hand (``onetake analyze --json --report``),
@@ -420,7 +422,7 @@ class Fanout:
         for d in self.deliverables:
             (base / d.name).mkdir(parents=True, exist_ok=True)
 
-    def naive_commands(self, base: Path, measured: dict[str, Any] | None) -> list[tuple[str, list[str]]]:
+    def naive_commands(self, base: Path, measured: list[dict[str, Any]]) -> list[tuple[str, list[str]]]:
         commands = []
         for d in self.deliverables:
             assert d.planned is not None
@@ -429,7 +431,7 @@ class Fanout:
             commands.append((d.name, [ffmpeg_binary(), *fill_measurements(argv, measured)[1:]]))
         return commands
 
-    def expert_command(self, base: Path, measured: dict[str, Any] | None, tee: bool = False) -> list[str]:
+    def expert_command(self, base: Path, measured: list[dict[str, Any]], tee: bool = False) -> list[str]:
         """One ffmpeg for every deliverable; ``tee``: the top HLS rung and the web MP4 share one encode."""
         first = self.deliverables[0].planned
         assert first is not None
@@ -488,7 +490,7 @@ class Fanout:
 
     # -------------------------------------------------------------- checking
 
-    def verify_outputs(self, base: Path, measured: dict[str, Any] | None) -> dict[str, Any]:
+    def verify_outputs(self, base: Path, measured: dict[str, dict[str, Any]]) -> dict[str, Any]:
         """Run onetake's own checks (the plan's verify tasks) on a baseline's outputs; not timed.
 
         An HLS rung is checked as the fragmented MP4 its init segment and media segments make (all checks
@@ -524,7 +526,7 @@ class Fanout:
                 checked += 1
                 try:  # onetake's verify task, on the baseline's file, with the baseline's loudness measurement
                     checks = run_task("verify", {**task.params, "path": target},
-                                      {d: measured for d in task.deps if measured and d.endswith("/measure")})
+                                      {d: measured[d] for d in task.deps if d in measured})
                 except Exception as exc:  # a baseline output onetake cannot read back
                     failed.append(f"{name} {target}: {exc}")
                     continue

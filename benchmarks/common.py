@@ -376,18 +376,23 @@ def run_step(name: str, argv: Sequence[str], steps: list[dict[str, Any]] | None 
     return proc
 
 
-def measure_loudness_step(params: dict[str, Any], cache: Path, steps: list[dict[str, Any]],
-                          name: str = "measure") -> dict[str, Any]:
-    """The plan's measure task, as a worker runs it (the programme meter, then each loudness target settled by
-    trial encodes), its result kept at ``cache`` instead of the plan's work dir; timed into ``steps``."""
-    from onetake.workers.loudness import measure
+def measure_loudness_step(measures: Sequence[dict[str, Any]], folder: Path, steps: list[dict[str, Any]],
+                          name: str = "measure") -> list[dict[str, Any]]:
+    """The plan's measure tasks as a worker runs each (the programme meter, then its loudness target settled by
+    trial encodes), one after another, their results kept under ``folder`` instead of the plan's work dir;
+    timed into ``steps`` as one step."""
+    from onetake.pipeline.plan.params import Deps
+    from onetake.workers.tasks import measure
 
-    cache.unlink(missing_ok=True)
+    results = []
     with Clock() as clock:
-        measured = measure({**params, "cache": str(cache)})
+        for number, params in enumerate(measures):
+            cache = folder / f"loudness-{number}.json"
+            cache.unlink(missing_ok=True)
+            results.append(measure({**params, "cache": str(cache)}, Deps({}), lambda fraction: None))
     steps.append({"step": name, "wall_s": round(clock.wall_s, 3),
                   "cpu_s": round(clock.cpu_s, 3), "other_cpu_s": round(clock.other_cpu_s, 3)})
-    return measured
+    return results
 
 
 def clean(path: Path) -> None:

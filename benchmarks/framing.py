@@ -43,6 +43,7 @@ from pathlib import Path
 from typing import Any
 
 from onetake.pipeline.plan import PlanOptions, plan_job
+from onetake.pipeline.plan.params import Deps
 from onetake.pipeline.probe import probe
 from onetake.pipeline.profiles import load_catalog
 from onetake.workers.analysis.framing import x_at
@@ -138,8 +139,7 @@ def _encode_task(source: Path, framing: str, work: Path) -> dict[str, Any]:
     plan = plan_job(probe(str(source), compute_hash=False), ["bench"], catalog,
                     PlanOptions(out_dir=str(work / framing / "out"), work_dir=str(work / framing / "work")))
     [task] = [t for t in plan.tasks if t.kind == "encode"]
-    measure_params = next((t.params for t in plan.tasks if t.kind == "measure"), None)
-    return {"params": task.params, "measure": measure_params}
+    return {"params": task.params, "measures": [t.params for t in plan.tasks if t.kind == "measure"]}
 
 
 def _sweep_path(frames: int) -> dict[str, Any]:
@@ -174,9 +174,7 @@ def main(args: argparse.Namespace) -> int:
     tasks = {"center": _encode_task(source, "center", work), "follow": _encode_task(source, "follow", work)}
     tasks["sweep"] = _encode_task(source, "follow", work / "sweep")
     tasks["parked"] = _encode_task(source, "follow", work / "parked")
-    measured = None
-    if tasks["center"]["measure"]:
-        measured = measure_task(tasks["center"]["measure"], [], lambda fraction: None)
+    measured = [measure_task(params, Deps({}), lambda fraction: None) for params in tasks["center"]["measures"]]
     frames = int(analysis.get("frames") or 0) or 250
     follow_path = analysis.get("crop_path") or {"points": []}
     parked_x = round(float(x_at(follow_path["points"], frames).mean()), 4)

@@ -99,11 +99,11 @@ def analyze_in_child(params: dict[str, Any], steps: list[dict[str, Any]]) -> dic
 def direct_work(plan: dict[str, Any], steps: list[dict[str, Any]]) -> dict[str, Any]:
     """The plan's work, back to back: measure -> analysis -> encodes -> HLS packaging.
 
-    Returns the loudness measurement (``measured``, None when nothing is normalised) and the analysis."""
+    Returns the loudness measurements (``measured``, by measure task) and the analysis."""
     ffmpeg = ffmpeg_binary()
-    measured = None
-    for t in tasks_of(plan, "measure"):
-        measured = measure_loudness_step(t["params"], Path(t["params"]["cache"]), steps)
+    measures = tasks_of(plan, "measure")
+    measured = dict(zip((t["id"] for t in measures), measure_loudness_step(
+        [t["params"] for t in measures], Path(measures[0]["params"]["cache"]).parent, steps) if measures else []))
     analysis: dict[str, Any] = {}
     for t in tasks_of(plan, "analyze"):
         analysis = analyze_in_child(t["params"], steps)
@@ -115,7 +115,7 @@ def direct_work(plan: dict[str, Any], steps: list[dict[str, Any]]) -> dict[str, 
             f = t["params"]["follow"]
             Path(f["commands"]).write_text(follow_commands(analysis.get("crop_path"), analysis.get("fps"),
                                                            f["width"], f["window"]), encoding="utf-8")
-        run_step("encode", [ffmpeg, *fill_measurements(t["params"]["argv"], measured)[1:]], steps)
+        run_step("encode", [ffmpeg, *fill_measurements(t["params"]["argv"], list(measured.values()))[1:]], steps)
         for o in outputs:
             os.rename(o["partial"], o["final"])
     for t in tasks_of(plan, "package"):
@@ -156,7 +156,7 @@ def breakdown(source: Path, channels: str, work: Path) -> dict[str, Any]:
     for t in tasks_of(plan, "package"):  # onetake's package task redoes the HLS step, playlists included
         clean(Path(t["params"]["partial"]))
     # the results onetake's tasks pass on, as the direct run made them
-    results: dict[str, Any] = {t["id"]: done["measured"] for t in tasks_of(plan, "measure")}
+    results: dict[str, Any] = dict(done["measured"])
     results.update({t["id"]: {"analysis": done["analysis"], "path": t["params"]["cache"], "reused": False}
                     for t in tasks_of(plan, "analyze")})
     results.update({t["id"]: {"reused": False} for t in tasks_of(plan, "encode")})

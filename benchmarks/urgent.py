@@ -348,7 +348,7 @@ def run_expert(fan: Fanout, base: Path, tee: bool, verify: bool = True) -> Measu
     m.extra["first_publish_s"] = round(m.wall_s, 3)
     m.extra["command"] = argv[1:]
     if verify:  # onetake's own checks on the expert's outputs, not timed
-        m.extra["verified"] = fan.verify_outputs(base, None)
+        m.extra["verified"] = fan.verify_outputs(base, {})
     return m
 
 

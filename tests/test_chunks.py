@@ -43,18 +43,23 @@ def test_a_long_programme_is_cut_on_every_renditions_gop_grid_and_its_sound_made
     plan = plan_job(long_source(), ["tv", "web", "edit"], catalog, OPTIONS)
     chunks, [join] = tasks_of(plan, TaskKind.CHUNK), tasks_of(plan, TaskKind.JOIN)
     assert len(chunks) == 10 and all(t.heavy for t in chunks)
-    assert sorted(join.deps) == sorted([*(t.id for t in chunks), f"{plan.asset_id}/encode/sound"])
+    sounds = {f"{plan.asset_id}/encode/sound-{p}": p for p in ("tv-hd-xdcam422", "hls-1080", "edit-proxy")}
+    assert sorted(join.deps) == sorted([*(t.id for t in chunks), *sounds])
     starts = sorted(Fraction(str(t.params["start"])) for t in chunks)
     for r in join.params["renditions"]:
         assert sum(_frames(t, r["key"]) for t in chunks) == r["frames"] == 15000
         if r["gop"]:  # every cut starts a GOP (for HLS, a 2 s segment) of every rendition
             assert all(s * Fraction(r["rate"]) % r["gop"] == 0 for s in starts)
         assert r["sound"].endswith("-sound.mov")
-    sound = plan.task(f"{plan.asset_id}/encode/sound")
-    assert sound.deps == (f"{plan.asset_id}/measure",)  # the loudness measure, no analysis
-    sounds = [o["profile"] for o in sound.params["outputs"] if o["profile"].endswith("-sound")]
-    assert sorted(sounds) == sorted(f"{p}-sound" for p in ("tv-hd-xdcam422", "hls-1080", "hls-720", "hls-540",
-                                                           "hls-360", "edit-proxy"))
+    # a sound encode per loudness target, each waiting for that target's measure only (no analysis); the edit
+    # proxy's sound is not normalised and waits for nothing
+    made = {}
+    for sound_id, first in sounds.items():
+        sound = plan.task(sound_id)
+        assert sound.deps == ((f"{plan.asset_id}/measure/{first}",) if first != "edit-proxy" else ())
+        made[first] = [o["profile"] for o in sound.params["outputs"]]
+    assert made == {"tv-hd-xdcam422": ["tv-hd-xdcam422-sound"], "edit-proxy": ["edit-proxy-sound"],
+                    "hls-1080": [f"hls-{h}-sound" for h in (1080, 720, 540, 360)]}
     for chunk in chunks:  # pictures only, from a seek before the chunk, on the programme's clock
         argv = chunk.params["argv"]
         graph = argv[argv.index("-filter_complex") + 1]
@@ -91,7 +96,8 @@ def test_what_is_not_chunked(catalog, changes, why):
 def test_the_sound_is_made_whole_and_the_stills_ride_along_the_chunks(catalog):
     plan = plan_job(long_source(), ["web", "radio"], catalog, OPTIONS)
     assert f"{plan.asset_id}/encode" not in {t.id for t in plan.tasks}  # no decode of the whole for the stills
-    sound = [o["profile"] for o in plan.task(f"{plan.asset_id}/encode/sound").params["outputs"]]
+    sound = [o["profile"] for t in tasks_of(plan, TaskKind.ENCODE) if "/encode/sound-" in t.id
+             for o in t.params["outputs"]]
     assert {"radio-bwf", "podcast-mp3", "podcast-aac", "hls-1080-sound"} <= set(sound)
     chunks, [join] = tasks_of(plan, TaskKind.CHUNK), tasks_of(plan, TaskKind.JOIN)
     sprite = catalog.profile("web-sprite").sprite
@@ -232,7 +238,7 @@ def test_the_sync_gate_encodes_a_chunk_that_starts_on_the_wrong_picture_again(tm
 def test_a_chunked_rendition_keeps_its_profile(catalog):
     """The whole-programme sound of a chunked rendition is the rendition's: same codec, tracks and loudness."""
     plan = plan_job(long_source(), ["tv"], catalog, OPTIONS)
-    whole = plan.task(f"{plan.asset_id}/encode/sound").params["argv"]
+    whole = plan.task(f"{plan.asset_id}/encode/sound-tv-hd-xdcam422").params["argv"]
     sound = next(a for a in whole if a.endswith("tv-hd-xdcam422-sound.mov"))
     at = whole.index(sound)
     assert "pcm_s24le" in whole[at - 12:at] and whole[at - 14:at].count("-map") == 2  # two mono tracks
@@ -263,5 +269,5 @@ def test_the_progress_view_shows_a_chunked_rendition_as_far_as_all_its_chunks(ca
     view.on_progress(chunks[0].id, 1.0)
     view.on_progress(chunks[1].id, 0.5)
     assert view.progress.tasks[row].completed == pytest.approx(90 * 1.5 / 10)
-    sound = view.rows[f"{plan.asset_id}/encode/sound"]
+    sound = view.rows[f"{plan.asset_id}/encode/sound-edit-proxy"]
     assert not sound, "a rendition's sound has no row of its own"

@@ -427,8 +427,10 @@ def test_a_watcher_plans_a_job_delivered_anyway_under_qc_warn_and_follows_lane_m
                                      if t.kind == "deliver"}
         assert modes == {False: {"tv": "enforce", "radio": "enforce"}, True: {"tv": "warn", "radio": "warn"}}
         labels = [label for _, shown in watcher.monitor.expected for _, label in shown]
-        # one ffmpeg makes every rendition: its bar names them all
-        assert labels[:3] == ["measure", "analyze", "encode tv-hd-xdcam422, radio-bwf, podcast-mp3, podcast-aac"]
+        # a measure per loudness target, named by the first rendition it is for; one ffmpeg makes every
+        # rendition: its bar names them all
+        assert labels[:5] == ["measure tv-hd-xdcam422", "measure podcast-mp3", "measure podcast-aac", "analyze",
+                              "encode tv-hd-xdcam422, radio-bwf, podcast-mp3, podcast-aac"]
 
         waiting = Held(job_id, clip, watcher.inboxes[0], -1, "normal", ("tv",), {})
         watcher.held[job_id] = waiting

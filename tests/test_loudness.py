@@ -44,13 +44,17 @@ def test_settled_gains_and_ceilings_fill_every_placeholder():
             "volume={gain_1}dB,alimiter=limit={limit_1}:release={release_1}", "file:{scratch}/target-1.mp4"]
     settled = [{"gain_db": 3.456, "ceiling_db": -2.5, "release_ms": 50},
                {"gain_db": -1.0, "ceiling_db": 0.0, "release_ms": 15}]
-    graph, out = loudness.fill(argv, settled, "/w/.trial-1")[2:]
+    graph, out = loudness.fill(argv, dict(enumerate(settled)), "/w/.trial-1")[2:]
     assert graph == ("volume=3.46dB,alimiter=limit=0.74989:release=50;volume=-1.00dB,alimiter=limit=1.00000:"
                      "release=15")
     assert out == "file:/w/.trial-1/target-1.mp4"
     # a silent programme: no gain, a limiter that never acts
     silent = "volume=0dB,alimiter=limit=1:release=50"
     assert loudness.fill(argv, None)[2] == f"{silent};{silent}"
+    # settings come from several measure tasks, each target by its own number; a missing one is a planning error
+    assert loudness.fill(argv[:2], {1: settled[1], 0: settled[0]}) == loudness.fill(argv[:2], dict(enumerate(settled)))
+    with pytest.raises(ValueError, match="no measured setting for loudness target 0"):
+        loudness.fill(argv, {1: settled[1]})
 
 
 def model(programme_i: float, programme_tp: float, overshoot: float, grip: float):

@@ -136,22 +136,28 @@ def test_no_audio_gives_tv_silent_tracks_and_skips_loudness(catalog):
         plan_job(source(audios=[]), ["radio"], catalog, OPTIONS)
 
 
-def test_each_loudness_target_gets_a_gain_and_a_true_peak_limiter_settled_by_the_measure_step(catalog):
+def test_each_loudness_target_gets_a_gain_and_a_true_peak_limiter_settled_by_a_measure_task_of_its_own(catalog):
     plan = plan_job(source(), ["tv", "radio", "web"], catalog, OPTIONS)
-    measure = plan.task(f"{plan.asset_id}/measure")
-    targets = [(t["integrated"], t["true_peak"], t["codec"], t["container"]) for t in measure.params["targets"]]
+    measures = [t for t in plan.tasks if t.kind == "measure"]
+    targets = [(t["integrated"], t["true_peak"], t["codec"], t["container"]) for m in measures
+               for t in m.params["targets"]]
     # tv and radio's BWF share one PCM target; each lossy encoder setting is a target of its own
     assert targets == [(-24.0, -2.0, "pcm_s24le", ""), (-16.0, -1.0, "libmp3lame", "mp3"), (-16.0, -1.0, "aac", "mp4"),
                        (-15.0, -1.0, "aac", "mp4")]
-    assert "ebur128=framelog=verbose:peak=true" in " ".join(measure.params["argv"])
-    trial = " ".join(measure.params["trial"])
-    assert trial.count("alimiter=") == 4 and "ebur128@target-0" in trial
-    assert "{scratch}/target-1.mp3" in trial and "{scratch}/target-3.mp4" in trial
+    assert [m.id.rsplit("/", 1)[1] for m in measures] == ["tv-hd-xdcam422", "podcast-mp3", "podcast-aac", "hls-1080"]
+    assert [m.params["indices"] for m in measures] == [[0], [1], [2], [3]]  # their places in the encodes' graphs
+    assert len({m.params["cache"] for m in measures}) == 4
+    for m in measures:  # each settles its own target alone, on its own worker where there are several
+        assert "ebur128=framelog=verbose:peak=true" in " ".join(m.params["argv"])
+        trial = " ".join(m.params["trial"])
+        assert trial.count("alimiter=") == 1 and "{gain_0}" in trial and "{gain_1}" not in trial
+    assert "ebur128@target-0" in " ".join(measures[0].params["trial"])
+    assert "{scratch}/target-0.mp3" in " ".join(measures[1].params["trial"])
     graph = encode_graph(plan)
     for i in range(4):
         assert graph.count(f"volume={{gain_{i}}}dB") == 1 and graph.count(f"limit={{limit_{i}}}") == 1
     assert graph.count("aresample=192000") == 4 and "loudnorm" not in graph
-    assert plan.task(f"{plan.asset_id}/encode").deps == (measure.id,)
+    assert plan.task(f"{plan.asset_id}/encode").deps == tuple(m.id for m in measures)
 
 
 @pytest.mark.parametrize("src, box, framing, expected", [
@@ -357,8 +363,8 @@ def test_follow_gets_its_own_encode_and_nothing_else_waits_for_the_analysis(cata
     plan = plan_job(source(), ["web", "short"], catalog, OPTIONS)
     shared = plan.task(f"{plan.asset_id}/encode")
     follow = plan.task(f"{plan.asset_id}/encode/short-vertical")
-    assert shared.deps == (f"{plan.asset_id}/measure",)
-    assert follow.deps == (f"{plan.asset_id}/analyze", f"{plan.asset_id}/measure") and follow.heavy
+    assert shared.deps == (f"{plan.asset_id}/measure/hls-1080",)
+    assert follow.deps == (f"{plan.asset_id}/analyze", f"{plan.asset_id}/measure/short-vertical") and follow.heavy
     assert [o["profile"] for o in follow.params["outputs"]] == ["short-vertical"]
     assert "short-cover" in [o["profile"] for o in shared.params["outputs"]]
     graph = follow.params["argv"][follow.params["argv"].index("-filter_complex") + 1]

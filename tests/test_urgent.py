@@ -54,10 +54,11 @@ def test_a_first_version_is_one_rung_its_mp4_and_a_centred_short_made_fast(catal
     assert "sendcmd" not in " ".join(argv) and "follow" not in encode.params
     [package] = [t for t in first.tasks if t.kind == "package"]
     assert [v["name"] for v in package.params["variants"]] == ["hls-720"]
-    [quick], [settled] = ([t.params for t in p.tasks if t.kind == "measure"] for p in (first, full))
-    assert quick["rounds"] == 0 and "rounds" not in settled and quick["cache"] != settled["cache"]
+    [quick], settled = ([t.params for t in p.tasks if t.kind == "measure"] for p in (first, full))
+    assert quick["rounds"] == 0 and not any("rounds" in s for s in settled)
+    assert quick["cache"] not in {s["cache"] for s in settled}
     # one sound for the rung and the short: measured, limited and encoded at the rung's 128 kb/s
-    assert [t["bitrate_kbps"] for t in quick["targets"]] == [128] and len(settled["targets"]) == 3
+    assert [t["bitrate_kbps"] for t in quick["targets"]] == [128] and len(settled) == 3
     assert argv.count("128k") == 2 and argv[argv.index("-filter_complex") + 1].count("alimiter") == 1
     delivers = {t.params["channel"]: t.params for t in first.tasks if t.kind == "deliver"}
     assert {c: [f["dest"] for f in d["files"]] for c, d in delivers.items()} == {

@@ -262,7 +262,8 @@ def test_poison_files_and_bad_sidecars_fail_alone(tmp_path, clips, watchers):
                             "--ledger", str(w.ledger)], capture_output=True, text=True, timeout=60)
     assert retry.returncode == 0, retry.stderr
     with Ledger(w.ledger) as ledger:
-        wait_for(lambda: ledger.get(states["poison.mov"].id).state == "delivered", 60, w.text)
+        # the ledger says delivered, then the watcher moves the file to done/ and records where it went
+        wait_for(lambda: Path(ledger.get(states["poison.mov"].id).path).parent.name == "done", 60, w.text)
         job = ledger.get(states["poison.mov"].id)
     assert job.state == "delivered" and job.attempts == 2 and Path(job.path) == box / "done" / "poison.mov"
     assert not (box / "failed" / "poison.mov.error.txt").exists()

@@ -17,6 +17,7 @@ import os
 import re
 import tempfile
 from pathlib import Path
+from collections.abc import Mapping
 from typing import Any
 
 from ..pipeline.errors import EncodeError, VerificationError
@@ -77,19 +78,26 @@ def silent(integrated: float) -> bool:
     return not math.isfinite(integrated) or integrated <= SILENCE_LUFS
 
 
-def fill(argv: list[str], targets: list[dict[str, Any]] | None, scratch: str = "") -> list[str]:
-    """Put each target's gain and limiter ceiling (and the trial's scratch folder) into a planned argv; without
-    settled targets (a silent programme) every gain is 0 dB and no limiter acts."""
+def fill(argv: list[str], targets: Mapping[int, dict[str, Any]] | None, scratch: str = "") -> list[str]:
+    """Put each target's gain and limiter ceiling (and the trial's scratch folder) into a planned argv: target N's
+    setting (``targets[N]``) in place of ``{gain_N}``, ``{limit_N}`` and ``{release_N}``. None: the programme is
+    silent, and every gain is 0 dB and no limiter acts."""
     values: dict[str, str] = {"scratch": scratch}
-    for i, t in enumerate(targets or []):
+    for i, t in (targets or {}).items():
         values[f"gain_{i}"] = f"{t['gain_db']:.2f}"
         values[f"limit_{i}"] = f"{10 ** (t['ceiling_db'] / 20):.5f}"
         values[f"release_{i}"] = f"{t.get('release_ms', RELEASE_MS[0]):g}"
-    unsettled = {"gain": "0", "limit": "1", "release": f"{RELEASE_MS[0]}"}  # a silent programme: no gain or limit
+    unsettled = {"gain": "0", "limit": "1", "release": f"{RELEASE_MS[0]}"}
+
+    def value(m: re.Match[str]) -> str:
+        if targets is None:
+            return unsettled[m.group(1)]
+        if m.group(0)[1:-1] not in values:  # a plan whose encode does not wait for this target's measure
+            raise ValueError(f"no measured setting for loudness target {m.group(2)} in {' '.join(argv)}")
+        return values[m.group(0)[1:-1]]
 
     def put(word: str) -> str:
-        word = re.sub(r"\{(gain|limit|release)_\d+\}",
-                      lambda m: values.get(m.group(0)[1:-1], unsettled[m.group(1)]), word)
+        word = re.sub(r"\{(gain|limit|release)_(\d+)\}", value, word)
         return word.replace("{scratch}", scratch) if scratch else word
 
     return [put(word) for word in argv]
@@ -171,7 +179,8 @@ def _settle(params: dict[str, Any], integrated: float) -> list[dict[str, Any]]:
     with tempfile.TemporaryDirectory(prefix=".trial-", dir=work) as scratch:
         for _ in range(rounds):
             settings = [t.setting for t in targets]
-            log = run_ffmpeg(fill(params["trial"], settings, scratch), params["limits"], what="loudness trial")
+            log = run_ffmpeg(fill(params["trial"], dict(enumerate(settings)), scratch), params["limits"],
+                             what="loudness trial")
             settled = True
             for i, target in enumerate(targets):
                 if target.spec["lossy"]:

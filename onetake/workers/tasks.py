@@ -11,7 +11,7 @@ import json
 import os
 import shutil
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, cast
 
@@ -50,15 +50,20 @@ Report = Callable[[float], None]
 
 
 def measure(params: MeasureParams, deps: Deps, report: Report) -> dict[str, Any]:
-    """The programme's loudness, and each loudness target's gain and limiter ceiling, settled before encoding."""
+    """The programme's loudness, and its loudness targets' gains and limiter ceilings, settled before encoding;
+    with the targets' places in the encodes' placeholders (not cached: another job numbers them its own way)."""
     result = loudness.measure(params)
     report(1.0)
-    return result
+    return {**result, "indices": params["indices"]}
 
 
-def fill_measurements(argv: list[str], measured: dict[str, Any] | None) -> list[str]:
-    """A planned encode argv with the measured gains and limiter ceilings in place."""
-    return loudness.fill(argv, measured["targets"] if measured else None)
+def fill_measurements(argv: list[str], measured: Sequence[dict[str, Any]]) -> list[str]:
+    """A planned encode argv with the gains and limiter ceilings its measure tasks settled in place (none for a
+    silent programme)."""
+    if any(result["silent"] for result in measured):
+        return loudness.fill(argv, None)
+    return loudness.fill(argv, {index: setting for result in measured
+                                for index, setting in zip(result["indices"], result["targets"])})
 
 
 def analyze_task(params: AnalyzeParams, deps: Deps, report: Report) -> dict[str, Any]:
@@ -123,7 +128,7 @@ def _encode(params: EncodeParams, outputs: list[dict[str, Any]], deps: Deps, rep
     for o in outputs:
         shutil.rmtree(o["partial"], ignore_errors=True)
         os.makedirs(o["partial"])
-    argv = fill_measurements(params["argv"], deps.one(TaskKind.MEASURE))
+    argv = fill_measurements(params["argv"], deps.all(TaskKind.MEASURE))
     if "follow" in params:
         write_follow(dict(params["follow"]), analysis_of(deps))
     duration = float(params["duration"])

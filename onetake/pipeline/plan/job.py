@@ -24,6 +24,7 @@ from ..models import JobPlan, SourceInfo, Task
 from ..profiles import CaptionsSpec, Catalog, LogoSpec, Profile
 from .audio import LoudnessTarget, loudness_target, measure_argv, trial_argv
 from .chunks import (
+    SOUND_SUFFIX,
     chunk_params,
     chunkable,
     has_sound,
@@ -162,6 +163,7 @@ class _Job:
     path_of: dict[str, str] = dataclasses.field(default_factory=dict)     # rendition key -> its file
     verify_of: dict[str, str] = dataclasses.field(default_factory=dict)   # output key -> its verify task
     targets: list[LoudnessTarget] = dataclasses.field(default_factory=list)  # in {gain_N} order
+    measure_of: dict[LoudnessTarget, str] = dataclasses.field(default_factory=dict)  # target -> its measure task
     captions_id: str | None = None  # the captions task, when any output carries the source's captions
     captions_dir: str = ""
 
@@ -176,6 +178,11 @@ class _Job:
         if not any(t.id == task.id for t in self.tasks):
             self.tasks.append(task)
         return task.id
+
+    def measures(self, profiles: Sequence[Profile]) -> tuple[str, ...]:
+        """The measure tasks that settle the loudness of ``profiles``' sound."""
+        targets = (loudness_target(p) for p in profiles)
+        return tuple(dict.fromkeys(self.measure_of[t] for t in targets if t in self.measure_of))
 
     def need(self, profile: Profile) -> str:
         """The rendition of ``profile``, made once however many channels need it."""
@@ -203,17 +210,16 @@ def plan_job(source: SourceInfo, channels: Sequence[str] | None, catalog: Catalo
     notes = _source_notes(source, options)
     deliverables = {channel: _deliverables(job, channel) for channel in channels}
     _captions(job, [p for items in deliverables.values() for _, p in items])
-    measure_id, audio_note = _measure(job)
-    notes += audio_note
+    notes += _measure(job)
     analyze_id = job.add(Task(job.id(TaskKind.ANALYZE), TaskKind.ANALYZE, AnalyzeParams(
         source=source.path, cache=f"{job.work}/analysis/{analysis_key(source)}.json", limits=job.limits)))
-    _encodes(job, measure_id, analyze_id)
+    _encodes(job, analyze_id)
     report_file = f"{job.work}/reports/{analysis_key(source)}/{REPORT_NAME}"
     report_id = job.add(Task(job.id(TaskKind.REPORT), TaskKind.REPORT, ReportParams(
         source=source.path, final=report_file, title=source.name), deps=(analyze_id,)))
     where = channel_destinations(options.out_dir, options.farm.channel_destinations(), channels)
     delivers = [_deliver(job, channel, items, str(where[channel]), where[channel].child(job.asset_id), notes,
-                         measure_id, report_file, (analyze_id, report_id))
+                         report_file, (analyze_id, report_id))
                 for channel, items in deliverables.items()]
     return JobPlan(asset_id=job.asset_id, source=source, channels=channels, out_dir=options.out_dir,
                    work_dir=options.work_dir, tasks=(*job.tasks, *delivers), notes=tuple(notes))
@@ -308,26 +314,31 @@ def _subtitles(job: _Job, ladder: Profile) -> HlsSubtitles | None:
                         name=LANGUAGE_NAMES.get(language.split("-")[0], language))
 
 
-def _measure(job: _Job) -> tuple[str | None, list[str]]:
-    """The loudness measure task, when any output is normalised and there is audio to normalise."""
+def _measure(job: _Job) -> list[str]:
+    """A loudness measure task per target, when any output is normalised and there is audio to normalise (what
+    to note when there is none). The targets are settled apart: on a farm, side by side, so that a long
+    programme's sound waits for the slowest target's trials, not for all of them one after another."""
     targets = list(dict.fromkeys(t for r in job.renditions.values() if (t := loudness_target(r.profile)) is not None))
     programme = programme_streams(job.source)
     if not targets:
-        return None, []
+        return []
     if not programme:
-        return None, ["the source has no audio: loudness is not normalised"]
+        return ["the source has no audio: loudness is not normalised"]
     job.targets = targets
-    cache = f"{job.work}/loudness/{loudness_key(job.source, targets, job.options.encoder_version)}.json"
-    params = MeasureParams(argv=measure_argv(job.source, programme), trial=trial_argv(job.source, programme, targets),
-                           targets=[t.to_dict() for t in targets], source=job.source.path, limits=job.limits,
-                           cache=cache)
-    return job.add(Task(job.id(TaskKind.MEASURE), TaskKind.MEASURE, params)), []
+    for index, target in enumerate(targets):
+        cache = f"{job.work}/loudness/{loudness_key(job.source, [target], job.options.encoder_version)}.json"
+        params = MeasureParams(argv=measure_argv(job.source, programme),
+                               trial=trial_argv(job.source, programme, [target]), targets=[target.to_dict()],
+                               indices=[index], source=job.source.path, limits=job.limits, cache=cache)
+        first = next(r.profile.name for r in job.renditions.values() if loudness_target(r.profile) == target)
+        job.measure_of[target] = job.add(Task(job.id(TaskKind.MEASURE, first), TaskKind.MEASURE, params))
+    return []
 
 
-def _encodes(job: _Job, measure_id: str | None, analyze_id: str) -> None:
+def _encodes(job: _Job, analyze_id: str) -> None:
     """One encode for every rendition that does not follow the subject (it starts at once), and one for each that
     does (it waits for the analysis's crop path). A programme longer than ``chunk_min_s`` has the pictures of its
-    chunkable renditions made in chunks instead, each rendition's sound by the first whole-file encode."""
+    chunkable renditions made in chunks instead, the sounds by whole-file encodes, one per loudness target."""
     source = job.source
     followers = [r for r in job.renditions.values() if r.commands]
     shared = [r for r in job.renditions.values() if not r.commands]
@@ -351,16 +362,18 @@ def _encodes(job: _Job, measure_id: str | None, analyze_id: str) -> None:
             sounds.update({r.key: sound_rendition(source, r) for r in cut_members
                            if has_sound(source, r.profile, programme)})
         whole.append((job.id(TaskKind.ENCODE, name), members, after))
-    if sounds:  # the sound of every chunked rendition, and every other sound, in one encode that waits for the
-        # loudness measure only; any pictures still made whole (an audiogram's) in another that waits for nothing
+    if sounds:  # the sound of every chunked rendition, and every other sound, in an encode per loudness target
+        # that waits for its measure only; any pictures still made whole (an audiogram's) in one that waits for nothing
         first_id, first, after = whole[0]
+        by_target: dict[LoudnessTarget | None, list[Rendition]] = {}
+        for r in [r for r in first if r.profile.audio is not None] + list(sounds.values()):
+            by_target.setdefault(loudness_target(r.profile) if programme else None, []).append(r)
         whole[0:1] = [(first_id, [r for r in first if r.profile.audio is None], after),
-                      (job.id(TaskKind.ENCODE, "sound"), [r for r in first if r.profile.audio is not None]
-                       + list(sounds.values()), after)]
+                      *((job.id(TaskKind.ENCODE, f"sound-{group[0].profile.name.removesuffix(SOUND_SUFFIX)}"),
+                         group, after) for group in by_target.values())]
     for encode_id, members, after in whole:
         if members:
-            measured = measure_id if measure_id and any(r.profile.audio is not None for r in members) else None
-            _encode(job, encode_id, members, (*after, *((measured,) if measured else ())))
+            _encode(job, encode_id, members, (*after, *job.measures([r.profile for r in members])))
     for name, members, chunk_cuts, after, stills in chunked:
         _chunks(job, name, members, stills, chunk_cuts, after,
                 {key: job.path_of[sound.key] for key, sound in sounds.items()},
@@ -415,11 +428,12 @@ def _chunks(job: _Job, name: str, members: list[Rendition], stills: list[Renditi
         job.path_of[r.key] = f"{work}/renditions/{r.key}/{r.file_name}"
 
 
-def _verify(job: _Job, key: str, profile: Profile, path: str, dep: str, measure_id: str | None) -> str:
-    """The check of one output (once, however many channels deliver it)."""
+def _verify(job: _Job, key: str, profile: Profile, path: str, dep: str, sounding: Sequence[Profile] = ()) -> str:
+    """The check of one output (once, however many channels deliver it), whose sound is that of ``sounding``
+    (the profile's own when not given)."""
     if key not in job.verify_of:
         # a loudness check needs the source's measurement: a silent output is right only for a silent source
-        deps = (dep, measure_id) if measure_id and profile.loudness else (dep,)
+        deps = (dep, *(job.measures(sounding or [profile])[:1] if profile.loudness else ()))
         job.verify_of[key] = job.add(Task(job.id(TaskKind.VERIFY, profile.name), TaskKind.VERIFY, VerifyParams(
             profile=profile.to_dict(), path=path, expect=expectations(job.source, profile, job.catalog),
             limits=job.limits), deps=deps))
@@ -427,7 +441,7 @@ def _verify(job: _Job, key: str, profile: Profile, path: str, dep: str, measure_
 
 
 def _deliver(job: _Job, channel: str, items: list[tuple[str, Profile]], folder: str, dest: Location,
-             notes: list[str], measure_id: str | None, report_file: str, after: tuple[str, str]) -> Task:
+             notes: list[str], report_file: str, after: tuple[str, str]) -> Task:
     """The channel's packages and checks, and its delivery task: its files, QC rules, destination."""
     source, work = job.source, job.work
     files: list[DeliveredFile] = []
@@ -447,8 +461,8 @@ def _deliver(job: _Job, channel: str, items: list[tuple[str, Profile]], folder: 
                 deps += (job.captions_id,)  # type: ignore[assignment]
             pkg_id = job.add(Task(job.id(TaskKind.PACKAGE, p.name), TaskKind.PACKAGE, package, deps=deps))
             for rung, rk in zip(rungs, rung_keys):
-                checks.append(_verify(job, rk, rung, job.path_of[rk], job.encode_of[rk], measure_id))
-            checks.append(_verify(job, pkg_key, p, pkg_dir, pkg_id, measure_id))
+                checks.append(_verify(job, rk, rung, job.path_of[rk], job.encode_of[rk]))
+            checks.append(_verify(job, pkg_key, p, pkg_dir, pkg_id, rungs))
             files.append(DeliveredFile(src=pkg_dir, dest=p.name, profile=p.name))
             assert p.hls is not None
             if p.hls.progressive_mp4:
@@ -461,10 +475,10 @@ def _deliver(job: _Job, channel: str, items: list[tuple[str, Profile]], folder: 
             pkg_id = job.add(Task(job.id(TaskKind.PACKAGE, p.name), TaskKind.PACKAGE,
                                   sprite_params(source, p, f"{work}/renditions/{key}", pkg_dir),
                                   deps=(job.encode_of[key],)))
-            checks.append(_verify(job, key, p, pkg_dir, pkg_id, measure_id))
+            checks.append(_verify(job, key, p, pkg_dir, pkg_id))
             files.append(DeliveredFile(src=pkg_dir, dest=p.name, profile=p.name))
         else:
-            checks.append(_verify(job, key, p, job.path_of[key], job.encode_of[key], measure_id))
+            checks.append(_verify(job, key, p, job.path_of[key], job.encode_of[key]))
             assert p.container is not None
             files.append(DeliveredFile(src=job.path_of[key], dest=f"{p.name}.{p.container.extension}",
                                        profile=p.name))

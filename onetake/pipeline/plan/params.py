@@ -45,7 +45,8 @@ class Limits(TypedDict):
 class MeasureParams(TypedDict):
     argv: list[str]                 # the programme's meter
     trial: list[str]                # every target's branch, with {gain_N}, {limit_N}, {release_N}, {scratch}
-    targets: list[dict[str, Any]]   # LoudnessTarget.to_dict(), in placeholder order
+    targets: list[dict[str, Any]]   # LoudnessTarget.to_dict(), in the trial's placeholder order
+    indices: list[int]              # each target's N in the encodes' {gain_N}, {limit_N}, {release_N}
     source: str
     limits: Limits
     cache: str
