@@ -416,3 +416,20 @@ def test_qc_rules_and_mode_travel_to_deliver(catalog):
     assert warn.task(f"{warn.asset_id}/deliver/tv").params["qc"]["mode"] == "warn"
     again = plan_job(source(), ["tv", "web"], catalog, OPTIONS)
     assert again == plan and JobPlan.from_dict(json.loads(json.dumps(plan.to_dict()))) == plan
+
+
+def test_a_whole_encode_makes_every_picture_its_stated_duration_starts(catalog):
+    """A DVB capture cut mid-GOP states 22.456 s of pictures but decodes a picture or two short of it: every video
+    output holds its first picture from the programme's 0 and its last to the end, and keeps 562 pictures at
+    25 fps (one for each started frame interval, as a chunked encode's join checks), its sound 22.456 s."""
+    clip = source(videos=(video(duration=22.456),), audios=(audio(duration=22.456),), duration=22.456)
+    plan = plan_job(clip, ["web", "tv"], catalog, OPTIONS)
+    argv = plan.task(f"{plan.asset_id}/encode").params["argv"]
+    graph = encode_graph(plan)
+    videos = [o for o in plan.task(f"{plan.asset_id}/encode").params["outputs"]
+              if o["profile"].startswith(("hls-", "tv-"))]
+    assert graph.count("tpad=stop=-1:stop_mode=clone") == len(videos) == 5
+    assert "fps=25/1[" not in graph and graph.count("fps=25/1:start_time=0.000000") >= 2
+    durations = [argv[i + 1] for i, word in enumerate(argv) if word == "-t"]
+    assert sorted(durations) == ["22.48"] * len(videos)  # 562 / 25
+    assert "apad=whole_dur=22.456" in graph

@@ -27,6 +27,7 @@ from .encode import (
     Rendition,
     chunk_timecode,
     container_options,
+    pictures_span,
     planned_frames,
     start_timecode,
     still_at,
@@ -129,8 +130,7 @@ def sound_rendition(source: SourceInfo, rendition: Rendition) -> Rendition:
     sound = dataclasses.replace(profile, name=f"{profile.name}{SOUND_SUFFIX}", kind="audio", video=None,
                                 container=ContainerSpec(format="mov", extension="mov"), logo=None, captions=None,
                                 audiogram=None)
-    return Rendition(f"{rendition.key}{SOUND_SUFFIX}", sound,
-                     length=float(planned_frames(programme_duration(source), rate) / rate))
+    return Rendition(f"{rendition.key}{SOUND_SUFFIX}", sound, length=pictures_span(programme_duration(source), rate))
 
 
 def has_sound(source: SourceInfo, profile: Profile, programme: bool) -> bool:

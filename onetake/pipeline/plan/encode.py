@@ -199,11 +199,16 @@ def planned_frames(duration: float, rate: Fraction) -> int:
     return max(1, math.ceil(round(duration * rate, 3)))
 
 
+def pictures_span(duration: float, rate: Fraction) -> float:
+    """How long the planned pictures of a programme of ``duration`` run at ``rate``: an output's ``-t``, which
+    keeps the pictures that end by then (a stated duration between two pictures would lose the last one)."""
+    return float(planned_frames(duration, rate) / rate)
+
+
 def fps_filter(rate: Fraction, cut: Cut | None) -> Filter:
-    """Pictures at ``rate`` on the programme's clock; in a chunk, from its start exactly (earlier ones dropped)."""
-    if cut is None:
-        return flt("fps", f"{rate.numerator}/{rate.denominator}")
-    return flt("fps", f"{rate.numerator}/{rate.denominator}", start_time=f"{float(cut.start):.6f}")
+    """Pictures at ``rate`` on the programme's clock, from its start (or a chunk's) exactly: earlier ones dropped,
+    and a first picture that decodes a little late (a capture cut mid-GOP) held from there."""
+    return flt("fps", f"{rate.numerator}/{rate.denominator}", start_time=f"{float(cut.start if cut else 0):.6f}")
 
 
 @dataclass
@@ -265,16 +270,17 @@ def encode_argv(source: SourceInfo, renditions: list[Rendition], asset_id: str, 
             opts.update(still_options(p))
             streams.append(video_sinks[r.key])
         else:
+            opts["t"] = r.length or duration
             if p.video is not None:
                 rate = output_rate(source.video[0].rate if source.video else Fraction(AUDIOGRAM_RATE), p.video)
                 streams.append(video_sinks[r.key])
                 opts.update(video_options(p.video, rate, x264_threads))
+                opts["t"] = r.length or pictures_span(duration, rate)
             if p.audio is not None:
                 tracks = [audio_sinks[k] for k in sorted(audio_sinks) if k.startswith(r.key + "#")]
                 streams.extend(tracks)
                 if tracks:
                     opts.update(audio_options(p.audio))
-            opts["t"] = r.length or duration
             muxer, extra = container_options(p, source, asset_id)
             opts.update(muxer)
             if extra:
@@ -442,16 +448,17 @@ def _finish(spec: VideoSpec, source: SourceInfo, rendition: Rendition, rate: Fra
         chain.append(flt("drawtext", timecode=timecode, rate=f"{rate.numerator}/{rate.denominator}",
                          fontsize=size, fontcolor="white", box=1, boxcolor="black@0.6", boxborderw=size // 4,
                          x="(w-tw)/2", y=f"h-th-{spec.height // 20}"))
-    return chain + output_format(spec) + restart_clock(cut)
+    return chain + output_format(spec) + output_clock(cut)
 
 
-def restart_clock(cut: Cut | None) -> list[Filter]:
-    """A chunk's pictures timed from 0, after every filter that reads the programme's clock (captions, the follow
-    crop): the join lays the chunks end to end. The last chunk holds its last picture for as long as the
-    programme runs (real files often end a picture short of their stated duration; the sound runs its length)."""
-    if cut is None:
-        return []
-    return [*([flt("tpad", stop=-1, stop_mode="clone")] if cut.last else []), flt("setpts", "PTS-STARTPTS")]
+def output_clock(cut: Cut | None) -> list[Filter]:
+    """The end of a video output's chain, after every filter that reads the programme's clock (captions, the
+    follow crop). The last picture is held for as long as the programme runs, its output's ``-t`` (real files
+    often end a picture or two short of their stated duration: a capture cut mid-GOP loses the B-pictures that
+    pointed past its end; the sound runs its length); in a chunk, only the last chunk's, and a chunk's pictures
+    are timed from 0: the join lays the chunks end to end."""
+    hold = [flt("tpad", stop=-1, stop_mode="clone")] if cut is None or cut.last else []
+    return [*hold, *([flt("setpts", "PTS-STARTPTS")] if cut is not None else [])]
 
 
 def chunk_timecode(timecode: str, rate: Fraction, cut: Cut | None) -> str:
@@ -482,5 +489,5 @@ def _interlaced_branch(root: Chain, v: VideoStreamInfo, r: Rendition, in_matrix:
         chain = [fps_filter(rate, cut),
                  *geometry(v.display_aspect, width, height, spec.width, spec.height, spec.framing, in_matrix,
                            out_matrix, box_sar(spec)), flt("setfield", "tff")]
-    node = root.child(*chain, *logo_filters(spec, r.profile.logo), *output_format(spec), *restart_clock(cut))
+    node = root.child(*chain, *logo_filters(spec, r.profile.logo), *output_format(spec), *output_clock(cut))
     node.sinks.append(r.key)
