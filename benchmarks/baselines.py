@@ -15,7 +15,7 @@ plan that ``onetake run`` executes.
 
 Both write HLS rungs straight from the encoder (``-f hls``, fMP4 segments of the profile's length) and
 the web MP4 as its own encode of the top rung, and both run the loudness measurement that onetake's plan runs
-(its measure task: the programme meter and each target's trial encodes); its gains and limiter settings go
+(its measure tasks: the programme meter and a target's trial encodes each); their gains and limiter settings go
 into their encodes with onetake's ``fill_measurements``.
 
 Both also run onetake's analysis as one runs it by hand, ``onetake analyze --json --report FILE SOURCE``

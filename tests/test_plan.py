@@ -433,3 +433,7 @@ def test_a_whole_encode_makes_every_picture_its_stated_duration_starts(catalog):
     durations = [argv[i + 1] for i, word in enumerate(argv) if word == "-t"]
     assert sorted(durations) == ["22.48"] * len(videos)  # 562 / 25
     assert "apad=whole_dur=22.456" in graph
+    # an HD capture in true 25i goes to tv as it is: the same hold, and the same start
+    hd = source(videos=(video(duration=22.456, scan="tff"),), audios=(audio(duration=22.456),), duration=22.456)
+    tv = encode_graph(plan_job(hd, ["tv"], catalog, OPTIONS))
+    assert "bwdif" not in tv and "fps=25/1:start_time=0.000000" in tv and "tpad=stop=-1:stop_mode=clone" in tv

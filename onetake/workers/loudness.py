@@ -1,12 +1,13 @@
 """Loudness: one meter (ffmpeg's ``ebur128``, as verify reads every output), and the measure step that settles
-each target's gain and limiter ceiling before the encode starts.
+a loudness target's gain and limiter ceiling before the encodes that make it start (a measure task per target).
 
 Why settle instead of computing: a gain from the programme's measured loudness and a 4x-oversampled look-ahead
 limiter keep PCM outputs where they belong, but a lossy encoder moves both numbers on its own (AAC on sharp
-transients adds 1-3 dB of true peak and takes up to 1.5 LU off broadband noise). So the measure step runs every
+transients adds 1-3 dB of true peak and takes up to 1.5 LU off broadband noise). So the measure step runs the
 target's branch as the encode will (``trial`` in the plan), meters what comes out exactly as verify will, and
-corrects the gain and the ceiling until each target lands inside its limits (``SETTLE_ROUNDS`` at most). The
-encode then makes the same samples, and verify finds what the measure step found.
+corrects the gain and the ceiling until the target lands inside its limits (``SETTLE_ROUNDS`` at most). The
+encode then makes the same samples, and verify finds what the measure step found. (An urgent first version
+takes no trial: it encodes the computed setting, and verify checks it.)
 """
 
 from __future__ import annotations
@@ -93,7 +94,8 @@ def fill(argv: list[str], targets: Mapping[int, dict[str, Any]] | None, scratch:
         if targets is None:
             return unsettled[m.group(1)]
         if m.group(0)[1:-1] not in values:  # a plan whose encode does not wait for this target's measure
-            raise ValueError(f"no measured setting for loudness target {m.group(2)} in {' '.join(argv)}")
+            raise ValueError(f"no measured setting for loudness target {m.group(2)} ({m.group(0)}): the encode "
+                             f"does not wait for that target's measure task")
         return values[m.group(0)[1:-1]]
 
     def put(word: str) -> str:
@@ -112,7 +114,8 @@ class _Target:
       (its true-peak limit minus its loudness), in steps sized by how much the last step lowered the PLR;
     - the level, gain and ceiling moved together, then puts the loudness on the target, and the peaks follow.
 
-    Only measured settings are kept: the encode gets one of those, never an untried guess."""
+    Only measured settings are kept: the encode gets one of those, never an untried guess (unless the plan
+    allows no trial round at all: an urgent first version's)."""
 
     def __init__(self, spec: dict[str, Any], programme_i: float) -> None:
         self.spec = spec
@@ -204,8 +207,8 @@ def measure_programme(argv: list[str], limits: dict[str, float]) -> tuple[float,
 
 
 def measure(params: dict[str, Any]) -> dict[str, Any]:
-    """The programme's loudness and, for each target of the plan, the gain and limiter ceiling that meet it.
-    Cached by source, targets and encoder: a rerun reads the result."""
+    """The programme's loudness and, for each target of the task (one, as planned), the gain and limiter ceiling
+    that meet it. Cached by source, target and encoder: a rerun, or another job with that target, reads it."""
     cache = Path(params["cache"])
     if cache.is_file():
         return json.loads(cache.read_text(encoding="utf-8"))

@@ -4,9 +4,9 @@ by stretch on any worker, and the join that lays them end to end with the whole 
 Cuts lie on a grid every chunked rendition has a keyframe on (the least common multiple of their GOP durations, so
 HLS segments keep their 2 s cadence across a join); each chunk is decoded frame-accurately from a seek before its
 start (never a stream copy of the source) and starts a closed GOP. Sound is never chunked: AAC cut with the picture
-and joined again drifts by a frame's priming per join, so each rendition's sound is made once, by the whole-file
-encode, and muxed once. The stills (poster, cover, sprite) ride along the chunks' decode: no second decode of the
-whole programme is made for them.
+and joined again drifts by a frame's priming per join, so each rendition's sound is made once, by its loudness
+target's whole-file sound encode, and muxed once. The stills (poster, cover, sprite) ride along the chunks'
+decode: no second decode of the whole programme is made for them.
 """
 
 from __future__ import annotations
@@ -121,9 +121,9 @@ def series(source: SourceInfo, renditions: list[Rendition], chunk_s: float) -> l
 
 
 def sound_rendition(source: SourceInfo, rendition: Rendition) -> Rendition:
-    """The sound of a chunked rendition, made once for the whole programme by the whole-file encode: its tracks,
-    codec and loudness as the rendition has them, in a MOV (which keeps AAC's priming in its edit list), as long
-    as the rendition's picture (the programme rounded up to a whole picture)."""
+    """The sound of a chunked rendition, made once for the whole programme by its loudness target's sound encode:
+    its tracks, codec and loudness as the rendition has them, in a MOV (which keeps AAC's priming in its edit
+    list), as long as the rendition's picture (the programme rounded up to a whole picture)."""
     profile = rendition.profile
     assert profile.video is not None
     rate = output_rate(source.video[0].rate, profile.video)

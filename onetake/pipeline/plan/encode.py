@@ -477,7 +477,7 @@ def _interlaced_branch(root: Chain, v: VideoStreamInfo, r: Rendition, in_matrix:
     same_raster = ((width, height) == (spec.width, spec.height)
                    and v.display_aspect == Fraction(spec.width, spec.height) * box_sar(spec))
     if v.interlaced and v.scan == "tff" and v.rate == rate and same_raster and in_matrix == out_matrix:
-        chain = [*([fps_filter(rate, cut)] if cut is not None else []), flt("setfield", "tff")]
+        chain = [fps_filter(rate, cut), flt("setfield", "tff")]
     elif v.interlaced or v.rate >= 2 * rate - Fraction(1, 10):
         # to fields: deinterlace to double rate (or take 50p/60p as it is), resize, weave back to TFF
         chain = [flt("bwdif", mode="send_field", parity="auto")] if v.interlaced else []

@@ -363,7 +363,7 @@ def _encodes(job: _Job, analyze_id: str) -> None:
                            if has_sound(source, r.profile, programme)})
         whole.append((job.id(TaskKind.ENCODE, name), members, after))
     if sounds:  # the sound of every chunked rendition, and every other sound, in an encode per loudness target
-        # that waits for its measure only; any pictures still made whole (an audiogram's) in one that waits for nothing
+        # that waits for its measure (and the captions, where any); pictures still made whole (an audiogram's) apart
         first_id, first, after = whole[0]
         by_target: dict[LoudnessTarget | None, list[Rendition]] = {}
         for r in [r for r in first if r.profile.audio is not None] + list(sounds.values()):
@@ -428,12 +428,12 @@ def _chunks(job: _Job, name: str, members: list[Rendition], stills: list[Renditi
         job.path_of[r.key] = f"{work}/renditions/{r.key}/{r.file_name}"
 
 
-def _verify(job: _Job, key: str, profile: Profile, path: str, dep: str, sounding: Sequence[Profile] = ()) -> str:
-    """The check of one output (once, however many channels deliver it), whose sound is that of ``sounding``
+def _verify(job: _Job, key: str, profile: Profile, path: str, dep: str, sound_of: Sequence[Profile] = ()) -> str:
+    """The check of one output (once, however many channels deliver it), whose sound is that of ``sound_of``
     (the profile's own when not given)."""
     if key not in job.verify_of:
         # a loudness check needs the source's measurement: a silent output is right only for a silent source
-        deps = (dep, *(job.measures(sounding or [profile])[:1] if profile.loudness else ()))
+        deps = (dep, *(job.measures(sound_of or [profile])[:1] if profile.loudness else ()))
         job.verify_of[key] = job.add(Task(job.id(TaskKind.VERIFY, profile.name), TaskKind.VERIFY, VerifyParams(
             profile=profile.to_dict(), path=path, expect=expectations(job.source, profile, job.catalog),
             limits=job.limits), deps=deps))

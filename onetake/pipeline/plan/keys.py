@@ -20,6 +20,9 @@ if TYPE_CHECKING:
 
 ASSET_ID_MAX = 64
 ANALYSIS_VERSION = 2  # the analysis result's meaning; part of its cache key and of every key that depends on it
+# what an encode makes of a profile, beyond its options: raised when the same profile and source give other
+# pictures or sound (2: the whole programme's pictures held to its stated end), so that no older file is reused
+RENDITION_VERSION = 2
 
 
 def asset_id_for(source: SourceInfo) -> str:
@@ -32,7 +35,8 @@ def asset_id_for(source: SourceInfo) -> str:
 
 def rendition_key(source: SourceInfo, profile: Profile, encoder_version: str, title: str = "") -> str:
     """The content key of ``profile``'s rendition of ``source`` (``title``: an audiogram's, burned into it)."""
-    parts = [source.sha256, profile.content_key(), encoder_version, f"onetake {__version__}"]
+    parts = [source.sha256, profile.content_key(), encoder_version, f"onetake {__version__}",
+             f"renditions {RENDITION_VERSION}"]
     if profile.video is not None and profile.video.framing == "follow":  # the picture depends on the analysis
         parts.append(f"analysis {ANALYSIS_VERSION}")
     if profile.captions is not None and profile.captions.burn and source.captions is not None:

@@ -15,7 +15,7 @@ from typing import Any, Literal, NotRequired, TypedDict
 
 class TaskKind(StrEnum):
     FETCH = "fetch"        # an s3:// source copied into the work dir and probed there
-    MEASURE = "measure"    # the programme's loudness, and each loudness target's settled gain and limiter
+    MEASURE = "measure"    # the programme's loudness, and one loudness target's settled gain and limiter
     ANALYZE = "analyze"    # one decode through the analysis kernels (cached per source)
     ENCODE = "encode"      # one ffmpeg making one or more renditions
     CHUNK = "chunk"        # one ffmpeg making the pictures of one stretch of a long programme, for several renditions
@@ -44,7 +44,7 @@ class Limits(TypedDict):
 
 class MeasureParams(TypedDict):
     argv: list[str]                 # the programme's meter
-    trial: list[str]                # every target's branch, with {gain_N}, {limit_N}, {release_N}, {scratch}
+    trial: list[str]                # its targets' branches, with {gain_N}, {limit_N}, {release_N}, {scratch}
     targets: list[dict[str, Any]]   # LoudnessTarget.to_dict(), in the trial's placeholder order
     indices: list[int]              # each target's N in the encodes' {gain_N}, {limit_N}, {release_N}
     source: str
