@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 
 import pytest
@@ -95,3 +96,15 @@ def test_the_search_lands_every_target_inside_its_limits(programme_i, programme_
 def test_a_silent_programme_settles_at_once():
     target = loudness._Target(SPEC, -80.0)
     assert target.record(-math.inf, -math.inf) and target.best()["round"] == 1
+
+
+def test_the_programme_is_metered_once_for_all_its_targets(tmp_path):
+    """Each target's measure task starts with the programme's meter; the first to run it writes the result where
+    the others read it, and a meter that would run again is a command that fails."""
+    metered = tmp_path / "loudness" / "programme-k.json"
+    params = {"argv": ["ffmpeg", "-f", "lavfi", "-i", "sine=frequency=440:duration=2", "-af",
+                       "ebur128=peak=true", "-f", "null", "-"], "programme_cache": str(metered),
+              "limits": {"stall_timeout_s": 60.0, "timeout_s": 60.0}}
+    first = loudness.programme_loudness(params)
+    assert -30 < first[0] < -10 and json.loads(metered.read_text()) == {"integrated": first[0], "true_peak": first[1]}
+    assert loudness.programme_loudness({**params, "argv": ["ffmpeg", "-i", "file:/nonexistent"]}) == first

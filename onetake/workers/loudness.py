@@ -25,7 +25,7 @@ from ..pipeline.errors import EncodeError, VerificationError
 from ..pipeline.media import PROTOCOL_WHITELIST
 from ..pipeline.plan.audio import METER
 from .ffmpeg import run_ffmpeg
-from .files import write_atomically
+from .files import exclusive, write_atomically
 
 SILENCE_LUFS = -70.0           # BS.1770's absolute gate: nothing above it is a silent (or too short) programme
 SETTLE_ROUNDS = 6
@@ -206,13 +206,26 @@ def measure_programme(argv: list[str], limits: dict[str, float]) -> tuple[float,
         raise EncodeError("loudness measurement gave no result", argv, 0, log) from exc
 
 
+def programme_loudness(params: dict[str, Any]) -> tuple[float, float]:
+    """The programme meter's integrated loudness and true peak, metered once per source: the measure tasks of
+    its other targets wait for it and read it (``programme_cache``)."""
+    shared = Path(params["programme_cache"])
+    with exclusive([str(shared)]):
+        if shared.is_file():
+            metered = json.loads(shared.read_text(encoding="utf-8"))
+            return float(metered["integrated"]), float(metered["true_peak"])
+        integrated, peak = measure_programme(params["argv"], params["limits"])
+        write_atomically(shared, json.dumps({"integrated": integrated, "true_peak": peak}))  # -inf kept as such
+    return integrated, peak
+
+
 def measure(params: dict[str, Any]) -> dict[str, Any]:
     """The programme's loudness and, for each target of the task (one, as planned), the gain and limiter ceiling
     that meet it. Cached by source, target and encoder: a rerun, or another job with that target, reads it."""
     cache = Path(params["cache"])
     if cache.is_file():
         return json.loads(cache.read_text(encoding="utf-8"))
-    integrated, peak = measure_programme(params["argv"], params["limits"])
+    integrated, peak = programme_loudness(params)
     quiet = silent(integrated)
     targets = [] if quiet else _settle(params, integrated)
     result = {"integrated": integrated if math.isfinite(integrated) else None,

@@ -44,6 +44,7 @@ class Limits(TypedDict):
 
 class MeasureParams(TypedDict):
     argv: list[str]                 # the programme's meter
+    programme_cache: str            # its result, shared by the source's measure tasks
     trial: list[str]                # its targets' branches, with {gain_N}, {limit_N}, {release_N}, {scratch}
     targets: list[dict[str, Any]]   # LoudnessTarget.to_dict(), in the trial's placeholder order
     indices: list[int]              # each target's N in the encodes' {gain_N}, {limit_N}, {release_N}
