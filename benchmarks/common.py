@@ -385,11 +385,14 @@ def measure_loudness_step(measures: Sequence[dict[str, Any]], folder: Path, step
     from onetake.workers.tasks import measure
 
     results = []
+    programme = folder / "loudness-programme.json"  # metered by the first, read by the others, as on a worker
+    programme.unlink(missing_ok=True)
     with Clock() as clock:
         for number, params in enumerate(measures):
             cache = folder / f"loudness-{number}.json"
             cache.unlink(missing_ok=True)
-            results.append(measure({**params, "cache": str(cache)}, Deps({}), lambda fraction: None))
+            results.append(measure({**params, "cache": str(cache), "programme_cache": str(programme)}, Deps({}),
+                                   lambda fraction: None))
     steps.append({"step": name, "wall_s": round(clock.wall_s, 3),
                   "cpu_s": round(clock.cpu_s, 3), "other_cpu_s": round(clock.other_cpu_s, 3)})
     return results

@@ -30,7 +30,8 @@ def test_cancelling_a_running_task_stops_its_ffmpeg(client, tmp_path):
     executor = DaskExecutor(client)
     endless = Task("endless/measure", "measure", {
         "argv": ["ffmpeg", "-nostdin", "-re", "-f", "lavfi", "-i", "testsrc2=size=160x120:rate=25", "-f", "null", "-"],
-        "limits": FarmConfig().limits(3600), "cache": str(tmp_path / "loudness.json")})
+        "limits": FarmConfig().limits(3600), "cache": str(tmp_path / "loudness.json"),
+        "programme_cache": str(tmp_path / "programme.json")})
     future = executor.submit(endless, [])
     deadline = time.monotonic() + 30
     while not _ffmpeg_children():
