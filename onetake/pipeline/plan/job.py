@@ -326,9 +326,10 @@ def _measure(job: _Job) -> list[str]:
         return ["the source has no audio: loudness is not normalised"]
     job.targets = targets
     metered = f"{job.work}/loudness/programme-{loudness_key(job.source, [], job.options.encoder_version)}.json"
+    meter = measure_argv(job.source, programme)
     for index, target in enumerate(targets):
         cache = f"{job.work}/loudness/{loudness_key(job.source, [target], job.options.encoder_version)}.json"
-        params = MeasureParams(argv=measure_argv(job.source, programme), programme_cache=metered,
+        params = MeasureParams(argv=meter, programme_cache=metered,
                                trial=trial_argv(job.source, programme, [target]), targets=[target.to_dict()],
                                indices=[index], source=job.source.path, limits=job.limits, cache=cache)
         first = next(r.profile.name for r in job.renditions.values() if loudness_target(r.profile) == target)
