@@ -170,7 +170,7 @@ class ProgressView:
                                  TimeRemainingColumn(), transient=False)
         self.rows: dict[str, list[Any]] = {}
         self.verify_row: dict[str, Any] = {}
-        self.join_of: dict[str, str] = {}           # chunk task -> the join its pictures go to
+        self.joins_of: dict[str, list[str]] = {}    # chunk task -> the joins its pictures go to
         self.chunks_done: dict[str, dict[str, float]] = {}  # join -> each of its chunks' progress
         for plan in plans:
             for task in plan.tasks:
@@ -181,7 +181,8 @@ class ProgressView:
                                                    (f"  ({len(chunks)} chunks)" if chunks else ""), total=100)
                             for o in outputs]
                     self.rows[task.id] = rows
-                    self.join_of.update({chunk: task.id for chunk in chunks})
+                    for chunk in chunks:
+                        self.joins_of.setdefault(chunk, []).append(task.id)
                     self.chunks_done[task.id] = {chunk: 0.0 for chunk in chunks}
                     for o, row in zip(outputs, rows):
                         self.verify_row[task_id(plan.asset_id, TaskKind.VERIFY, o["profile"])] = row
@@ -201,10 +202,15 @@ class ProgressView:
         self.progress.__exit__(*exc)
 
     def on_progress(self, identifier: str, fraction: float) -> None:
-        if identifier in self.join_of:  # a chunk: its renditions are as far as all their chunks together
-            done = self.chunks_done[self.join_of[identifier]]
-            done[identifier] = fraction
-            identifier, fraction = self.join_of[identifier], sum(done.values()) / len(done)
+        if identifier in self.joins_of:  # a chunk: its renditions are as far as all their chunks together
+            for join in self.joins_of[identifier]:
+                done = self.chunks_done[join]
+                done[identifier] = fraction
+                self._show(join, sum(done.values()) / len(done))
+        else:
+            self._show(identifier, fraction)
+
+    def _show(self, identifier: str, fraction: float) -> None:
         for row in self.rows.get(identifier, []):
             self.progress.update(row, completed=90 * fraction)
 

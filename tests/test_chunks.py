@@ -5,6 +5,7 @@ every output passes (``onetake verify``), and that the sync gate catches a chunk
 from __future__ import annotations
 
 import json
+import os
 import shutil
 from fractions import Fraction
 from pathlib import Path
@@ -22,6 +23,7 @@ from onetake.pipeline.plan.geometry import gop_frames
 from onetake.pipeline.plan.params import TaskKind
 from onetake.pipeline.probe import probe
 from onetake.pipeline.profiles import load_catalog
+from onetake.workers.join import encode_again
 from onetake.workers.tasks import run_task
 from test_plan import audio, source, video
 
@@ -41,16 +43,27 @@ def tasks_of(plan, kind: TaskKind):
 
 def test_a_long_programme_is_cut_on_every_renditions_gop_grid_and_its_sound_made_once(catalog):
     plan = plan_job(long_source(), ["tv", "web", "edit"], catalog, OPTIONS)
-    chunks, [join] = tasks_of(plan, TaskKind.CHUNK), tasks_of(plan, TaskKind.JOIN)
+    chunks, joins = tasks_of(plan, TaskKind.CHUNK), tasks_of(plan, TaskKind.JOIN)
     assert len(chunks) == 10 and all(t.heavy for t in chunks)
     sounds = {f"{plan.asset_id}/encode/sound-{p}": p for p in ("tv-hd-xdcam422", "hls-1080", "edit-proxy")}
-    assert sorted(join.deps) == sorted([*(t.id for t in chunks), *sounds])
+    sound_of = {"tv-hd-xdcam422": "tv-hd-xdcam422", "edit-proxy": "edit-proxy",
+                **{f"hls-{h}": "hls-1080" for h in (1080, 720, 540, 360)}}
+    # a join per rendition, after every chunk and its own sound only: on a farm they run side by side
+    assert sorted(j.id for j in joins) == sorted(f"{plan.asset_id}/join/{p}" for p in sound_of)
     starts = sorted(Fraction(str(t.params["start"])) for t in chunks)
-    for r in join.params["renditions"]:
+    for join in joins:
+        [r] = join.params["renditions"]
+        profile = join.id.rsplit("/", 1)[1]
+        assert join.deps == (*sorted(t.id for t in chunks), f"{plan.asset_id}/encode/sound-{sound_of[profile]}")
         assert sum(_frames(t, r["key"]) for t in chunks) == r["frames"] == 15000
         if r["gop"]:  # every cut starts a GOP (for HLS, a 2 s segment) of every rendition
             assert all(s * Fraction(r["rate"]) % r["gop"] == 0 for s in starts)
-        assert r["sound"].endswith("-sound.mov")
+        assert r["sound"].endswith(f"/{sound_of[profile]}-sound.mov")
+        # the series' chunk folder and its references are shared, each join's scratch is its own
+        assert join.params["series"] == os.path.dirname(chunks[0].params["final"])
+        assert len(join.params["series_outputs"]) == 6 + 2 and r["key"] in join.params["scratch"]  # + poster, sprite
+        assert all(ref["files"][r["key"]].startswith(f"{join.params['series']}/references/")
+                   for ref in join.params["references"])
     # a sound encode per loudness target, each waiting for that target's measure only (no analysis); the edit
     # proxy's sound is not normalised and waits for nothing
     made = {}
@@ -58,8 +71,9 @@ def test_a_long_programme_is_cut_on_every_renditions_gop_grid_and_its_sound_made
         sound = plan.task(sound_id)
         assert sound.deps == ((f"{plan.asset_id}/measure/{first}",) if first != "edit-proxy" else ())
         made[first] = [o["profile"] for o in sound.params["outputs"]]
+    # the ladder's rungs sound alike (codec, bitrate, loudness): one sound, encoded once, serves them all
     assert made == {"tv-hd-xdcam422": ["tv-hd-xdcam422-sound"], "edit-proxy": ["edit-proxy-sound"],
-                    "hls-1080": [f"hls-{h}-sound" for h in (1080, 720, 540, 360)]}
+                    "hls-1080": ["hls-1080-sound"]}
     for chunk in chunks:  # pictures only, from a seek before the chunk, on the programme's clock
         argv = chunk.params["argv"]
         graph = argv[argv.index("-filter_complex") + 1]
@@ -67,7 +81,7 @@ def test_a_long_programme_is_cut_on_every_renditions_gop_grid_and_its_sound_made
         if chunk.params["start"]:
             assert float(argv[argv.index("-ss") + 1]) == chunk.params["start"] - 2.0
     assert [t.params["duration"] for t in chunks] == sorted((t.params["duration"] for t in chunks), reverse=True)
-    mpeg2 = next(r for r in join.params["renditions"] if r["chunks"][0].endswith(".m2v"))
+    mpeg2 = next(r for j in joins for r in j.params["renditions"] if r["chunks"][0].endswith(".m2v"))
     assert mpeg2["method"] == "bytes" and "-metadata" in mpeg2["argv"] and "timecode=10:00:00:00" in mpeg2["argv"]
 
 
@@ -99,7 +113,8 @@ def test_the_sound_is_made_whole_and_the_stills_ride_along_the_chunks(catalog):
     sound = [o["profile"] for t in tasks_of(plan, TaskKind.ENCODE) if "/encode/sound-" in t.id
              for o in t.params["outputs"]]
     assert {"radio-bwf", "podcast-mp3", "podcast-aac", "hls-1080-sound"} <= set(sound)
-    chunks, [join] = tasks_of(plan, TaskKind.CHUNK), tasks_of(plan, TaskKind.JOIN)
+    chunks = tasks_of(plan, TaskKind.CHUNK)
+    [join] = [j for j in tasks_of(plan, TaskKind.JOIN) if j.params["stills"]]  # the first rendition's join
     sprite = catalog.profile("web-sprite").sprite
     thumbnails = {}  # each chunk makes the sprite's thumbnails that lie in it, raw, and one of them the poster
     posters = []
@@ -233,6 +248,42 @@ def test_the_sync_gate_encodes_a_chunk_that_starts_on_the_wrong_picture_again(tm
     flashes, beeps = flashes_and_beeps(made)
     assert [round(t, 3) for t in flashes] == [float(s) for s in range(12)]
     assert all(abs(b - f) <= 0.001 for f, b in zip(flashes, beeps))
+
+
+def test_a_chunk_made_again_for_one_join_serves_the_other_joins_of_its_series(tmp_path):
+    """Each rendition of a series has its own join; a chunk the first join's gate refuses is made again once,
+    swapped in whole, and the other joins use it (a join that read the old one does not make it a third time)."""
+    src = make_flash_beep(tmp_path / "flash-beep.mp4", 12, gop=50)
+    profiles = tmp_path / "profiles"
+    profiles.mkdir()
+    (profiles / "channels.toml").write_text('[edit]\ndescription = "editors"\nprofiles = ["edit-proxy", "hls-360"]\n')
+    options = PlanOptions(out_dir=str(tmp_path / "out"), work_dir=str(tmp_path / "work"),
+                          farm=FarmConfig(chunk_min_s=10, chunk_s=4))
+    plan = plan_job(probe(str(src)), ["edit"], load_catalog(profiles), options)
+    results = _run_until(plan, TaskKind.JOIN)
+    first, other = tasks_of(plan, TaskKind.JOIN)
+    assert first.params["series"] == other.params["series"]
+    second = next(t for t in tasks_of(plan, TaskKind.CHUNK) if t.params["index"] == 1)
+    shutil.rmtree(second.params["final"])
+    run_task("chunk", _shifted(second.params, 2))  # both renditions' pictures two late
+    stale = os.stat(second.params["final"]).st_ino
+
+    made = run_task("join", first.params, {d: results[d] for d in first.deps})
+    assert [g["chunk"] for g in made["gate"]] == [1, 1]
+    fixed = os.stat(second.params["final"]).st_ino
+    assert fixed != stale
+    encode_again(second.params, stale)  # what a join that had read the wrong chunk meanwhile asks for
+    assert os.stat(second.params["final"]).st_ino == fixed, "made a third time"
+    assert Path(first.params["series"]).is_dir(), "the other rendition still needs the chunks"
+
+    joined = run_task("join", other.params, {d: results[d] for d in other.deps})
+    assert joined["gate"] == []
+    for join in (first, other):
+        [out] = [Path(o["final"]) for o in join.params["outputs"]]
+        [made_file] = out.iterdir()
+        flashes, _ = flashes_and_beeps(made_file)
+        assert [round(t, 3) for t in flashes] == [float(s) for s in range(12)]
+    assert not Path(first.params["series"]).exists(), "every rendition joined: the chunks are removed"
 
 
 def test_a_chunked_rendition_keeps_its_profile(catalog):

@@ -69,16 +69,26 @@ def _encode_chunk(params: ChunkParams, analysis: dict[str, Any] | None, commands
     except BaseException:
         shutil.rmtree(partial, ignore_errors=True)
         raise
-    publish_dir(partial, Path(params["final"]))
+    final = Path(params["final"])
+    if final.is_dir():  # made again: the old chunk steps aside for a moment only, and readers keep their files
+        old = final.with_name(f"{final.name}.old")
+        shutil.rmtree(old, ignore_errors=True)
+        os.rename(final, old)
+        publish_dir(partial, final)
+        shutil.rmtree(old, ignore_errors=True)
+    else:
+        publish_dir(partial, final)
 
 
 def join_chunks(params: JoinParams, deps: Deps, report: Report) -> dict[str, Any]:
-    """Each rendition's chunks laid end to end and muxed once with its sound, then the sync gate; a chunk the
-    gate finds wrong is encoded again (once). The renditions appear only when all of them passed."""
+    """A rendition's chunks laid end to end and muxed once with its sound, then the sync gate; a chunk the gate
+    finds wrong is encoded again (once). The rendition (and the stills this join puts together) appears only
+    when it passed; the chunks go once every rendition of their series is joined."""
     outputs = params["outputs"]
     with exclusive([o["final"] for o in outputs]):
         if all(os.path.isdir(o["final"]) for o in outputs):
             report(1.0)
+            _drop_series(params)
             return {"reused": True, "outputs": [o["final"] for o in outputs], "gate": []}
         chunks = sorted(deps.all(TaskKind.CHUNK), key=lambda c: c["index"])
         scratch = Path(params["scratch"])
@@ -87,6 +97,7 @@ def join_chunks(params: JoinParams, deps: Deps, report: Report) -> dict[str, Any
             redone = []
             for attempt in range(2):
                 started = time.monotonic()
+                made_as = [os.stat(c["final"]).st_ino for c in chunks]  # which making of each chunk was read
                 _join_all(params, scratch)
                 joined = time.monotonic()
                 failures = gate(params)
@@ -99,7 +110,7 @@ def join_chunks(params: JoinParams, deps: Deps, report: Report) -> dict[str, Any
                     raise VerificationError(f"{params['source']}: the joined chunks still fail the sync gate after "
                                             f"encoding them again: {failures[0][1]}")
                 for index in bad:
-                    _encode_again(chunks[index]["params"])
+                    encode_again(chunks[index]["params"], made_as[index])
                 redone = [{"chunk": index, "problem": problem} for index, problem in failures]
             _join_stills(params)
             report(1.0)
@@ -110,19 +121,30 @@ def join_chunks(params: JoinParams, deps: Deps, report: Report) -> dict[str, Any
             raise
         finally:
             shutil.rmtree(scratch, ignore_errors=True)
-        shutil.rmtree(scratch.parent, ignore_errors=True)  # joined and checked: the chunks have done their work
-        return {"reused": False, "outputs": finals, "gate": redone, **{k: round(v, 3) for k, v in timing.items()}}
+    _drop_series(params)
+    return {"reused": False, "outputs": finals, "gate": redone, **{k: round(v, 3) for k, v in timing.items()}}
 
 
-def _encode_again(params: ChunkParams) -> None:
-    """A chunk the gate refused, made again the way it was made (its crop path as it was)."""
+def _drop_series(params: JoinParams) -> None:
+    """The series' chunks and references, once every rendition and still they make is joined: they have done
+    their work (the join that finishes last finds them all)."""
+    if all(os.path.isdir(final) for final in params["series_outputs"]):
+        shutil.rmtree(params["series"], ignore_errors=True)
+
+
+def encode_again(params: ChunkParams, made_as: int) -> None:
+    """A chunk the gate refused, made again the way it was made (its crop path as it was) and swapped in whole
+    (another rendition's join may be reading it); not again when another join of its series has remade it since
+    ``made_as`` (the chunk folder's inode) was read."""
     final = Path(params["final"])
-    commands = None
-    if "follow" in params:
-        kept = final / Path(params["follow"]["commands"]).name
-        commands = kept.read_text(encoding="utf-8") if kept.is_file() else None
-    shutil.rmtree(final, ignore_errors=True)
-    _encode_chunk(params, None, commands, lambda fraction: None)
+    with exclusive([params["final"]]):
+        if os.stat(final).st_ino != made_as:
+            return
+        commands = None
+        if "follow" in params:
+            kept = final / Path(params["follow"]["commands"]).name
+            commands = kept.read_text(encoding="utf-8") if kept.is_file() else None
+        _encode_chunk(params, None, commands, lambda fraction: None)
 
 
 def _join_all(params: JoinParams, scratch: Path) -> None:
@@ -136,11 +158,8 @@ def _join_all(params: JoinParams, scratch: Path) -> None:
             raise EncodeError(f"chunk {missing[0]} is missing from the work dir; run the job again to make it")
         if r["method"] == "concat":
             _concat_list(Path(r["joined"]), r["chunks"])
-        else:  # elementary streams of closed GOPs: byte for byte
-            with open(r["joined"], "wb") as joined:
-                for c in r["chunks"]:
-                    with open(c, "rb") as chunk:
-                        shutil.copyfileobj(chunk, joined, 1 << 20)
+        else:  # elementary streams of closed GOPs, byte for byte: a URL a line for the concatf protocol
+            Path(r["joined"]).write_text("".join(f"file:{c}\n" for c in r["chunks"]), encoding="utf-8")
         run_ffmpeg(r["argv"], dict(params["limits"]), what="join")
 
 
@@ -179,11 +198,13 @@ def gate(params: JoinParams) -> list[tuple[int, str]]:
                 failures.append((index, f"{chunk}: does not start on a keyframe"))
     if failures:
         return failures
-    for reference in params["references"]:  # one decode straight through each join, for every rendition at once
-        if not all(os.path.isfile(f) for f in reference["files"].values()):
-            for folder in {os.path.dirname(f) for f in reference["files"].values()}:
-                os.makedirs(folder, exist_ok=True)
-            run_ffmpeg(reference["argv"], dict(params["limits"]), what="sync gate reference")
+    for reference in params["references"]:  # one decode straight through each join, for the series' renditions
+        folders = sorted({os.path.dirname(f) for f in reference["files"].values()})
+        with exclusive(folders):  # made by the first of the series' joins to need it, read by the others
+            if not all(os.path.isfile(reference["files"][r["key"]]) for r in params["renditions"]):
+                for folder in folders:
+                    os.makedirs(folder, exist_ok=True)
+                run_ffmpeg(reference["argv"], dict(params["limits"]), what="sync gate reference")
     for r in params["renditions"]:
         rate = Fraction(r["rate"])
         starts = [round(Fraction(s).limit_denominator(1000000) * rate) for s in params["starts"]]

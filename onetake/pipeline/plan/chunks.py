@@ -230,9 +230,11 @@ def reference(source: SourceInfo, renditions: list[Rendition], cut: Cut, folder:
 
 def join_params(source: SourceInfo, renditions: list[Rendition], chunk_cuts: list[Cut], chunk_folders: list[str],
                 sounds: dict[str, str], work: str, scratch: str, asset_id: str, limits: Limits,
-                references: list[JoinReference], stills: list[Rendition]) -> JoinParams:
+                references: list[JoinReference], stills: list[Rendition], series: str,
+                series_outputs: list[str]) -> JoinParams:
     """How each rendition's chunks are laid end to end and given their sound, what the sync gate expects, and
-    how the stills the chunks made are put together."""
+    how the stills the chunks made are put together; ``series``: the chunks' folder, which the join that finds
+    every one of ``series_outputs`` made removes."""
     duration = programme_duration(source)
     joined: list[JoinedRendition] = []
     outputs: list[EncodeOutput] = []
@@ -242,12 +244,12 @@ def join_params(source: SourceInfo, renditions: list[Rendition], chunk_cuts: lis
         assert spec is not None
         rate = output_rate(source.video[0].rate, spec)
         kept = chunk_file(spec)
-        target = f"{scratch}/{r.key}.{'txt' if kept.method == 'concat' else kept.extension}"
+        target = f"{scratch}/{r.key}.txt"
         if kept.method == "concat":
             reader = ["-f", "concat", "-safe", "0", "-protocol_whitelist", "file", "-i", f"file:{target}"]
-        else:
+        else:  # the chunks read as one byte stream (ffmpeg's concatf protocol): no joined copy is written first
             reader = ["-f", kept.demuxer, "-framerate", f"{rate.numerator}/{rate.denominator}",
-                      "-i", f"file:{target}"]
+                      "-protocol_whitelist", "concatf,file", "-i", f"concatf:{target}"]
         sound = sounds.get(r.key, "")
         muxer_opts, extra = container_options(r.profile, source, asset_id)
         timecode = muxer_opts.pop("timecode", None)  # the encoder's option; the container takes it as metadata
@@ -285,4 +287,5 @@ def join_params(source: SourceInfo, renditions: list[Rendition], chunk_cuts: lis
         outputs.append(EncodeOutput(key=r.key, profile=r.profile.name, partial=partial,
                                     final=f"{work}/renditions/{r.key}"))
     return JoinParams(source=source.path, starts=[float(c.start) for c in chunk_cuts], references=references,
-                      scratch=scratch, outputs=outputs, renditions=joined, stills=made, limits=limits)
+                      scratch=scratch, outputs=outputs, renditions=joined, stills=made, limits=limits,
+                      series=series, series_outputs=series_outputs)

@@ -351,6 +351,7 @@ def _encodes(job: _Job, analyze_id: str) -> None:
     long = programme_duration(source) > farm.chunk_min_s
     programme = bool(programme_streams(source))
     whole, chunked, sounds = [], [], {}
+    made: dict[tuple[str, float], Rendition] = {}  # renditions whose sound is the same share one (an HLS ladder's)
     for name, members, after in groups:
         if job.captions_id and any(r.captions for r in members):
             after = (*after, job.captions_id)
@@ -361,14 +362,16 @@ def _encodes(job: _Job, analyze_id: str) -> None:
             stills = [r for r in members if rides_along(source, r)] if number == 0 else []
             members = [r for r in members if r not in stills]
             chunked.append((f"{name or 'all'}-{number}", cut_members, chunk_cuts, after, stills))
-            sounds.update({r.key: sound_rendition(source, r) for r in cut_members
-                           if has_sound(source, r.profile, programme)})
+            for r in cut_members:
+                if has_sound(source, r.profile, programme):
+                    sound = sound_rendition(source, r)
+                    sounds[r.key] = made.setdefault((sound.profile.content_key(), sound.length), sound)
         whole.append((job.id(TaskKind.ENCODE, name), members, after))
     if sounds:  # the sound of every chunked rendition, and every other sound, in an encode per loudness target
         # that waits for its measure (and the captions, where any); pictures still made whole (an audiogram's) apart
         first_id, first, after = whole[0]
         by_target: dict[LoudnessTarget | None, list[Rendition]] = {}
-        for r in [r for r in first if r.profile.audio is not None] + list(sounds.values()):
+        for r in [r for r in first if r.profile.audio is not None] + list(made.values()):
             by_target.setdefault(loudness_target(r.profile) if programme else None, []).append(r)
         whole[0:1] = [(first_id, [r for r in first if r.profile.audio is None], after),
                       *((job.id(TaskKind.ENCODE, f"sound-{group[0].profile.name.removesuffix(SOUND_SUFFIX)}"),
@@ -379,8 +382,7 @@ def _encodes(job: _Job, analyze_id: str) -> None:
     for name, members, chunk_cuts, after, stills in chunked:
         _chunks(job, name, members, stills, chunk_cuts, after,
                 {key: job.path_of[sound.key] for key, sound in sounds.items()},
-                tuple(dict.fromkeys(job.encode_of[sound.key] for key, sound in sounds.items()
-                                    if any(r.key == key for r in members))))
+                {key: job.encode_of[sound.key] for key, sound in sounds.items()})
 
 
 def _encode(job: _Job, encode_id: str, members: list[Rendition], deps: tuple[str, ...]) -> None:
@@ -401,12 +403,14 @@ def _encode(job: _Job, encode_id: str, members: list[Rendition], deps: tuple[str
 
 
 def _chunks(job: _Job, name: str, members: list[Rendition], stills: list[Rendition], chunk_cuts: list[Cut],
-            after: tuple[str, ...], sounds: dict[str, str], sound_encodes: tuple[str, ...]) -> None:
-    """The chunk tasks of ``members`` and ``stills`` (longest first, so that the last to start is short) and
-    their join."""
+            after: tuple[str, ...], sounds: dict[str, str], sound_encodes: dict[str, str]) -> None:
+    """The chunk tasks of ``members`` and ``stills`` (longest first, so that the last to start is short) and a
+    join per rendition (on a farm, side by side: the joins are what a programme waits for after its last chunk);
+    the first rendition's also puts the stills together."""
     source, work = job.source, job.work
     series_key = short_hash(*(r.key for r in [*members, *stills]), *(f"{c.start}-{c.end}" for c in chunk_cuts))
-    folders = [f"{work}/chunks/{series_key}/{c.index:04d}" for c in chunk_cuts]
+    series_dir = f"{work}/chunks/{series_key}"
+    folders = [f"{series_dir}/{c.index:04d}" for c in chunk_cuts]
     chunk_ids = []
     for cut in sorted(chunk_cuts, key=lambda c: (c.start - c.end, c.index)):
         folder = folders[cut.index]
@@ -418,16 +422,20 @@ def _chunks(job: _Job, name: str, members: list[Rendition], stills: list[Renditi
             params["follow"] = follow_params(source, chunk_members[0])
         chunk_ids.append(job.add(Task(job.id(TaskKind.CHUNK, f"{name}-{cut.index:04d}"), TaskKind.CHUNK, params,
                                       deps=after, heavy=True)))
-    scratch = f"{work}/chunks/{series_key}/join"
     references = [reference(source, [dataclasses.replace(r, commands=f"{folders[cut.index]}/{FOLLOW_COMMANDS}")
-                                     if r.commands else r for r in members], cut, f"{scratch}/{cut.index:04d}")
+                                     if r.commands else r for r in members], cut,
+                            f"{series_dir}/references/{cut.index:04d}")
                   for cut in chunk_cuts[1:]]  # a follower's window as the chunk after the join moved it
-    join_id = job.add(Task(job.id(TaskKind.JOIN, name), TaskKind.JOIN, join_params(
-        source, members, chunk_cuts, folders, {r.key: sounds[r.key] for r in members if r.key in sounds}, work,
-        scratch, job.asset_id, job.limits, references, stills), deps=(*sorted(chunk_ids), *sound_encodes)))
-    for r in [*members, *stills]:
-        job.encode_of[r.key] = join_id
-        job.path_of[r.key] = f"{work}/renditions/{r.key}/{r.file_name}"
+    series_outputs = [f"{work}/renditions/{r.key}" for r in [*members, *stills]]
+    for number, r in enumerate(members):
+        made = stills if number == 0 else []
+        join_id = job.add(Task(job.id(TaskKind.JOIN, r.profile.name), TaskKind.JOIN, join_params(
+            source, [r], chunk_cuts, folders, {r.key: sounds[r.key]} if r.key in sounds else {}, work,
+            f"{series_dir}/join-{r.key}", job.asset_id, job.limits, references, made, series_dir, series_outputs),
+            deps=(*sorted(chunk_ids), *([sound_encodes[r.key]] if r.key in sound_encodes else []))))
+        for joined in [r, *made]:
+            job.encode_of[joined.key] = join_id
+            job.path_of[joined.key] = f"{work}/renditions/{joined.key}/{joined.file_name}"
 
 
 def _verify(job: _Job, key: str, profile: Profile, path: str, dep: str, sound_of: Sequence[Profile] = ()) -> str:

@@ -99,7 +99,7 @@ class JoinedRendition(TypedDict):
     key: str
     chunks: list[str]     # its chunk files, in programme order
     method: Literal["concat", "bytes"]  # MP4 chunks through ffmpeg's concat demuxer; elementary streams byte for byte
-    joined: str           # where the worker writes the concat list or the joined elementary stream
+    joined: str           # where the worker writes the list of chunks (the concat demuxer's, or concatf's)
     argv: list[str]       # reads ``joined`` (and the whole sound) and writes the rendition, stream-copied
     sound: str            # the whole programme's sound for it, made once; "" for a rendition without sound
     frames: int           # the pictures the whole rendition holds
@@ -130,12 +130,14 @@ class JoinReference(TypedDict):
 class JoinParams(TypedDict):
     source: str
     starts: list[float]   # each chunk's start on the programme's clock (seconds)
-    references: list[JoinReference]  # one per join, in programme order
-    scratch: str          # the joins' working folder, removed when they are done
+    references: list[JoinReference]  # one per join, in programme order, shared by the series' joins
+    scratch: str          # this join's working folder, removed when it is done
     outputs: list[EncodeOutput]
     renditions: list[JoinedRendition]
     stills: list[JoinedStill]
     limits: Limits
+    series: str           # the chunks' folder (and the references'), removed once all of the series is joined
+    series_outputs: list[str]  # the final folders of every rendition and still the series' chunks make
 
 
 class CaptionsBurn(TypedDict):
