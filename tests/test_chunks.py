@@ -23,7 +23,7 @@ from onetake.pipeline.plan.geometry import gop_frames
 from onetake.pipeline.plan.params import TaskKind
 from onetake.pipeline.probe import probe
 from onetake.pipeline.profiles import load_catalog
-from onetake.workers.join import encode_again
+from onetake.workers.join import chunk_made_as, encode_again, series_lock
 from onetake.workers.tasks import run_task
 from test_plan import audio, source, video
 
@@ -266,14 +266,18 @@ def test_a_chunk_made_again_for_one_join_serves_the_other_joins_of_its_series(tm
     second = next(t for t in tasks_of(plan, TaskKind.CHUNK) if t.params["index"] == 1)
     shutil.rmtree(second.params["final"])
     run_task("chunk", _shifted(second.params, 2))  # both renditions' pictures two late
-    stale = os.stat(second.params["final"]).st_ino
+    stale = chunk_made_as(second.params["final"])
+    [key] = [r["key"] for r in first.params["renditions"]]
+    killed = Path(first.params["references"][0]["files"][key])
+    killed.parent.mkdir(parents=True)
+    killed.write_bytes(bytes(100))  # what a reference decode killed midway left: made again, not read
 
     made = run_task("join", first.params, {d: results[d] for d in first.deps})
     assert [g["chunk"] for g in made["gate"]] == [1, 1]
-    fixed = os.stat(second.params["final"]).st_ino
+    fixed = chunk_made_as(second.params["final"])
     assert fixed != stale
-    encode_again(second.params, stale)  # what a join that had read the wrong chunk meanwhile asks for
-    assert os.stat(second.params["final"]).st_ino == fixed, "made a third time"
+    encode_again(second.params, stale, series_lock(other.params))  # a join that had read the wrong chunk asks
+    assert chunk_made_as(second.params["final"]) == fixed, "made a third time"
     assert Path(first.params["series"]).is_dir(), "the other rendition still needs the chunks"
 
     joined = run_task("join", other.params, {d: results[d] for d in other.deps})

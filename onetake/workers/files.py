@@ -55,15 +55,30 @@ def publish_dir(partial: Path, final: Path) -> str:
 
 @contextlib.contextmanager
 def exclusive(paths: list[str]) -> Iterator[None]:
-    """Hold an advisory lock per output (``PATH.lock``) while making it: a second run that needs the same
-    rendition waits here, then finds it made. Locks are taken in sorted order, so two runs never deadlock."""
+    """Hold an advisory lock per path (``PATH.lock``) while making or changing what is there: a second run that
+    needs the same rendition (chunk, reference) waits here, then finds it made. Locks are taken in sorted order,
+    so two runs never deadlock."""
+    with _locked(paths, fcntl.LOCK_EX):
+        yield
+
+
+@contextlib.contextmanager
+def shared(paths: list[str]) -> Iterator[None]:
+    """Hold a shared lock per path while reading what is there: any number of readers, and no one holding
+    ``exclusive`` on it meanwhile."""
+    with _locked(paths, fcntl.LOCK_SH):
+        yield
+
+
+@contextlib.contextmanager
+def _locked(paths: list[str], mode: int) -> Iterator[None]:
     handles = []
     try:
         for path in sorted(set(paths)):
             Path(path).parent.mkdir(parents=True, exist_ok=True)
             handle = open(f"{path}.lock", "a+b")
             handles.append(handle)
-            fcntl.flock(handle, fcntl.LOCK_EX)
+            fcntl.flock(handle, mode)
         yield
     finally:
         for handle in reversed(handles):

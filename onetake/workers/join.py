@@ -28,10 +28,11 @@ from ..pipeline.errors import EncodeError, VerificationError
 from ..pipeline.plan.chunks import GATE_THUMB
 from ..pipeline.plan.params import ChunkParams, Deps, JoinedRendition, JoinParams, TaskKind
 from .ffmpeg import run_ffmpeg
-from .files import exclusive, publish_dir
+from .files import exclusive, publish_dir, shared
 from .follow import follow_commands
 
 Report = Callable[[float], None]
+REFERENCE_MADE = "made"  # written in a reference's folder once its decode has made every file
 MATCH_SLACK = 1.0      # grey levels a joined picture may sit further from its own reference picture than from another
 
 
@@ -48,13 +49,15 @@ def encode_chunk(params: ChunkParams, deps: Deps, report: Report) -> dict[str, A
         with exclusive([params["final"]]):
             if not os.path.isdir(params["final"]):
                 done = deps.one(TaskKind.ANALYZE)
-                _encode_chunk(params, done["analysis"] if done else None, None, report)
+                publish_dir(_make_chunk(params, done["analysis"] if done else None, None, report),
+                            Path(params["final"]))
     report(1.0)
     return {"index": params["index"], "final": params["final"], "params": params}
 
 
-def _encode_chunk(params: ChunkParams, analysis: dict[str, Any] | None, commands: str | None,
-                  report: Report) -> None:
+def _make_chunk(params: ChunkParams, analysis: dict[str, Any] | None, commands: str | None,
+                report: Report) -> Path:
+    """The chunk's files in its partial folder (removed if making them fails)."""
     partial = Path(params["partial"])
     shutil.rmtree(partial, ignore_errors=True)
     partial.mkdir(parents=True)
@@ -69,15 +72,7 @@ def _encode_chunk(params: ChunkParams, analysis: dict[str, Any] | None, commands
     except BaseException:
         shutil.rmtree(partial, ignore_errors=True)
         raise
-    final = Path(params["final"])
-    if final.is_dir():  # made again: the old chunk steps aside for a moment only, and readers keep their files
-        old = final.with_name(f"{final.name}.old")
-        shutil.rmtree(old, ignore_errors=True)
-        os.rename(final, old)
-        publish_dir(partial, final)
-        shutil.rmtree(old, ignore_errors=True)
-    else:
-        publish_dir(partial, final)
+    return partial
 
 
 def join_chunks(params: JoinParams, deps: Deps, report: Report) -> dict[str, Any]:
@@ -96,23 +91,24 @@ def join_chunks(params: JoinParams, deps: Deps, report: Report) -> dict[str, Any
         try:
             redone = []
             for attempt in range(2):
-                started = time.monotonic()
-                made_as = [os.stat(c["final"]).st_ino for c in chunks]  # which making of each chunk was read
-                _join_all(params, scratch)
-                joined = time.monotonic()
-                failures = gate(params)
-                timing["join_s"] += joined - started
-                timing["gate_s"] += time.monotonic() - joined
-                if not failures:
-                    break
+                with shared([series_lock(params)]):  # no chunk is swapped while this join reads them
+                    started = time.monotonic()
+                    made_as = [chunk_made_as(c["final"]) for c in chunks]  # which making of each chunk was read
+                    _join_all(params, scratch)
+                    joined = time.monotonic()
+                    failures = gate(params)
+                    timing["join_s"] += joined - started
+                    timing["gate_s"] += time.monotonic() - joined
+                    if not failures:
+                        _join_stills(params)
+                        break
                 bad = sorted({index for index, _ in failures})
                 if attempt:
                     raise VerificationError(f"{params['source']}: the joined chunks still fail the sync gate after "
                                             f"encoding them again: {failures[0][1]}")
                 for index in bad:
-                    encode_again(chunks[index]["params"], made_as[index])
+                    encode_again(chunks[index]["params"], made_as[index], series_lock(params))
                 redone = [{"chunk": index, "problem": problem} for index, problem in failures]
-            _join_stills(params)
             report(1.0)
             finals = [publish_dir(Path(o["partial"]), Path(o["final"])) for o in outputs]
         except BaseException:
@@ -132,19 +128,39 @@ def _drop_series(params: JoinParams) -> None:
         shutil.rmtree(params["series"], ignore_errors=True)
 
 
-def encode_again(params: ChunkParams, made_as: int) -> None:
+def series_lock(params: JoinParams) -> str:
+    """What the series' joins hold shared while they read its chunks, and a remade chunk's swap exclusively."""
+    return f"{params['series']}/chunks"
+
+
+def chunk_made_as(folder: str) -> tuple[int, int] | None:
+    """Which making of a chunk folder is there (its inode and time), or None when there is none."""
+    try:
+        found = os.stat(folder)
+    except FileNotFoundError:
+        return None
+    return found.st_ino, found.st_mtime_ns
+
+
+def encode_again(params: ChunkParams, made_as: tuple[int, int] | None, lock: str) -> None:
     """A chunk the gate refused, made again the way it was made (its crop path as it was) and swapped in whole
-    (another rendition's join may be reading it); not again when another join of its series has remade it since
-    ``made_as`` (the chunk folder's inode) was read."""
+    while none of its series' joins reads (``lock``); not again when another join has remade it since ``made_as``
+    was read."""
     final = Path(params["final"])
     with exclusive([params["final"]]):
-        if os.stat(final).st_ino != made_as:
+        if made_as is None or chunk_made_as(params["final"]) != made_as:
             return
         commands = None
         if "follow" in params:
             kept = final / Path(params["follow"]["commands"]).name
             commands = kept.read_text(encoding="utf-8") if kept.is_file() else None
-        _encode_chunk(params, None, commands, lambda fraction: None)
+        partial = _make_chunk(params, None, commands, lambda fraction: None)
+        with exclusive([lock]):
+            old = final.with_name(f"{final.name}.old")
+            shutil.rmtree(old, ignore_errors=True)
+            os.rename(final, old)
+            publish_dir(partial, final)
+            shutil.rmtree(old, ignore_errors=True)
 
 
 def _join_all(params: JoinParams, scratch: Path) -> None:
@@ -199,12 +215,13 @@ def gate(params: JoinParams) -> list[tuple[int, str]]:
     if failures:
         return failures
     for reference in params["references"]:  # one decode straight through each join, for the series' renditions
-        folders = sorted({os.path.dirname(f) for f in reference["files"].values()})
-        with exclusive(folders):  # made by the first of the series' joins to need it, read by the others
-            if not all(os.path.isfile(reference["files"][r["key"]]) for r in params["renditions"]):
-                for folder in folders:
-                    os.makedirs(folder, exist_ok=True)
+        folder = Path(next(iter(reference["files"].values()))).parent
+        with exclusive([str(folder)]):  # made whole by the first of the series' joins to need it, read by the rest
+            if not (folder / REFERENCE_MADE).is_file():
+                shutil.rmtree(folder, ignore_errors=True)  # what a decode that failed left
+                folder.mkdir(parents=True)
                 run_ffmpeg(reference["argv"], dict(params["limits"]), what="sync gate reference")
+                (folder / REFERENCE_MADE).touch()
     for r in params["renditions"]:
         rate = Fraction(r["rate"])
         starts = [round(Fraction(s).limit_denominator(1000000) * rate) for s in params["starts"]]

@@ -130,7 +130,7 @@ class JoinReference(TypedDict):
 class JoinParams(TypedDict):
     source: str
     starts: list[float]   # each chunk's start on the programme's clock (seconds)
-    references: list[JoinReference]  # one per join, in programme order, shared by the series' joins
+    references: list[JoinReference]  # one per chunk boundary, in programme order, shared by the series' joins
     scratch: str          # this join's working folder, removed when it is done
     outputs: list[EncodeOutput]
     renditions: list[JoinedRendition]
