@@ -213,10 +213,16 @@ def _run(source: Path, args: argparse.Namespace, k: int, core_sets: list[list[in
             "tasks": [{"id": t.id, "kind": t.kind, "heavy": t.heavy, "deps": list(t.deps),
                        "seconds": round(costs.get(t.id, 0.0), 3),
                        "cpu_s": round(cpu[t.id], 3) if t.id in cpu else None,
-                       "programme_s": t.params.get("duration") if t.kind == TaskKind.CHUNK else None,
+                       "programme_s": t.params["duration"] if _stretch(t.kind, t.params) else None,
                        **({"joins": len(t.params["references"]), "gate_s": recorder[0].results[t.id]["gate_s"]}
                           if t.kind == TaskKind.JOIN else {})}
                       for t in plan.tasks]}
+
+
+def _stretch(kind: str, params: dict[str, Any]) -> bool:
+    """A task whose work is a stretch of the programme (a chunk, a part of the pictures' analysis): a longer
+    programme has more of them, not longer ones."""
+    return kind == TaskKind.CHUNK or kind == TaskKind.ANALYZE_PART and params["part"] == "pictures"
 
 
 def _task_costs(plan: JobPlan, stream: list[dict[str, Any]]) -> dict[str, float]:
@@ -257,15 +263,16 @@ def _hour_model(tasks: list[dict[str, Any]], duration: float, chunk_s: float) ->
     """The measured tasks grown to a one-hour programme.
 
     A task costs what it took in CPU (its thread's and its ffmpegs'), where the worker said so, else its time on
-    the worker (which on a busy worker includes waiting for the CPU). Each series of chunks becomes as many chunks
-    of ``chunk_s`` as the hour holds, each costing the series' measured seconds per second of programme; a join's
-    sync gate costs as much per join as measured; every other task's cost grows with the programme's length."""
+    the worker (which on a busy worker includes waiting for the CPU). Each series of stretches (chunks, parts of
+    the analysis) becomes as many of ``chunk_s`` as the hour holds, each costing the series' measured seconds per
+    second of programme; a join's sync gate costs as much per join as measured; every other task's cost grows with
+    the programme's length."""
     tasks = [_in_cpu(t) for t in tasks]
     scale = HOUR_S / duration
     count = max(1, round(HOUR_S / chunk_s))
     series: dict[str, list[dict[str, Any]]] = {}
     for t in tasks:
-        if t["kind"] == TaskKind.CHUNK:
+        if t.get("programme_s") is not None:
             series.setdefault(t["id"].rsplit("-", 1)[0], []).append(t)
     replaced: dict[str, list[str]] = {}
     model: list[dict[str, Any]] = []
@@ -274,7 +281,7 @@ def _hour_model(tasks: list[dict[str, Any]], duration: float, chunk_s: float) ->
             gate = t["gate_s"] * (count - 1) / max(1, t["joins"])
             model.append({**t, "seconds": (t["seconds"] - t["gate_s"]) * scale + gate})
             continue
-        if t["kind"] != TaskKind.CHUNK:
+        if t.get("programme_s") is None:
             model.append({**t, "seconds": t["seconds"] * scale})
             continue
         name = t["id"].rsplit("-", 1)[0]
@@ -285,7 +292,7 @@ def _hour_model(tasks: list[dict[str, Any]], duration: float, chunk_s: float) ->
         per_second = sum(m["seconds"] for m in members) / sum(m["programme_s"] for m in members)
         ids = [f"{name}-hour{i:04d}" for i in range(count)]
         replaced[name] = replaced[t["id"]] = ids
-        model += [{"id": i, "kind": TaskKind.CHUNK, "heavy": True, "deps": t["deps"], "seconds": per_second * chunk_s}
+        model += [{"id": i, "kind": t["kind"], "heavy": True, "deps": t["deps"], "seconds": per_second * chunk_s}
                   for i in ids]
     for t in model:
         t["deps"] = list(dict.fromkeys(d for dep in t["deps"] for d in replaced.get(dep, [dep])))

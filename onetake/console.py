@@ -98,7 +98,11 @@ def describe_task(task: Task) -> list[str]:
             lines.append(f"      {len(r['chunks'])} chunks ({how}) + {'its sound' if r['sound'] else 'no sound'}, "
                          f"sync gate ({r['frames']} pictures) -> {o['final']}  ({o['profile']})")
     if task.kind == TaskKind.ANALYZE:
-        lines.append(f"      {p['source']} -> {p['cache']}")
+        lines.append(f"      {p['source']} -> {p['cache']}" + ("  (its parts joined)" if task.deps else ""))
+    if task.kind == TaskKind.ANALYZE_PART:
+        what = ("the sound" if p["part"] == "sound" else
+                f"stretch {p['index'] + 1}: {p['duration']:g} s of pictures from {p['start'] or p['origin']:g} s")
+        lines.append(f"      {what} -> {p['file']}")
     if task.kind == TaskKind.ENCODE and "follow" in p:
         lines.append(f"      crop window follows the subject: {p['follow']['commands']} from the analysis")
     if task.kind == TaskKind.DELIVER:
@@ -170,8 +174,8 @@ class ProgressView:
                                  TimeRemainingColumn(), transient=False)
         self.rows: dict[str, list[Any]] = {}
         self.verify_row: dict[str, Any] = {}
-        self.joins_of: dict[str, list[str]] = {}    # chunk task -> the joins its pictures go to
-        self.chunks_done: dict[str, dict[str, float]] = {}  # join -> each of its chunks' progress
+        self.joins_of: dict[str, list[str]] = {}    # chunk (analysis part) -> the joins (analysis) it goes to
+        self.chunks_done: dict[str, dict[str, float]] = {}  # join (analysis) -> each of its chunks' (parts') progress
         for plan in plans:
             for task in plan.tasks:
                 if task.kind in (TaskKind.ENCODE, TaskKind.JOIN):  # a row per rendition (a sound is its rendition's)
@@ -187,7 +191,12 @@ class ProgressView:
                     for o, row in zip(outputs, rows):
                         self.verify_row[task_id(plan.asset_id, TaskKind.VERIFY, o["profile"])] = row
                 elif task.kind == TaskKind.ANALYZE:
-                    self.rows[task.id] = [self.progress.add_task(f"{plan.asset_id}  analysis", total=100)]
+                    parts = list(task.deps)
+                    self.rows[task.id] = [self.progress.add_task(
+                        f"{plan.asset_id}  analysis" + (f"  ({len(parts)} parts)" if parts else ""), total=100)]
+                    for part in parts:
+                        self.joins_of.setdefault(part, []).append(task.id)
+                    self.chunks_done[task.id] = {part: 0.0 for part in parts}
                 elif task.kind == TaskKind.PACKAGE:
                     name = task.id.rsplit("/", 1)[-1]
                     row = self.progress.add_task(f"{plan.asset_id}  {name}", total=100)
@@ -202,7 +211,7 @@ class ProgressView:
         self.progress.__exit__(*exc)
 
     def on_progress(self, identifier: str, fraction: float) -> None:
-        if identifier in self.joins_of:  # a chunk: its renditions are as far as all their chunks together
+        if identifier in self.joins_of:  # a chunk (an analysis part): as far as all of them together
             for join in self.joins_of[identifier]:
                 done = self.chunks_done[join]
                 done[identifier] = fraction

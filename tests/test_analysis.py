@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import json
 import re
@@ -14,9 +15,14 @@ from conftest import ffmpeg, make_clip
 
 from benchmarks import analysis_clips as clips
 from onetake.cli import cli
+from onetake.pipeline.config import FarmConfig
 from onetake.pipeline.errors import SourceError
+from onetake.pipeline.plan import PlanOptions, plan_job
+from onetake.pipeline.probe import probe
+from onetake.pipeline.profiles import load_catalog
 from onetake.workers.analysis import analyze
 from onetake.workers.ffmpeg import ffmpeg_binary
+from onetake.workers.tasks import run_task
 
 FRAME = 1 / clips.FPS
 CONTRACT_KEYS = {"version", "duration", "fps", "frames", "width", "height", "transitions", "shots", "black",
@@ -246,3 +252,58 @@ def test_a_flash_is_not_a_cut(tmp_path):
            "+eq(n\\,61)'[a];smptebars=s=320x180:r=25:d=1[b];[a][b]concat=n=2:v=1:a=0[v]", "-map", "[v]",
            "-c:v", "libx264", "-preset", "ultrafast", "-pix_fmt", "yuv420p", "file:" + str(clip))
     assert [(t["frame"], t["kind"]) for t in analyze(clip)["transitions"]] == [(80, "cut")]
+
+
+@pytest.fixture(scope="module")
+def programme(media):
+    """24 s of what the analysis looks for: the transitions clip (cut, fades, black, dissolve, silence), the
+    segments clip (freeze, black, silence) and 4 s of the face photo beside a moving pattern, one after another."""
+    transitions_path, _ = clips.transitions_clip(media)
+    segments_path, _ = clips.segments_clip(media)
+    path = media / "programme.mp4"
+    look = "scale=640:360,setsar=1,fps=25,format=yuv420p"
+    ffmpeg("-i", str(transitions_path), "-i", str(segments_path), "-f", "lavfi", "-i", "testsrc2=s=320x360:r=25:d=6.4",
+           "-loop", "1", "-framerate", "25", "-t", "6.4", "-i", str(FACE), "-f", "lavfi", "-i",
+           "sine=frequency=300:sample_rate=48000:duration=6.4", "-filter_complex",
+           f"[3:v]scale=320:240,pad=320:360:0:60:color=0x404040,format=yuv420p[f];[2:v]format=yuv420p[b];"
+           f"[b][f]hstack=inputs=2,{look}[face];[0:v]{look}[t];[1:v]{look}[s];"
+           f"[t][0:a][s][1:a][face][4:a]concat=n=3:v=1:a=1[v][a]", "-map", "[v]", "-map", "[a]",
+           "-c:v", "libx264", "-preset", "ultrafast", "-c:a", "aac", "file:" + str(path))
+    return path
+
+
+def _messy(programme: Path, kind: str) -> Path:
+    if kind == "open_gop_ts":  # a broadcast capture: open GOPs, B-frames, MP2, a clock that starts at 10 s
+        out = programme.with_name("programme-open-gop.ts")
+        ffmpeg("-i", str(programme), "-c:v", "libx264", "-preset", "veryfast", "-bf", "3",
+               "-x264-params", "keyint=30:open-gop=1", "-c:a", "mp2", "-output_ts_offset", "10", "file:" + str(out))
+    else:  # a phone's: every 37th picture dropped, the rest at their own times
+        out = programme.with_name("programme-dropped.mp4")
+        ffmpeg("-i", str(programme), "-vf", r"select=not(eq(mod(n\,37)\,0))", "-fps_mode", "vfr", "-c:v", "libx264",
+               "-preset", "veryfast", "-c:a", "copy", "file:" + str(out))
+    return out
+
+
+@pytest.mark.parametrize("kind", ["open_gop_ts", "dropped_frames"])
+def test_a_long_programme_analysed_in_stretches_gives_what_one_decode_gives(programme, kind, tmp_path):
+    """The stretches start mid-GOP, inside fades, a dissolve, a freeze and black, and the face shot: their features
+    joined are what one decode keeps, so the analysis is the same to the last digit."""
+    source = _messy(programme, kind)
+    farm = dataclasses.replace(FarmConfig(), chunk_min_s=10, chunk_s=4.3)
+    plan = plan_job(probe(str(source)), ["edit"], load_catalog(),
+                    PlanOptions(out_dir=str(tmp_path / "out"), work_dir=str(tmp_path / "work"), farm=farm))
+    parts = [t for t in plan.tasks if t.kind == "analyze-part"]
+    [joined] = [t for t in plan.tasks if t.kind == "analyze"]
+    assert len(parts) == 7 and set(joined.deps) == {t.id for t in parts}  # six stretches and the sound
+    results = {t.id: run_task(t.kind, t.params) for t in parts}
+    folder = Path(parts[0].params["file"]).parent
+    assert sorted(p.name for p in folder.iterdir()) == [*(f"{i:04d}.npz" for i in range(6)), "sound.json"]
+    analysis = run_task(joined.kind, joined.params, results)["analysis"]
+    assert not folder.exists(), "the parts are removed once joined"
+    whole = analyze(source)
+    assert whole["crop_path"]["points"] and whole["transitions"] and whole["black"] and whole["freeze"]
+    assert any(p["x"] > 0.6 for p in whole["crop_path"]["points"]), "the face shot is found"
+    assert json.dumps(analysis, sort_keys=True) == json.dumps(whole, sort_keys=True)
+    # once the analysis is made, a part run again (a rerun of the job) decodes nothing
+    again = run_task(parts[0].kind, parts[0].params)
+    assert again["reused"] and not folder.exists()

@@ -21,6 +21,7 @@ from onetake.pipeline.errors import VerificationError
 from onetake.pipeline.plan import PlanOptions, plan_job
 from onetake.pipeline.plan.geometry import gop_frames
 from onetake.pipeline.plan.params import TaskKind
+from onetake.pipeline.plan.urgent import plan_first_version
 from onetake.pipeline.probe import probe
 from onetake.pipeline.profiles import load_catalog
 from onetake.workers.join import chunk_made_as, encode_again, series_lock
@@ -326,3 +327,23 @@ def test_the_progress_view_shows_a_chunked_rendition_as_far_as_all_its_chunks(ca
     assert view.progress.tasks[row].completed == pytest.approx(90 * 1.5 / 10)
     sound = view.rows[f"{plan.asset_id}/encode/sound-edit-proxy"]
     assert not sound, "a rendition's sound has no row of its own"
+
+
+def test_a_long_programme_is_analysed_in_stretches_as_long_as_its_chunks_on_any_worker(catalog):
+    plan = plan_job(long_source(), ["short", "edit"], catalog, OPTIONS)
+    parts = tasks_of(plan, TaskKind.ANALYZE_PART)
+    [analysis] = tasks_of(plan, TaskKind.ANALYZE)
+    pictures = sorted((t.params for t in parts if t.params["part"] == "pictures"), key=lambda p: p["index"])
+    assert len(pictures) == 10 and all(t.heavy and not t.deps for t in parts)
+    assert [p["part"] for p in (t.params for t in parts)].count("sound") == 1
+    assert set(analysis.deps) == {t.id for t in parts}
+    # consecutive stretches: each starts where the one before ends, half a picture before its first picture
+    assert pictures[0]["start"] is None and pictures[-1]["end"] is None
+    assert all(a["end"] == b["start"] == pytest.approx(60 * b["index"] - 0.02) for a, b in zip(pictures, pictures[1:]))
+    # the short's chunks wait for the joined analysis (its crop path), the others for nothing of it
+    chunks = tasks_of(plan, TaskKind.CHUNK)
+    assert {analysis.id in t.deps for t in chunks} == {True, False}
+    # a programme under chunk_min_s is one decode, and so is a first version's (which has none)
+    assert not tasks_of(plan_job(long_source(100), ["short"], catalog, OPTIONS), TaskKind.ANALYZE_PART)
+    first = plan_first_version(plan.source, plan, catalog, OPTIONS)
+    assert first is not None and not {TaskKind.ANALYZE, TaskKind.ANALYZE_PART} & {t.kind for t in first.tasks}

@@ -149,7 +149,7 @@ def test_a_stopped_dask_worker_stops_its_encode_and_the_encode_is_redone_elsewhe
 def test_a_worker_killed_mid_encode_takes_its_ffmpeg_along_and_the_encode_is_redone_elsewhere(ready, tmp_path,
                                                                                                catalog, chunked):
     """The worker running an encode is killed. Chunked (a 12 s programme in 4 s chunks), the chunk it was making is
-    made again on the other worker, the join gets every chunk once, and no chunk is left in the store."""
+    made again by another worker process, the join gets every chunk once, and no chunk is left in the store."""
     seconds = 12 if chunked else 6
     source, out = clip(tmp_path, "killed.mp4", seconds), tmp_path / "out"
     config = farm_config(tmp_path, chunk_min_s=10, chunk_s=4) if chunked else farm_config(tmp_path)
@@ -169,12 +169,15 @@ def test_a_worker_killed_mid_encode_takes_its_ffmpeg_along_and_the_encode_is_red
         second = poll(lambda: next((p for p in ffmpegs(tmp_path) if p.pid != first.pid and made in p.cmdline()),
                                    None), 60, "the encode was not redone")
         redone = time.monotonic() - killed
-        assert ready.nanny_of(psutil.Process(second.ppid())) not in (None, victim), "not redone on the other worker"
+        # by the other worker, or by the worker process the victim's nanny started in place of the killed one
+        # (which of them is free first depends on what else the farm is doing)
+        redoer = psutil.Process(second.ppid())
+        assert redoer.pid != worker.pid and ready.nanny_of(redoer) is not None, "not redone by a farm worker"
         code, summary, stderr = run.wait()
     finally:
         run.kill()
     print(f"\nkill -9 of the worker mid-{'chunk' if chunked else 'encode'}: its ffmpeg gone after {died:.2f} s, "
-          f"redone after {redone:.2f} s")
+          f"redone after {redone:.2f} s by {'the other worker' if ready.nanny_of(redoer) != victim else 'its restart'}")
     assert code == 0, stderr
     assert_delivered_once(tmp_path, out, source, seconds, summary, catalog)
     assert_nothing_left(tmp_path, out)

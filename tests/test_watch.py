@@ -288,6 +288,8 @@ def test_sigkill_mid_encode_then_restart_resumes_the_job(tmp_path, clips, watche
     wait_for(lambda: not any(p.is_running() and p.status() != psutil.STATUS_ZOMBIE for p in w.seen), 30)
     again = watchers(str(box), "--out", str(out))
     wait_for(lambda: again.jobs()[0].state == "delivered", 120, again.text)
+    # the watcher records the source's move to done/ just after the delivery
+    wait_for(lambda: Path(again.jobs()[0].path).parent.name == "done", 60, again.text)
     [job] = again.jobs()
     assert job.attempts == 2 and Path(job.path) == box / "done" / "long.mp4"
     assert "resuming job 1" in again.text()

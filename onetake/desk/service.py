@@ -26,7 +26,8 @@ from ..pipeline.watch import Held, StopSignals, Watcher, prepare, run_until_stop
 
 MONITOR_INTERVAL_S = 0.5
 FARM_INTERVAL_S = 2.0
-SHOWN_KINDS = (TaskKind.ANALYZE, TaskKind.MEASURE, TaskKind.ENCODE, TaskKind.CHUNK, TaskKind.JOIN, TaskKind.PACKAGE)
+SHOWN_KINDS = (TaskKind.ANALYZE, TaskKind.ANALYZE_PART, TaskKind.MEASURE, TaskKind.ENCODE, TaskKind.CHUNK,
+               TaskKind.JOIN, TaskKind.PACKAGE)
 
 
 def task_label(task: Any) -> str:
@@ -35,6 +36,9 @@ def task_label(task: Any) -> str:
         return f"{task.kind.value} " + ", ".join(o["profile"] for o in task.params.get("outputs", []))
     if task.kind == TaskKind.CHUNK:
         return f"chunk {task.params['index'] + 1} ({task.params['start']:g} s on)"
+    if task.kind == TaskKind.ANALYZE_PART:
+        p = task.params
+        return "analysis of the sound" if p["part"] == "sound" else f"analysis of stretch {p['index'] + 1}"
     name = task.id.split("/", 2)[2] if task.id.count("/") >= 2 else ""
     return f"{task.kind.value} {name}".strip()
 

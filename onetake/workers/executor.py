@@ -78,8 +78,8 @@ def _on_worker(kind: str, task_id: str, params: dict[str, Any], dep_ids: list[st
 
     by_id = dict(zip(dep_ids, deps, strict=True))
     # what the task costs in CPU (benchmarks read it from the scheduler): its thread's and its ffmpegs'; the
-    # analysis decodes on threads of its own, so its cost is the worker process's CPU time meanwhile
-    clock = time.process_time if kind == TaskKind.ANALYZE else time.thread_time
+    # analysis (and its parts) decodes on threads of its own, so its cost is the worker process's CPU time meanwhile
+    clock = time.process_time if kind in (TaskKind.ANALYZE, TaskKind.ANALYZE_PART) else time.thread_time
     cpu0 = clock() + children_cpu_s()
     for tries in itertools.count(1):
         try:

@@ -7,18 +7,23 @@ import fcntl
 import os
 import shutil
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import BinaryIO
 
 
-def write_atomically(path: str | Path, text: str, mode: int | None = None) -> Path:
+def write_atomically(path: str | Path, text: str | Callable[[BinaryIO], object], mode: int | None = None) -> Path:
     """``text`` at ``path`` (whose folder exists), whole or not at all: written to a hidden temp name beside it
-    (unique per writer), flushed to disk, given ``mode``, then renamed over ``path``."""
+    (unique per writer), flushed to disk, given ``mode``, then renamed over ``path``. ``text`` may also be a
+    function that writes the file's bytes."""
     target = Path(path)
     partial = target.with_name(f".{target.name}.partial-{uuid.uuid4().hex[:8]}")
     try:
-        with open(partial, "w", encoding="utf-8") as f:
-            f.write(text)
+        with open(partial, "wb") as f:
+            if callable(text):
+                text(f)
+            else:
+                f.write(text.encode("utf-8"))
             f.flush()
             os.fsync(f.fileno())
         if mode is not None:

@@ -7,11 +7,12 @@ to the client).
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any, cast
 
@@ -21,11 +22,13 @@ from ..pipeline.config import TIME_FLOOR_S
 from ..pipeline.errors import QcError, SourceError, StorageError, TaskCancelled, VerificationError
 from ..pipeline.plan.params import (
     AnalyzeParams,
+    AnalyzePartParams,
     CaptionsParams,
     DeliverParams,
     Deps,
     EncodeParams,
     FetchParams,
+    Limits,
     MeasureParams,
     PackageParams,
     ReportParams,
@@ -66,46 +69,101 @@ def fill_measurements(argv: list[str], measured: Sequence[dict[str, Any]]) -> li
                                 for index, setting in zip(result["indices"], result["targets"])})
 
 
-def analyze_task(params: AnalyzeParams, deps: Deps, report: Report) -> dict[str, Any]:
-    """The source's analysis, made once: a rerun (or a second run of the same file) reads the cached result.
-
-    The decode runs in this process, so the task's limits and its cancellation are checked each time it reports
-    (at least every second of the source and every few packets): past ``timeout_s``, after ``stall_timeout_s``
-    without progress, or once its Dask task is cancelled, it stops within a few packets. Not bounded: the probe
+@contextlib.contextmanager
+def guarded(source: str, limits: Limits, report: Report, what: str) -> Iterator[Report]:
+    """A progress callback for a decode that runs in this process, checking the task's limits and cancellation each
+    time it is called (at least every few packets): past ``timeout_s``, after ``stall_timeout_s`` without
+    progress, or once its Dask task is cancelled, the decode stops within a few packets. Not bounded: the probe
     before the decode, and a decode stuck inside one libav call (a hung read), which stops only when that call
-    returns; a stall counts only between reports. Only running the analysis in a child process would bound those."""
+    returns; a stall counts only between reports. Only running the decode in a child process would bound those."""
+    stall_timeout, timeout = limits["stall_timeout_s"], limits.get("timeout_s")
+    started = last_progress = time.monotonic()
+    done = -1.0
+
+    with task_stop_event() as stop:
+        def checked(fraction: float) -> None:
+            nonlocal last_progress, done
+            now = time.monotonic()
+            if stop.is_set():
+                raise TaskCancelled(f"{source}: the {what} was stopped because its task was cancelled")
+            if fraction > done:
+                done, last_progress = fraction, now
+            elif now - last_progress > stall_timeout:
+                raise SourceError(source, f"its {what} made no progress for {stall_timeout:g} s and was stopped",
+                                  "raise stall_timeout_s in [farm] if the source is on slow storage")
+            if timeout is not None and now - started > timeout:
+                raise SourceError(source, f"its {what} ran past its limit of {timeout:g} s and was stopped",
+                                  f"raise timeout_factor in [farm] (the limit is {TIME_FLOOR_S:g} s + timeout_factor x "
+                                  f"the source duration)")
+            report(fraction)
+
+        yield checked
+
+
+def analyze_task(params: AnalyzeParams, deps: Deps, report: Report) -> dict[str, Any]:
+    """The source's analysis, made once: a rerun (or a second run of the same file) reads the cached result. A
+    long programme's is joined from its parts (``analyze_part``), which removes them; any other's is one decode."""
     cache = Path(params["cache"])
     with exclusive([str(cache)]):
         if cache.is_file():
             report(1.0)
             return {"analysis": json.loads(cache.read_text(encoding="utf-8")), "path": str(cache), "reused": True}
-        from .analysis import analyze
+        from .analysis import analyze, joined_analysis
 
         source = params["source"]
-        stall_timeout, timeout = params["limits"]["stall_timeout_s"], params["limits"].get("timeout_s")
-        started = last_progress = time.monotonic()
-        done = -1.0
-
-        def checked(fraction: float) -> None:
-            nonlocal last_progress, done
-            now = time.monotonic()
-            if stop.is_set():
-                raise TaskCancelled(f"{source}: the analysis was stopped because its task was cancelled")
-            if fraction > done:
-                done, last_progress = fraction, now
-            elif now - last_progress > stall_timeout:
-                raise SourceError(source, f"its analysis made no progress for {stall_timeout:g} s and was stopped",
-                                  "raise stall_timeout_s in [farm] if the source is on slow storage")
-            if timeout is not None and now - started > timeout:
-                raise SourceError(source, f"its analysis ran past its limit of {timeout:g} s and was stopped",
-                                  f"raise timeout_factor in [farm] (the limit is {TIME_FLOOR_S:g} s + timeout_factor x "
-                                  f"the source duration)")
-            report(fraction)
-
-        with task_stop_event() as stop:
-            result = analyze(source, report=checked)
+        parts = deps.all(TaskKind.ANALYZE_PART)
+        if parts:
+            pictures = sorted((p for p in parts if p["part"] == "pictures"), key=lambda p: p["index"])
+            sound = next((p["sound"] for p in parts if p["part"] == "sound"), None)
+            errors = [p["decode_error"] for p in pictures if p["decode_error"]]
+            if sound is not None and sound.get("decode_error"):
+                errors.append(sound["decode_error"])
+            result = joined_analysis(source, [p["file"] for p in pictures], sound, params["origin"],
+                                     errors[0] if errors else None)
+        else:
+            with guarded(source, params["limits"], report, "analysis") as checked:
+                result = analyze(source, report=checked)
         write_atomically(cache, json.dumps(result, ensure_ascii=False))
+        for folder in {Path(p["file"]).parent for p in parts}:  # the parts are in the analysis now
+            shutil.rmtree(folder, ignore_errors=True)
+    report(1.0)
     return {"analysis": result, "path": str(cache), "reused": False}
+
+
+def analyze_part(params: AnalyzePartParams, deps: Deps, report: Report) -> dict[str, Any]:
+    """A long programme's sound, or one stretch of its pictures, through the analysis kernels (on any worker, beside
+    the others): the stretch's features go to a file the analysis joins. A part already made is kept; none is made
+    once the whole analysis is."""
+    result: dict[str, Any] = {"part": params["part"], "index": params["index"], "file": params["file"],
+                              "decode_error": None}
+    target = Path(params["file"])
+    if Path(params["analysis"]).is_file():
+        result["reused"] = True
+    elif params["part"] == "sound":
+        from .analysis import analyze_sound
+
+        if target.is_file():
+            result["sound"] = json.loads(target.read_text(encoding="utf-8"))
+        else:
+            with guarded(params["source"], params["limits"], report, "analysis of the sound") as checked:
+                result["sound"] = analyze_sound(params["source"], params["origin"], report=checked)
+            target.parent.mkdir(parents=True, exist_ok=True)
+            write_atomically(target, json.dumps(result["sound"]))
+    else:
+        from .analysis import Stretch, analyze_pictures
+
+        trouble = target.with_suffix(".error")  # what went wrong in its decode, kept for a rerun that reuses it
+        if not target.is_file():
+            target.parent.mkdir(parents=True, exist_ok=True)
+            stretch = Stretch(params["start"], params["end"], params["origin"])
+            with guarded(params["source"], params["limits"], report, f"analysis of stretch {params['index'] + 1}") \
+                    as checked:
+                decode_error = analyze_pictures(params["source"], stretch, str(target), report=checked)
+            if decode_error:
+                write_atomically(trouble, decode_error)
+        result["decode_error"] = trouble.read_text(encoding="utf-8") if trouble.is_file() else None
+    report(1.0)
+    return result
 
 
 def analysis_of(deps: Deps) -> dict[str, Any]:
@@ -220,7 +278,8 @@ def captions_task(params: CaptionsParams, deps: Deps, report: Report) -> dict[st
 
 
 REGISTRY: dict[TaskKind, Callable[[Any, Deps, Report], Any]] = {
-    TaskKind.FETCH: fetch, TaskKind.MEASURE: measure, TaskKind.ANALYZE: analyze_task, TaskKind.ENCODE: encode,
+    TaskKind.FETCH: fetch, TaskKind.MEASURE: measure, TaskKind.ANALYZE: analyze_task,
+    TaskKind.ANALYZE_PART: analyze_part, TaskKind.ENCODE: encode,
     TaskKind.PACKAGE: package_task, TaskKind.VERIFY: verify, TaskKind.REPORT: report_task, TaskKind.DELIVER: deliver,
     TaskKind.PHOTO: make_photos,
     TaskKind.CAPTIONS: captions_task, TaskKind.CHUNK: encode_chunk, TaskKind.JOIN: join_chunks,

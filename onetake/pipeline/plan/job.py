@@ -25,6 +25,7 @@ from ..profiles import CaptionsSpec, Catalog, LogoSpec, Profile
 from .audio import LoudnessTarget, loudness_target, measure_argv, trial_argv
 from .chunks import (
     SOUND_SUFFIX,
+    analysis_stretches,
     chunk_params,
     chunkable,
     has_sound,
@@ -41,6 +42,7 @@ from .keys import analysis_key, asset_id_for, captions_key, loudness_key, packag
 from .package import hls_params, ladder_rungs, sprite_params
 from .params import (
     AnalyzeParams,
+    AnalyzePartParams,
     CaptionsBurn,
     CaptionsParams,
     DeliveredFile,
@@ -211,8 +213,7 @@ def plan_job(source: SourceInfo, channels: Sequence[str] | None, catalog: Catalo
     deliverables = {channel: _deliverables(job, channel) for channel in channels}
     _captions(job, [p for items in deliverables.values() for _, p in items])
     notes += _measure(job)
-    analyze_id = job.add(Task(job.id(TaskKind.ANALYZE), TaskKind.ANALYZE, AnalyzeParams(
-        source=source.path, cache=f"{job.work}/analysis/{analysis_key(source)}.json", limits=job.limits)))
+    analyze_id = _analysis(job)
     _encodes(job, analyze_id)
     report_file = f"{job.work}/reports/{analysis_key(source)}/{REPORT_NAME}"
     report_id = job.add(Task(job.id(TaskKind.REPORT), TaskKind.REPORT, ReportParams(
@@ -223,6 +224,36 @@ def plan_job(source: SourceInfo, channels: Sequence[str] | None, catalog: Catalo
                 for channel, items in deliverables.items()]
     return JobPlan(asset_id=job.asset_id, source=source, channels=channels, out_dir=options.out_dir,
                    work_dir=options.work_dir, tasks=(*job.tasks, *delivers), notes=tuple(notes))
+
+
+def _analysis(job: _Job) -> str:
+    """The analysis: one decode of the programme; a long one's (longer than ``chunk_min_s``) in parts on any workers
+    (its sound, and its pictures in stretches as long as its chunks), which the analysis task joins."""
+    source = job.source
+    cache = f"{job.work}/analysis/{analysis_key(source)}.json"
+    params = AnalyzeParams(source=source.path, cache=cache, limits=job.limits)
+    stretches = (analysis_stretches(source, job.options.chunk_s or job.options.farm.chunk_s)
+                 if programme_duration(source) > job.options.farm.chunk_min_s else [])
+    if not stretches:
+        return job.add(Task(job.id(TaskKind.ANALYZE), TaskKind.ANALYZE, params))
+    origin = programme_start(source)
+    params["origin"] = origin
+    folder = f"{cache.removesuffix('.json')}.parts"
+    half = 0.5 / float(source.video[0].rate)  # a stretch's first picture lies on its start: look from before it
+    parts = [AnalyzePartParams(source=source.path, part="pictures", index=cut.index,
+                               start=origin + float(cut.start) - half if cut.index else None,
+                               end=None if cut.last else origin + float(cut.end) - half,
+                               duration=float(cut.end - cut.start), origin=origin,
+                               file=f"{folder}/{cut.index:04d}.npz", analysis=cache, limits=job.limits)
+             for cut in sorted(stretches, key=lambda c: (c.start - c.end, c.index))]  # longest first, as chunks
+    if source.audio:
+        parts.append(AnalyzePartParams(source=source.path, part="sound", index=0, start=None, end=None,
+                                       duration=programme_duration(source), origin=origin,
+                                       file=f"{folder}/sound.json", analysis=cache, limits=job.limits))
+    deps = tuple(job.add(Task(job.id(TaskKind.ANALYZE_PART, "sound" if p["part"] == "sound" else
+                                     f"pictures-{p['index']:04d}"), TaskKind.ANALYZE_PART, p, heavy=True))
+                 for p in parts)
+    return job.add(Task(job.id(TaskKind.ANALYZE), TaskKind.ANALYZE, params, deps=deps))
 
 
 def _deliverables(job: _Job, channel: str) -> list[tuple[str, Profile]]:

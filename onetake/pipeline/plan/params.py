@@ -16,7 +16,8 @@ from typing import Any, Literal, NotRequired, TypedDict
 class TaskKind(StrEnum):
     FETCH = "fetch"        # an s3:// source copied into the work dir and probed there
     MEASURE = "measure"    # the programme's loudness, and one loudness target's settled gain and limiter
-    ANALYZE = "analyze"    # one decode through the analysis kernels (cached per source)
+    ANALYZE = "analyze"    # one decode through the analysis kernels (cached per source), or its stretches joined
+    ANALYZE_PART = "analyze-part"  # a long programme's sound, or one stretch of its pictures, through the kernels
     ENCODE = "encode"      # one ffmpeg making one or more renditions
     CHUNK = "chunk"        # one ffmpeg making the pictures of one stretch of a long programme, for several renditions
     JOIN = "join"          # a chunked programme's pictures laid end to end with its whole sound, then the sync gate
@@ -57,6 +58,21 @@ class MeasureParams(TypedDict):
 class AnalyzeParams(TypedDict):
     source: str
     cache: str
+    limits: Limits
+    origin: NotRequired[float]      # analysed in parts (its deps): 0 of the analysis's times, on the source's clock
+
+
+class AnalyzePartParams(TypedDict):
+    source: str
+    part: Literal["pictures", "sound"]
+    index: int                      # the stretch's number (pictures)
+    start: float | None             # seconds on the source's clock where the stretch starts (its first frame's
+    end: float | None               # time, less half a frame; None: the first) and where the next one does
+                                    # (None: the last)
+    duration: float                 # programme seconds it covers
+    origin: float
+    file: str                       # the part's features (an .npz) or the sound's analysis (JSON)
+    analysis: str                   # the whole analysis: once it is made, a part has nothing to do
     limits: Limits
 
 

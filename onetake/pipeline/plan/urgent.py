@@ -106,12 +106,12 @@ def _fast(profile: Profile, farm: FarmConfig) -> Profile:
 def _without_analysis(plan: JobPlan) -> JobPlan:
     """``plan`` without the analysis and the report, where only the report and deliveries without QC rules need
     them: the first version does not wait for them (the full plan makes both, once per source)."""
-    dropped = {t.id for t in plan.tasks if t.kind in (TaskKind.ANALYZE, TaskKind.REPORT)}
+    dropped = {t.id for t in plan.tasks if t.kind in (TaskKind.ANALYZE, TaskKind.ANALYZE_PART, TaskKind.REPORT)}
 
     def spared(task: Task) -> bool:
         return task.kind == TaskKind.REPORT or task.kind == TaskKind.DELIVER and not task.params["qc"]["rules"]
 
-    if any(set(task.deps) & dropped and not spared(task) for task in plan.tasks):
+    if any(set(task.deps) & dropped and not spared(task) for task in plan.tasks if task.id not in dropped):
         return plan
     tasks = []
     for task in plan.tasks:

@@ -10,10 +10,12 @@ from typing import Any
 
 from ...pipeline.models import SourceInfo
 from ...pipeline.probe import probe
+from ..files import write_atomically
 from .settings import DEFAULT_SETTINGS, AnalysisSettings
-from .single_pass import run_pass
+from .single_pass import Stretch, joined_pass, pictures_pass, run_pass, sound_pass
 
-__all__ = ["DEFAULT_SETTINGS", "AnalysisSettings", "analyze"]
+__all__ = ["DEFAULT_SETTINGS", "AnalysisSettings", "Stretch", "analyze", "analyze_pictures", "analyze_sound",
+           "joined_analysis"]
 
 
 def analyze(path: str | os.PathLike[str], *, report: Callable[[float], None] | None = None,
@@ -26,3 +28,31 @@ def analyze(path: str | os.PathLike[str], *, report: Callable[[float], None] | N
     if info is None:
         info = probe(local, compute_hash=False, sample_scan=False)
     return run_pass(local, info, settings, report)
+
+
+def analyze_pictures(path: str, stretch: Stretch, features_file: str, *,
+                     report: Callable[[float], None] | None = None,
+                     settings: AnalysisSettings = DEFAULT_SETTINGS) -> str | None:
+    """One stretch of a long programme's pictures through the kernels, its features saved to ``features_file``;
+    returns what went wrong in decoding, if anything did."""
+    local = os.path.abspath(path)
+    features, decode_error = pictures_pass(local, probe(local, compute_hash=False, sample_scan=False), settings,
+                                           stretch, report)
+    write_atomically(features_file, features.save)
+    return decode_error
+
+
+def analyze_sound(path: str, origin: float, *, report: Callable[[float], None] | None = None,
+                  settings: AnalysisSettings = DEFAULT_SETTINGS) -> dict[str, Any]:
+    """A long programme's sound through the kernels, beside its pictures' stretches."""
+    local = os.path.abspath(path)
+    return sound_pass(local, probe(local, compute_hash=False, sample_scan=False), settings, origin, report)
+
+
+def joined_analysis(path: str, features_files: list[str], sound: dict[str, Any] | None, origin: float,
+                    decode_error: str | None = None, *,
+                    settings: AnalysisSettings = DEFAULT_SETTINGS) -> dict[str, Any]:
+    """The analysis of a programme analysed in stretches, as one pass over it would have made it."""
+    local = os.path.abspath(path)
+    return joined_pass(local, probe(local, compute_hash=False, sample_scan=False), settings, features_files, sound,
+                       origin, decode_error)

@@ -4,10 +4,12 @@ numpy reductions release the GIL, and FFmpeg's decoder threads run outside it)."
 
 from __future__ import annotations
 
+import math
 import os
 import queue
 import threading
 from collections.abc import Callable
+from dataclasses import dataclass
 from fractions import Fraction
 from typing import Any
 
@@ -20,7 +22,7 @@ from ...pipeline.probe import UNDECODABLE_PACKETS, open_media
 from . import detect, framing, poster
 from .audio import AudioKernels
 from .settings import AnalysisSettings
-from .video import VideoKernels, nominal_range
+from .video import VideoFeatures, VideoKernels, nominal_range
 
 QUEUE_FRAMES = 8
 # The kernels look at pictures area-averaged to 160 px: the in-loop deblocking filter changes them by about a tenth of
@@ -31,6 +33,17 @@ RESULT_VERSION = 2
 # ``report`` is also where a caller stops the pass (time limits, a cancelled task): it is called at least every
 # second of the source and every this many packets, so that a slow decode is still checked often
 REPORT_PACKETS = 16
+SEEK_BACK_S = (1.0, 5.0, 30.0)  # how far before a stretch its decode seeks, until a frame before it comes out
+
+
+@dataclass(frozen=True)
+class Stretch:
+    """Where a stretch of the pictures lies on the source's clock (seconds): from ``start`` (None: the first
+    picture) up to ``end`` (None: to the end); ``origin`` is 0 of the analysis's times."""
+
+    start: float | None
+    end: float | None
+    origin: float
 
 
 def _display_size(info: SourceInfo) -> tuple[int, int]:
@@ -57,31 +70,101 @@ class _Worker(threading.Thread):
                     self.error = exc
 
 
+def _open(path: str) -> av.container.InputContainer:
+    try:
+        return open_media(path)
+    except av.FFmpegError as exc:
+        raise SourceError(path, f"cannot be opened ({exc.strerror})", "check the file and try again") from exc
+
+
+def _video_stream(container: av.container.InputContainer, info: SourceInfo) -> av.video.stream.VideoStream:
+    vstream = container.streams.video[[s.index for s in container.streams.video].index(info.video[0].index)]
+    vstream.thread_type = "AUTO"
+    # one decoding thread per core (FFmpeg's default is one more): the kernels' thread needs a share too
+    vstream.thread_count = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else 0
+    vstream.codec_context.options = dict(DECODER_OPTIONS)
+    return vstream
+
+
+def _video_kernels(info: SourceInfo, settings: AnalysisSettings, origin: float | None = None) -> VideoKernels:
+    width, height = _display_size(info)
+    return VideoKernels(settings, width, height, info.video[0].rotation, float(Fraction(info.video[0].frame_rate)),
+                        info.video[0].vbi_lines, origin)
+
+
+def _decode(container: av.container.InputContainer, streams: list[Any], handle: Callable[[Any], None],
+            place: Callable[[Any], float | None], total: float, report: Callable[[float], None] | None) -> str | None:
+    """Demux ``streams`` and hand every decoded frame to ``handle`` on the kernels' thread while decoding goes on
+    here. ``place(frame)``: how many of the pass's ``total`` seconds lie before the frame, or None to stop there.
+    ``report(fraction)`` is called each second of them with the new fraction, and with the same one every
+    ``REPORT_PACKETS`` packets between (a report that does not advance is what a stall looks like). Returns
+    what went wrong in decoding, if anything did (the pass goes on past a few bad packets, as ffmpeg's own
+    decode does)."""
+    worker = _Worker(handle)
+    worker.start()
+    decode_error = None
+    covered = fraction = 0.0
+    next_report = 0.0
+    unreported = 0
+    try:
+        failures = 0
+        for packet in container.demux(streams):
+            try:
+                frames = packet.decode()
+                failures = 0
+            except av.FFmpegError as exc:  # before the first parameter sets, or a damaged packet
+                at = float(packet.pts or 0) * float(packet.time_base or 0)
+                decode_error = decode_error or f"a packet at {at:.2f} s did not decode: {exc.strerror}"
+                failures += 1
+                if failures > UNDECODABLE_PACKETS:
+                    decode_error = f"decoding stopped after {failures} packets in a row did not decode"
+                    break
+                continue
+            stop = False
+            for frame in frames:
+                where = place(frame)
+                if where is None:
+                    stop = True
+                    break
+                covered = max(covered, where)
+                worker.queue.put(frame)
+            if stop or worker.error is not None:
+                break
+            if report:
+                unreported += 1
+                second_passed = covered >= next_report
+                if second_passed:
+                    fraction = min(1.0, covered / total) if total > 0 else 0.0
+                    next_report = covered + 1.0
+                if second_passed or unreported >= REPORT_PACKETS:
+                    report(fraction)
+                    unreported = 0
+    finally:
+        worker.queue.put(None)
+        worker.join()
+    if worker.error is not None:
+        raise worker.error
+    return decode_error
+
+
+def _seconds_from(start: float) -> Callable[[Any], float]:
+    def place(frame: Any) -> float:
+        return 0.0 if frame.time is None else max(0.0, float(frame.time) - start)
+    return place
+
+
 def run_pass(path: str, info: SourceInfo, settings: AnalysisSettings,
              report: Callable[[float], None] | None = None) -> dict[str, Any]:
+    """The whole source in one decode: pictures and programme sound together."""
     # the kernels' pictures are a few hundred pixels: OpenCV's thread pool would only add hand-offs and compete
     # with the decoder's threads for the cores
     cv2.setNumThreads(1)
-    duration = info.duration or 0.0
-    has_video = bool(info.video)
-    fps = float(Fraction(info.video[0].frame_rate)) if has_video else 0.0
-    try:
-        container = open_media(path)
-    except av.FFmpegError as exc:
-        raise SourceError(path, f"cannot be opened ({exc.strerror})", "check the file and try again") from exc
-    with container:
+    with _open(path) as container:
         streams = []
         video_kernels = audio_kernels = None
-        if has_video:
-            vstream = container.streams.video[[s.index for s in container.streams.video].index(info.video[0].index)]
-            vstream.thread_type = "AUTO"
-            # one decoding thread per core (FFmpeg's default is one more): the kernels' thread needs a share too
-            vstream.thread_count = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else 0
-            vstream.codec_context.options = dict(DECODER_OPTIONS)
-            width, height = _display_size(info)
-            video_kernels = VideoKernels(settings, width, height, info.video[0].rotation, fps,
-                                         info.video[0].vbi_lines)
-            streams.append(vstream)
+        if info.video:
+            streams.append(_video_stream(container, info))
+            video_kernels = _video_kernels(info, settings)
         if info.audio:
             astream = next(s for s in container.streams.audio if s.index == info.audio[0].index)
             audio_kernels = AudioKernels(settings, astream)
@@ -93,52 +176,94 @@ def run_pass(path: str, info: SourceInfo, settings: AnalysisSettings,
             else:
                 audio_kernels.add(frame)  # type: ignore[union-attr]
 
-        worker = _Worker(handle)
-        worker.start()
-        decode_error = None
-        next_report = 0.0
-        fraction = 0.0
-        unreported = 0
-        try:
-            failures = 0
-            for packet in container.demux(streams):
-                try:
-                    frames = packet.decode()
-                    failures = 0
-                except av.FFmpegError as exc:  # a packet that does not decode (before the first parameter sets,
-                    # a damaged one): noted, and the pass goes on, as ffmpeg's own decode does
-                    at = float(packet.pts or 0) * float(packet.time_base or 0)
-                    decode_error = decode_error or f"a packet at {at:.2f} s did not decode: {exc.strerror}"
-                    failures += 1
-                    if failures > UNDECODABLE_PACKETS:
-                        decode_error = f"decoding stopped after {failures} packets in a row did not decode"
-                        break
-                    continue
-                for frame in frames:
-                    worker.queue.put(frame)
-                if worker.error is not None:
-                    break
-                if report:
-                    unreported += 1
-                    t = float(packet.pts * packet.time_base) if packet.pts is not None and packet.time_base else None
-                    second_passed = t is not None and duration > 0 and t >= next_report
-                    if second_passed:
-                        fraction = max(fraction, min(1.0, t / duration))
-                        next_report = t + 1.0
-                    if second_passed or unreported >= REPORT_PACKETS:
-                        report(fraction)
-                        unreported = 0
-        finally:
-            worker.queue.put(None)
-            worker.join()
-        if worker.error is not None:
-            raise worker.error
+        decode_error = _decode(container, streams, handle, _seconds_from(info.start_time), info.duration or 0.0,
+                               report)
+    origin = video_kernels.origin if video_kernels and video_kernels.origin is not None else 0.0
     features = video_kernels.f if video_kernels else None
+    return summarise(path, info, settings, features, origin,
+                     (lambda duration: audio_kernels.finish(origin, duration)) if audio_kernels else None,
+                     decode_error, report)
+
+
+def pictures_pass(path: str, info: SourceInfo, settings: AnalysisSettings, stretch: Stretch,
+                  report: Callable[[float], None] | None = None) -> tuple[VideoFeatures, str | None]:
+    """The features of one stretch of the pictures, as the whole decode would have kept them: decoded from a
+    seek before it, the frame before it measured against, its frames from ``stretch.start`` up to ``stretch.end``
+    (seconds on the source's clock; None: to the end)."""
+    cv2.setNumThreads(1)
+    kernels = _video_kernels(info, settings, stretch.origin)
+    with _open(path) as container:
+        vstream = _video_stream(container, info)
+        begin = stretch.origin if stretch.start is None else stretch.start
+        if stretch.start is not None:
+            _seek_before(container, vstream, stretch.start)
+        seconds = _seconds_from(begin)
+
+        def place(frame: av.VideoFrame) -> float | None:
+            t = frame.time
+            if stretch.end is not None and t is not None and t >= stretch.end:
+                return None
+            return seconds(frame)
+
+        def handle(frame: av.VideoFrame) -> None:
+            t = frame.time
+            if t is not None and stretch.start is not None and t < stretch.start:
+                kernels.precedes(frame)
+            else:
+                kernels.add(frame)
+
+        total = (stretch.origin + info.duration if stretch.end is None else stretch.end) - begin
+        decode_error = _decode(container, [vstream], handle, place, total, report)
+    return kernels.f, decode_error
+
+
+def _seek_before(container: av.container.InputContainer, vstream: Any, start: float) -> None:
+    """Seek to a keyframe early enough that the first frame decoded lies before ``start`` (a seek lands on a
+    keyframe at or before its target in most formats, but MPEG-TS finds its place by bytes and can land after):
+    further back each time it does not, from the very start at last."""
+    base = float(vstream.time_base)
+    for back in SEEK_BACK_S:
+        container.seek(max(0, int((start - back) / base)), stream=vstream, backward=True)
+        first = next((f for packet in container.demux(vstream) for f in _decoded(packet)), None)
+        if first is None or first.time is None or first.time < start:
+            break
+    else:
+        back = math.inf
+    # again to the same place, so that the frames decoded on the way count
+    container.seek(max(0, int((start - back) / base)) if math.isfinite(back) else 0, stream=vstream, backward=True)
+
+
+def _decoded(packet: av.Packet) -> list[av.VideoFrame]:
+    try:
+        return list(packet.decode())
+    except av.FFmpegError:
+        return []
+
+
+def sound_pass(path: str, info: SourceInfo, settings: AnalysisSettings, origin: float,
+               report: Callable[[float], None] | None = None) -> dict[str, Any]:
+    """The programme sound's analysis (silence, loudness) alone, its times from ``origin``: the pictures of a
+    long programme are analysed in stretches on other workers meanwhile. Its silences run to the end of the
+    sound; ``summarise`` ends them where the programme does."""
+    with _open(path) as container:
+        astream = next(s for s in container.streams.audio if s.index == info.audio[0].index)
+        kernels = AudioKernels(settings, astream)
+        decode_error = _decode(container, [astream], kernels.add, _seconds_from(info.start_time),
+                               info.duration or 0.0, report)
+    return {**kernels.finish(origin, 0.0), "decode_error": decode_error}
+
+
+def summarise(path: str, info: SourceInfo, settings: AnalysisSettings, features: VideoFeatures | None,
+              origin: float, audio: Callable[[float], dict[str, Any]] | None, decode_error: str | None,
+              report: Callable[[float], None] | None = None) -> dict[str, Any]:
+    """The analysis from what the decode kept: ``audio(duration)``: the sound's part of it."""
+    has_video = bool(info.video)
+    fps = float(Fraction(info.video[0].frame_rate)) if has_video else 0.0
+    duration = info.duration or 0.0
     if has_video and (features is None or not features.count):
         raise SourceError(path, "its video stream holds no pictures that can be decoded",
                           "re-export the file and try again")
     result: dict[str, Any] = {"version": RESULT_VERSION, "fps": round(fps, 3) if has_video else None}
-    origin = video_kernels.origin if video_kernels and video_kernels.origin is not None else 0.0
     if has_video:  # where the times below are counted from, for whoever reads pictures at them again
         result.update({"video_stream": info.video[0].index, "video_start": round(origin, 6)})
     if features is not None:
@@ -161,8 +286,8 @@ def run_pass(path: str, info: SourceInfo, settings: AnalysisSettings,
                        "transitions": [], "shots": [], "black": [], "freeze": [], "active_area": None,
                        "interlaced": None, "poster": None, "cover": None, "shot_posters": [],
                        "crop_path": {"aspect": f"{settings.crop_aspect[0]}:{settings.crop_aspect[1]}", "points": []}})
-    if audio_kernels is not None:
-        result.update(audio_kernels.finish(origin, result["duration"]))
+    if audio is not None:
+        result.update(audio(result["duration"]))
     else:
         result.update({"silence": [], "loudness": {"integrated": None, "true_peak": None, "lra": None,
                                                    "short_term": []}})
@@ -171,3 +296,19 @@ def run_pass(path: str, info: SourceInfo, settings: AnalysisSettings,
     if report:
         report(1.0)
     return result
+
+
+def joined_pass(path: str, info: SourceInfo, settings: AnalysisSettings, stretches: list[str],
+                sound: dict[str, Any] | None, origin: float, decode_error: str | None) -> dict[str, Any]:
+    """The analysis from its stretches' features (files that ``pictures_pass``'s features were saved to, in
+    programme order) and the sound's part made by ``sound_pass``."""
+    features = VideoFeatures.joined([VideoFeatures.load(p) for p in stretches], settings.interlace_samples)
+
+    def audio(duration: float) -> dict[str, Any]:
+        assert sound is not None
+        silence = [{"start": s["start"], "end": round(min(duration, s["end"]), 3)} for s in sound["silence"]
+                   if s["start"] < duration]
+        return {"silence": [s for s in silence if s["end"] - s["start"] >= settings.silence_min_s],
+                "loudness": sound["loudness"]}
+
+    return summarise(path, info, settings, features, origin, audio if sound is not None else None, decode_error)

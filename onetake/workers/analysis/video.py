@@ -4,7 +4,9 @@ profiles. Everything later (transitions, segments, posters, the crop path) works
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
+from typing import BinaryIO
 
 import av
 import cv2
@@ -20,6 +22,7 @@ PLANAR_8BIT = {"yuv420p", "yuvj420p", "yuv422p", "yuvj422p", "yuv444p", "yuvj444
 
 
 CLEAR_CHANGE = 6  # gray levels at analysis size: more than coding noise
+PERIOD_SLACK = 1e-6  # a frame's time divided by a period lands a hair under the whole number it means
 
 
 def nominal_range(full: bool) -> tuple[int, float]:
@@ -43,6 +46,9 @@ def shrink(a: np.ndarray, width: int, height: int) -> np.ndarray:
 
 def to_bins(row: np.ndarray, bins: int) -> np.ndarray:
     return cv2.resize(row.reshape(1, -1).astype(np.float32), (bins, 1), interpolation=cv2.INTER_AREA).ravel()
+
+
+FLOAT_SERIES = ("times", "luma", "diff_yuv", "diff_y", "changed", "sharpness", "contrast", "clipped")
 
 
 @dataclass
@@ -74,12 +80,61 @@ class VideoFeatures:
     def count(self) -> int:
         return len(self.times)
 
+    def save(self, out: BinaryIO) -> None:
+        """As an ``.npz`` (plain arrays, no pickles): how a stretch's features reach the task that joins them."""
+        n = self.count
+        faces = [(i, *box) for i, boxes in sorted(self.faces.items()) for box in boxes]
+        bins = len(self.still_profile[0]) if n else 0
+        arrays: dict[str, np.ndarray] = {name: np.asarray(getattr(self, name), np.float64) for name in FLOAT_SERIES}
+        arrays.update(
+            black=np.asarray(self.black, bool), combing=np.asarray(self.combing, np.float64),
+            thumbs=np.asarray(self.thumbs, np.uint8).reshape(n, *(self.thumbs[0].shape if n else (0, 0))),
+            still_profile=np.asarray(self.still_profile, np.float32).reshape(n, bins),
+            motion_profile=np.asarray(self.motion_profile, np.float32).reshape(n, bins),
+            faces=np.asarray(faces, np.float64).reshape(len(faces), 5),
+            sizes=np.asarray([self.width, self.height, *self.analysis_size, self.flagged_interlaced], np.int64))
+        for name in ("row_peak", "col_peak"):
+            if getattr(self, name) is not None:
+                arrays[name] = getattr(self, name)
+        np.savez(out, **arrays)
+
+    @classmethod
+    def load(cls, path: str) -> VideoFeatures:
+        with np.load(path, allow_pickle=False) as a:
+            width, height, aw, ah, flagged = (int(v) for v in a["sizes"])
+            f = cls(**{name: a[name].tolist() for name in FLOAT_SERIES}, black=a["black"].tolist(),
+                    combing=a["combing"].tolist(), thumbs=list(a["thumbs"]), still_profile=list(a["still_profile"]),
+                    motion_profile=list(a["motion_profile"]), width=width, height=height, analysis_size=(aw, ah),
+                    flagged_interlaced=bool(flagged), row_peak=a["row_peak"] if "row_peak" in a else None,
+                    col_peak=a["col_peak"] if "col_peak" in a else None)
+            for i, *box in a["faces"].tolist():
+                f.faces.setdefault(int(i), []).append(tuple(box))
+        return f
+
+    @classmethod
+    def joined(cls, stretches: list[VideoFeatures], interlace_samples: int) -> VideoFeatures:
+        """The features of consecutive stretches as one decode of them all would have kept them."""
+        f = cls(width=stretches[0].width, height=stretches[0].height, analysis_size=stretches[0].analysis_size)
+        for part in stretches:
+            offset = f.count
+            for name in (*FLOAT_SERIES, "black", "thumbs", "still_profile", "motion_profile"):
+                getattr(f, name).extend(getattr(part, name))
+            f.faces.update({offset + i: boxes for i, boxes in part.faces.items()})
+            for name in ("row_peak", "col_peak"):
+                mine, theirs = getattr(f, name), getattr(part, name)
+                setattr(f, name, theirs if mine is None else mine if theirs is None else np.maximum(mine, theirs))
+            f.flagged_interlaced |= part.flagged_interlaced
+            f.combing.extend(part.combing)
+        del f.combing[interlace_samples:]
+        return f
+
 
 class VideoKernels:
     """Fed every decoded frame in order (from one thread); ``features`` holds the result."""
 
     def __init__(self, settings: AnalysisSettings, display_width: int, display_height: int, rotation: int,
-                 fps: float, vbi_lines: int = 0) -> None:
+                 fps: float, vbi_lines: int = 0, origin: float | None = None) -> None:
+        """``origin``: the time that is 0 in ``times`` (else the first frame's)."""
         self.s = settings
         self.vbi_lines = vbi_lines
         self.coded: tuple[int, int] | None = None
@@ -89,10 +144,14 @@ class VideoKernels:
         self.size = (w, h)
         self.f = VideoFeatures(width=display_width, height=display_height, analysis_size=self.size)
         self.prev: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
-        self.sample_every = max(1, round(settings.sample_every_s * fps))
-        self.face_every = max(1, round(fps / settings.face_rate))
+        self.frame_s = 1 / fps if fps > 0 else 0.04
+        # the full-size samples and the face checks fall on the first frame of each period of the programme's clock
+        # (not every n-th frame): a stretch decoded on its own samples the frames one decode of it all would
+        self.periods = (settings.sample_every_s, 1 / settings.face_rate)
+        self.last_periods: tuple[int, int] | None = None
+        self.moment = -self.frame_s
         self.faces = FaceDetector()
-        self.origin: float | None = None
+        self.origin = origin
 
     def _oriented(self, a: np.ndarray) -> np.ndarray:
         return np.ascontiguousarray(np.rot90(a, self.rotation)) if self.rotation else a
@@ -115,17 +174,38 @@ class VideoKernels:
             planes = [p[self.vbi_lines * p.shape[0] // frame.height:] for p in planes]
         return planes[0], planes[1], planes[2], black, span
 
+    def _small(self, y_full: np.ndarray, u_full: np.ndarray,
+               v_full: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        w, h = self.size
+        return (self._oriented(shrink(y_full, *self._coded_size(w, h))),
+                self._oriented(shrink(u_full, *self._coded_size(w // 2, h // 2))),
+                self._oriented(shrink(v_full, *self._coded_size(w // 2, h // 2))))
+
+    def _periods(self, frame: av.VideoFrame) -> tuple[int, int]:
+        """The sampling periods the frame lies in (a frame without a time: a frame after the last)."""
+        self.moment = self.moment + self.frame_s if frame.time is None else float(frame.time) - (self.origin or 0.0)
+        return (math.floor(self.moment / self.periods[0] + PERIOD_SLACK),
+                math.floor(self.moment / self.periods[1] + PERIOD_SLACK))
+
+    def precedes(self, frame: av.VideoFrame) -> None:
+        """The frame just before a stretch: what its first frame's changes are measured against."""
+        y_full, u_full, v_full, _, _ = self._planes(frame)
+        self.prev = self._small(y_full, u_full, v_full)
+        self.last_periods = self._periods(frame)
+
     def add(self, frame: av.VideoFrame) -> None:
         s, f = self.s, self.f
         index = f.count
         t = float(frame.time or 0.0)
         if self.origin is None:
             self.origin = t
+        periods = self._periods(frame)
+        new_periods = [self.last_periods is None or now != before
+                       for now, before in zip(periods, self.last_periods or periods)]
+        self.last_periods = periods
         y_full, u_full, v_full, black_level, span = self._planes(frame)
         w, h = self.size
-        y = self._oriented(shrink(y_full, *self._coded_size(w, h)))
-        u = self._oriented(shrink(u_full, *self._coded_size(w // 2, h // 2)))
-        v = self._oriented(shrink(v_full, *self._coded_size(w // 2, h // 2)))
+        y, u, v = self._small(y_full, u_full, v_full)
         f.times.append(t - self.origin)
         mean, std = cv2.meanStdDev(y)
         f.luma.append((float(mean[0, 0]) - black_level) / span)
@@ -158,9 +238,9 @@ class VideoKernels:
         self.prev = (y, u, v)
         if frame.interlaced_frame:
             f.flagged_interlaced = True
-        if index % self.sample_every == 0:
-            self._sample_full(y_full, index)
-        if index % self.face_every == 0 and self.faces.available:
+        if new_periods[0]:
+            self._sample_full(y_full)
+        if new_periods[1] and self.faces.available:
             fw = s.face_width
             fh = max(2, round(fw * h / w))
             face_gray = self._oriented(shrink(y_full, *self._coded_size(fw, fh)))
@@ -168,7 +248,7 @@ class VideoKernels:
             if boxes:
                 f.faces[index] = boxes
 
-    def _sample_full(self, y_full: np.ndarray, index: int) -> None:
+    def _sample_full(self, y_full: np.ndarray) -> None:
         """Bars and combing need the full picture: a cheap look at it a few times a second."""
         f = self.f
         coarse = y_full[::4, ::4]
@@ -176,7 +256,7 @@ class VideoKernels:
         cols = cv2.reduce(coarse, 0, cv2.REDUCE_AVG, dtype=cv2.CV_32F).ravel()
         f.row_peak = rows if f.row_peak is None else np.maximum(f.row_peak, rows)
         f.col_peak = cols if f.col_peak is None else np.maximum(f.col_peak, cols)
-        moving = index > 0 and f.diff_y[-1] > 1.0
+        moving = f.diff_y[-1] > 1.0  # 0 for a programme's first frame
         if (not f.flagged_interlaced and moving and len(f.combing) < self.s.interlace_samples
                 and y_full.shape[0] >= 240):
             f.combing.append(combing_ratio(y_full[:, ::4]))
