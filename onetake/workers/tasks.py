@@ -102,66 +102,74 @@ def guarded(source: str, limits: Limits, report: Report, what: str) -> Iterator[
 
 def analyze_task(params: AnalyzeParams, deps: Deps, report: Report) -> dict[str, Any]:
     """The source's analysis, made once: a rerun (or a second run of the same file) reads the cached result. A
-    long programme's is joined from its parts (``analyze_part``), which removes them; any other's is one decode."""
+    long programme's is joined from its parts (``analyze_part``), which it then removes; any other's is one decode
+    (and so is a long one's whose parts found the analysis made, when it is gone again by now)."""
     cache = Path(params["cache"])
+    parts = deps.all(TaskKind.ANALYZE_PART)
     with exclusive([str(cache)]):
         if cache.is_file():
-            report(1.0)
-            return {"analysis": json.loads(cache.read_text(encoding="utf-8")), "path": str(cache), "reused": True}
-        from .analysis import analyze, joined_analysis
-
-        source = params["source"]
-        parts = deps.all(TaskKind.ANALYZE_PART)
-        if parts:
-            pictures = sorted((p for p in parts if p["part"] == "pictures"), key=lambda p: p["index"])
-            sound = next((p["sound"] for p in parts if p["part"] == "sound"), None)
-            errors = [p["decode_error"] for p in pictures if p["decode_error"]]
-            if sound is not None and sound.get("decode_error"):
-                errors.append(sound["decode_error"])
-            result = joined_analysis(source, [p["file"] for p in pictures], sound, params["origin"],
-                                     errors[0] if errors else None)
+            result, reused = json.loads(cache.read_text(encoding="utf-8")), True
         else:
-            with guarded(source, params["limits"], report, "analysis") as checked:
-                result = analyze(source, report=checked)
-        write_atomically(cache, json.dumps(result, ensure_ascii=False))
-        for folder in {Path(p["file"]).parent for p in parts}:  # the parts are in the analysis now
+            from .analysis import analyze, joined_analysis
+
+            source, reused = params["source"], False
+            if parts and not any(p.get("reused") for p in parts):
+                pictures = sorted((p for p in parts if p["part"] == "pictures"), key=lambda p: p["index"])
+                sound = next((p["sound"] for p in parts if p["part"] == "sound"), None)
+                errors = [p["decode_error"] for p in pictures if p["decode_error"]]
+                if sound is not None and sound.get("decode_error"):
+                    errors.append(sound["decode_error"])
+                result = joined_analysis(source, [p["file"] for p in pictures], sound, params["origin"],
+                                         errors[0] if errors else None)
+            else:
+                with guarded(source, params["limits"], report, "analysis") as checked:
+                    result = analyze(source, report=checked)
+            write_atomically(cache, json.dumps(result, ensure_ascii=False))
+        for folder in {Path(p["file"]).parent for p in parts}:  # what the parts made is in the analysis now
             shutil.rmtree(folder, ignore_errors=True)
     report(1.0)
-    return {"analysis": result, "path": str(cache), "reused": False}
+    return {"analysis": result, "path": str(cache), "reused": reused}
 
 
 def analyze_part(params: AnalyzePartParams, deps: Deps, report: Report) -> dict[str, Any]:
     """A long programme's sound, or one stretch of its pictures, through the analysis kernels (on any worker, beside
-    the others): the stretch's features go to a file the analysis joins. A part already made is kept; none is made
-    once the whole analysis is."""
+    the others): what it finds goes to a file the analysis joins. A part already made is kept; none is made once the
+    whole analysis is. The parts' folder is made only when a part is written: another job's analysis of the same
+    source may have joined its parts and removed it meanwhile."""
     result: dict[str, Any] = {"part": params["part"], "index": params["index"], "file": params["file"],
                               "decode_error": None}
     target = Path(params["file"])
-    if Path(params["analysis"]).is_file():
-        result["reused"] = True
-    elif params["part"] == "sound":
-        from .analysis import analyze_sound
+    trouble = target.with_suffix(".error")  # what went wrong in a stretch's decode, kept for a rerun that reuses it
+    try:
+        if Path(params["analysis"]).is_file():
+            result["reused"] = True
+        elif params["part"] == "sound":
+            from .analysis import analyze_sound
 
-        if target.is_file():
-            result["sound"] = json.loads(target.read_text(encoding="utf-8"))
+            if target.is_file():
+                result["sound"] = json.loads(target.read_text(encoding="utf-8"))
+            else:
+                with guarded(params["source"], params["limits"], report, "analysis of the sound") as checked:
+                    result["sound"] = analyze_sound(params["source"], params["origin"], report=checked)
+                target.parent.mkdir(parents=True, exist_ok=True)
+                write_atomically(target, json.dumps(result["sound"]))
         else:
-            with guarded(params["source"], params["limits"], report, "analysis of the sound") as checked:
-                result["sound"] = analyze_sound(params["source"], params["origin"], report=checked)
-            target.parent.mkdir(parents=True, exist_ok=True)
-            write_atomically(target, json.dumps(result["sound"]))
-    else:
-        from .analysis import Stretch, analyze_pictures
+            from .analysis import Stretch, analyze_pictures
 
-        trouble = target.with_suffix(".error")  # what went wrong in its decode, kept for a rerun that reuses it
-        if not target.is_file():
-            target.parent.mkdir(parents=True, exist_ok=True)
-            stretch = Stretch(params["start"], params["end"], params["origin"])
-            with guarded(params["source"], params["limits"], report, f"analysis of stretch {params['index'] + 1}") \
-                    as checked:
-                decode_error = analyze_pictures(params["source"], stretch, str(target), report=checked)
-            if decode_error:
-                write_atomically(trouble, decode_error)
-        result["decode_error"] = trouble.read_text(encoding="utf-8") if trouble.is_file() else None
+            if not target.is_file():
+                stretch = Stretch(params["start"], params["end"], params["origin"])
+                with guarded(params["source"], params["limits"], report,
+                             f"analysis of stretch {params['index'] + 1}") as checked:
+                    features, decode_error = analyze_pictures(params["source"], stretch, report=checked)
+                target.parent.mkdir(parents=True, exist_ok=True)
+                if decode_error:  # before the features, whose file says that the part is made
+                    write_atomically(trouble, decode_error)
+                write_atomically(target, features.save)
+            result["decode_error"] = trouble.read_text(encoding="utf-8") if trouble.is_file() else None
+    except FileNotFoundError:
+        if not Path(params["analysis"]).is_file():
+            raise
+        result = {**result, "reused": True, "decode_error": None}  # joined without this part, by another job
     report(1.0)
     return result
 

@@ -106,7 +106,7 @@ def analysis_stretches(source: SourceInfo, chunk_s: float) -> list[Cut]:
     """The stretches a long programme's pictures are analysed in, side by side (about ``chunk_s`` each, in whole
     pictures): none where a seek cannot find a picture by its time, or there are no pictures."""
     v = source.video[0] if source.video else None
-    if v is None or v.retimed or v.duration <= 0:
+    if v is None or v.retimed:
         return []
     found = cuts(programme_duration(source), 1 / v.rate, chunk_s)
     return found if len(found) > 1 else []

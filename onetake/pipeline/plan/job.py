@@ -244,7 +244,9 @@ def _analysis(job: _Job) -> str:
                                start=origin + float(cut.start) - half if cut.index else None,
                                end=None if cut.last else origin + float(cut.end) - half,
                                duration=float(cut.end - cut.start), origin=origin,
-                               file=f"{folder}/{cut.index:04d}.npz", analysis=cache, limits=job.limits)
+                               # named by its bounds: the parts of a run cut otherwise are not taken for its own
+                               file=f"{folder}/{cut.index:04d}-{short_hash(str(cut.start), str(cut.end))}.npz",
+                               analysis=cache, limits=job.limits)
              for cut in sorted(stretches, key=lambda c: (c.start - c.end, c.index))]  # longest first, as chunks
     if source.audio:
         parts.append(AnalyzePartParams(source=source.path, part="sound", index=0, start=None, end=None,

@@ -10,9 +10,9 @@ from typing import Any
 
 from ...pipeline.models import SourceInfo
 from ...pipeline.probe import probe
-from ..files import write_atomically
 from .settings import DEFAULT_SETTINGS, AnalysisSettings
 from .single_pass import Stretch, joined_pass, pictures_pass, run_pass, sound_pass
+from .video import VideoFeatures
 
 __all__ = ["DEFAULT_SETTINGS", "AnalysisSettings", "Stretch", "analyze", "analyze_pictures", "analyze_sound",
            "joined_analysis"]
@@ -30,16 +30,12 @@ def analyze(path: str | os.PathLike[str], *, report: Callable[[float], None] | N
     return run_pass(local, info, settings, report)
 
 
-def analyze_pictures(path: str, stretch: Stretch, features_file: str, *,
-                     report: Callable[[float], None] | None = None,
-                     settings: AnalysisSettings = DEFAULT_SETTINGS) -> str | None:
-    """One stretch of a long programme's pictures through the kernels, its features saved to ``features_file``;
-    returns what went wrong in decoding, if anything did."""
+def analyze_pictures(path: str, stretch: Stretch, *, report: Callable[[float], None] | None = None,
+                     settings: AnalysisSettings = DEFAULT_SETTINGS) -> tuple[VideoFeatures, str | None]:
+    """One stretch of a long programme's pictures through the kernels: what they keep of it (``save`` writes it
+    to a file) and what went wrong in decoding, if anything did."""
     local = os.path.abspath(path)
-    features, decode_error = pictures_pass(local, probe(local, compute_hash=False, sample_scan=False), settings,
-                                           stretch, report)
-    write_atomically(features_file, features.save)
-    return decode_error
+    return pictures_pass(local, probe(local, compute_hash=False, sample_scan=False), settings, stretch, report)
 
 
 def analyze_sound(path: str, origin: float, *, report: Callable[[float], None] | None = None,

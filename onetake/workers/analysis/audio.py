@@ -98,8 +98,10 @@ class AudioKernels:
             short = float(meta["lavfi.r128.S"])
             self.curve.append((float(out.time or 0.0), None if short <= SILENT_MOMENT else round(short, 2)))
 
-    def finish(self, origin: float, duration: float) -> dict[str, Any]:
-        """``origin``: the time that is 0 in the result (the first video frame's)."""
+    def finish(self, origin: float, duration: float | None) -> dict[str, Any]:
+        """``origin``: the time that is 0 in the result (the first video frame's); ``duration``: where the
+        programme ends, which ends its silences (None: not known yet; ``silence_runs`` then holds them whole, for
+        ``silences`` to end them later)."""
         s = self.s
         if self.graph is not None:
             self.graph.push(None)
@@ -110,11 +112,7 @@ class AudioKernels:
         start = (self.start or 0.0) - origin
         step = self.block / self.rate
         quiet = peaks < 10 ** (s.silence_level_db / 20)
-        silence = []
-        for a, b in runs(quiet):
-            t0, t1 = max(0.0, start + a * step), min(duration, start + b * step) if duration else start + b * step
-            if t1 - t0 >= s.silence_min_s:
-                silence.append({"start": round(t0, 3), "end": round(t1, 3)})
+        found = [(start + a * step, start + b * step) for a, b in runs(quiet)]
         integrated = float(self.last.get("lavfi.r128.I", NO_LOUDNESS))
         lra = float(self.last.get("lavfi.r128.LRA", 0.0))
         curve = [(t - origin, v) for t, v in self.curve]
@@ -123,7 +121,19 @@ class AudioKernels:
                     "true_peak": _db(self.true_peak),
                     "lra": round(lra, 2) if integrated > NO_LOUDNESS else None,
                     "short_term": [[round(t, 3), v] for t, v in curve[::every]]}
-        return {"silence": silence, "loudness": loudness}
+        if duration is None:
+            return {"silence_runs": found, "loudness": loudness}
+        return {"silence": silences(found, duration, s), "loudness": loudness}
+
+
+def silences(found: list[tuple[float, float]], duration: float, s: AnalysisSettings) -> list[dict[str, float]]:
+    """The silent runs (seconds) that last long enough once the programme's end (``duration``; 0: none) ends them."""
+    silence = []
+    for a, b in found:
+        t0, t1 = max(0.0, a), min(duration, b) if duration else b
+        if t1 - t0 >= s.silence_min_s:
+            silence.append({"start": round(t0, 3), "end": round(t1, 3)})
+    return silence
 
 
 def runs(mask: np.ndarray) -> list[tuple[int, int]]:

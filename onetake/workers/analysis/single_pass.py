@@ -4,7 +4,7 @@ numpy reductions release the GIL, and FFmpeg's decoder threads run outside it)."
 
 from __future__ import annotations
 
-import math
+import collections
 import os
 import queue
 import threading
@@ -20,7 +20,7 @@ from ...pipeline.errors import SourceError
 from ...pipeline.models import SourceInfo
 from ...pipeline.probe import UNDECODABLE_PACKETS, open_media
 from . import detect, framing, poster
-from .audio import AudioKernels
+from .audio import AudioKernels, silences
 from .settings import AnalysisSettings
 from .video import VideoFeatures, VideoKernels, nominal_range
 
@@ -33,7 +33,8 @@ RESULT_VERSION = 2
 # ``report`` is also where a caller stops the pass (time limits, a cancelled task): it is called at least every
 # second of the source and every this many packets, so that a slow decode is still checked often
 REPORT_PACKETS = 16
-SEEK_BACK_S = (1.0, 5.0, 30.0)  # how far before a stretch its decode seeks, until a frame before it comes out
+SEEK_BACK_S = (1.0, 5.0, 30.0)  # how far before a stretch its decode seeks, until a keyframe before it comes out
+KEYFRAME_SEARCH_FRAMES = 1000
 
 
 @dataclass(frozen=True)
@@ -86,10 +87,11 @@ def _video_stream(container: av.container.InputContainer, info: SourceInfo) -> a
     return vstream
 
 
-def _video_kernels(info: SourceInfo, settings: AnalysisSettings, origin: float | None = None) -> VideoKernels:
+def _video_kernels(info: SourceInfo, settings: AnalysisSettings, origin: float | None = None,
+                   coded: tuple[int, int] | None = None) -> VideoKernels:
     width, height = _display_size(info)
     return VideoKernels(settings, width, height, info.video[0].rotation, float(Fraction(info.video[0].frame_rate)),
-                        info.video[0].vbi_lines, origin)
+                        info.video[0].vbi_lines, origin, coded)
 
 
 def _decode(container: av.container.InputContainer, streams: list[Any], handle: Callable[[Any], None],
@@ -189,25 +191,28 @@ def pictures_pass(path: str, info: SourceInfo, settings: AnalysisSettings, stret
                   report: Callable[[float], None] | None = None) -> tuple[VideoFeatures, str | None]:
     """The features of one stretch of the pictures, as the whole decode would have kept them: decoded from a
     seek before it, the frame before it measured against, its frames from ``stretch.start`` up to ``stretch.end``
-    (seconds on the source's clock; None: to the end)."""
+    (seconds on the source's clock; None: to the end). Every stretch takes its pictures at the probed size (one
+    decode takes them at its first picture's, which is the same but in odd files)."""
     cv2.setNumThreads(1)
-    kernels = _video_kernels(info, settings, stretch.origin)
+    v = info.video[0]
+    kernels = _video_kernels(info, settings, stretch.origin, (v.width, v.height) if v.width and v.height else None)
+    frame_s = float(1 / v.rate) if v.rate else 0.04
     with _open(path) as container:
         vstream = _video_stream(container, info)
-        begin = stretch.origin if stretch.start is None else stretch.start
-        if stretch.start is not None:
-            _seek_before(container, vstream, stretch.start)
-        seconds = _seconds_from(begin)
+        begin = stretch.origin if stretch.start is None else _seek_before(container, vstream, stretch.start)
+        before: collections.deque[bool] = collections.deque()  # per frame handed on: whether it precedes the stretch
+        last = [begin - frame_s]
 
         def place(frame: av.VideoFrame) -> float | None:
-            t = frame.time
-            if stretch.end is not None and t is not None and t >= stretch.end:
+            t = last[0] + frame_s if frame.time is None else float(frame.time)  # no time: a picture after the last
+            last[0] = t
+            if stretch.end is not None and t >= stretch.end:
                 return None
-            return seconds(frame)
+            before.append(stretch.start is not None and t < stretch.start)
+            return max(0.0, t - begin)
 
         def handle(frame: av.VideoFrame) -> None:
-            t = frame.time
-            if t is not None and stretch.start is not None and t < stretch.start:
+            if before.popleft():
                 kernels.precedes(frame)
             else:
                 kernels.add(frame)
@@ -217,20 +222,36 @@ def pictures_pass(path: str, info: SourceInfo, settings: AnalysisSettings, stret
     return kernels.f, decode_error
 
 
-def _seek_before(container: av.container.InputContainer, vstream: Any, start: float) -> None:
-    """Seek to a keyframe early enough that the first frame decoded lies before ``start`` (a seek lands on a
-    keyframe at or before its target in most formats, but MPEG-TS finds its place by bytes and can land after):
-    further back each time it does not, from the very start at last."""
+def _seek_before(container: av.container.InputContainer, vstream: Any, start: float) -> float:
+    """Seek to a keyframe before ``start`` (seconds), so that the frame before it and every frame from it decode
+    whole: a seek lands on a keyframe at or before its target in most formats, but MPEG-TS finds its place by
+    bytes and can land after, so further back each time it does not, and from the very start at last. Returns
+    the time the decode starts from."""
     base = float(vstream.time_base)
     for back in SEEK_BACK_S:
-        container.seek(max(0, int((start - back) / base)), stream=vstream, backward=True)
-        first = next((f for packet in container.demux(vstream) for f in _decoded(packet)), None)
-        if first is None or first.time is None or first.time < start:
+        target = max(0, int((start - back) / base))
+        try:
+            container.seek(target, stream=vstream, backward=True)
+        except av.FFmpegError:  # a format that cannot seek there: from the start
             break
-    else:
-        back = math.inf
-    # again to the same place, so that the frames decoded on the way count
-    container.seek(max(0, int((start - back) / base)) if math.isfinite(back) else 0, stream=vstream, backward=True)
+        key = _first_keyframe(container, vstream)
+        if key is not None and key.time is not None and key.time < start:
+            container.seek(target, stream=vstream, backward=True)  # again, so that the frames on the way count
+            return float(key.time)
+    first = vstream.start_time or 0
+    container.seek(first, stream=vstream, backward=True)
+    return first * base
+
+
+def _first_keyframe(container: av.container.InputContainer, vstream: Any) -> av.VideoFrame | None:
+    """The first keyframe decoded from where the container is (the frames shown before it may be an open GOP's
+    leading pictures, which cannot be decoded whole after a seek), looked for a few GOPs' worth at most."""
+    for count, frame in enumerate(f for packet in container.demux(vstream) for f in _decoded(packet)):
+        if frame.key_frame:
+            return frame
+        if count >= KEYFRAME_SEARCH_FRAMES:
+            break
+    return None
 
 
 def _decoded(packet: av.Packet) -> list[av.VideoFrame]:
@@ -243,14 +264,14 @@ def _decoded(packet: av.Packet) -> list[av.VideoFrame]:
 def sound_pass(path: str, info: SourceInfo, settings: AnalysisSettings, origin: float,
                report: Callable[[float], None] | None = None) -> dict[str, Any]:
     """The programme sound's analysis (silence, loudness) alone, its times from ``origin``: the pictures of a
-    long programme are analysed in stretches on other workers meanwhile. Its silences run to the end of the
-    sound; ``summarise`` ends them where the programme does."""
+    long programme are analysed in stretches on other workers meanwhile. Its silent runs are kept whole
+    (``silence_runs``); ``joined_pass`` ends them where the programme does."""
     with _open(path) as container:
         astream = next(s for s in container.streams.audio if s.index == info.audio[0].index)
         kernels = AudioKernels(settings, astream)
         decode_error = _decode(container, [astream], kernels.add, _seconds_from(info.start_time),
                                info.duration or 0.0, report)
-    return {**kernels.finish(origin, 0.0), "decode_error": decode_error}
+    return {**kernels.finish(origin, None), "decode_error": decode_error}
 
 
 def summarise(path: str, info: SourceInfo, settings: AnalysisSettings, features: VideoFeatures | None,
@@ -306,9 +327,6 @@ def joined_pass(path: str, info: SourceInfo, settings: AnalysisSettings, stretch
 
     def audio(duration: float) -> dict[str, Any]:
         assert sound is not None
-        silence = [{"start": s["start"], "end": round(min(duration, s["end"]), 3)} for s in sound["silence"]
-                   if s["start"] < duration]
-        return {"silence": [s for s in silence if s["end"] - s["start"] >= settings.silence_min_s],
-                "loudness": sound["loudness"]}
+        return {"silence": silences(sound["silence_runs"], duration, settings), "loudness": sound["loudness"]}
 
     return summarise(path, info, settings, features, origin, audio if sound is not None else None, decode_error)

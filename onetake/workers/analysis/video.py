@@ -133,11 +133,13 @@ class VideoKernels:
     """Fed every decoded frame in order (from one thread); ``features`` holds the result."""
 
     def __init__(self, settings: AnalysisSettings, display_width: int, display_height: int, rotation: int,
-                 fps: float, vbi_lines: int = 0, origin: float | None = None) -> None:
-        """``origin``: the time that is 0 in ``times`` (else the first frame's)."""
+                 fps: float, vbi_lines: int = 0, origin: float | None = None,
+                 coded: tuple[int, int] | None = None) -> None:
+        """``origin``: the time that is 0 in ``times`` (else the first frame's); ``coded``: the size every
+        picture is taken at (else the first frame's)."""
         self.s = settings
         self.vbi_lines = vbi_lines
-        self.coded: tuple[int, int] | None = None
+        self.coded = coded
         self.rotation = (rotation // 90) % 4
         w = settings.analysis_width
         h = max(2, round(w * display_height / display_width / 2) * 2)
