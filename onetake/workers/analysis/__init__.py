@@ -24,31 +24,34 @@ def analyze(path: str | os.PathLike[str], *, report: Callable[[float], None] | N
 
     ``info``: the source's SourceInfo when the caller has probed it already (saves probing again). A file that
     cannot be used raises SourceError (the same checks and messages as ``probe``)."""
+    local, probed = _local(path)
+    return run_pass(local, info or probed(), settings, report)
+
+
+def _local(path: str | os.PathLike[str]) -> tuple[str, Callable[[], SourceInfo]]:
+    """The file's absolute path, and how to probe it as the passes need (no hash, no scan sampling)."""
     local = os.path.abspath(os.fspath(path))
-    if info is None:
-        info = probe(local, compute_hash=False, sample_scan=False)
-    return run_pass(local, info, settings, report)
+    return local, lambda: probe(local, compute_hash=False, sample_scan=False)
 
 
 def analyze_pictures(path: str, stretch: Stretch, *, report: Callable[[float], None] | None = None,
                      settings: AnalysisSettings = DEFAULT_SETTINGS) -> tuple[VideoFeatures, str | None]:
     """One stretch of a long programme's pictures through the kernels: what they keep of it (``save`` writes it
     to a file) and what went wrong in decoding, if anything did."""
-    local = os.path.abspath(path)
-    return pictures_pass(local, probe(local, compute_hash=False, sample_scan=False), settings, stretch, report)
+    local, probed = _local(path)
+    return pictures_pass(local, probed(), settings, stretch, report)
 
 
 def analyze_sound(path: str, origin: float, *, report: Callable[[float], None] | None = None,
                   settings: AnalysisSettings = DEFAULT_SETTINGS) -> dict[str, Any]:
     """A long programme's sound through the kernels, beside its pictures' stretches."""
-    local = os.path.abspath(path)
-    return sound_pass(local, probe(local, compute_hash=False, sample_scan=False), settings, origin, report)
+    local, probed = _local(path)
+    return sound_pass(local, probed(), settings, origin, report)
 
 
 def joined_analysis(path: str, features_files: list[str], sound: dict[str, Any] | None, origin: float,
                     decode_error: str | None = None, *,
                     settings: AnalysisSettings = DEFAULT_SETTINGS) -> dict[str, Any]:
     """The analysis of a programme analysed in stretches, as one pass over it would have made it."""
-    local = os.path.abspath(path)
-    return joined_pass(local, probe(local, compute_hash=False, sample_scan=False), settings, features_files, sound,
-                       origin, decode_error)
+    local, probed = _local(path)
+    return joined_pass(local, probed(), settings, features_files, sound, origin, decode_error)

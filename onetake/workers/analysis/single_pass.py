@@ -87,6 +87,11 @@ def _video_stream(container: av.container.InputContainer, info: SourceInfo) -> a
     return vstream
 
 
+def _audio_stream(container: av.container.InputContainer, info: SourceInfo) -> av.audio.stream.AudioStream:
+    """The stream the probe calls the source's first audio."""
+    return next(s for s in container.streams.audio if s.index == info.audio[0].index)
+
+
 def _video_kernels(info: SourceInfo, settings: AnalysisSettings, origin: float | None = None,
                    coded: tuple[int, int] | None = None) -> VideoKernels:
     width, height = _display_size(info)
@@ -168,7 +173,7 @@ def run_pass(path: str, info: SourceInfo, settings: AnalysisSettings,
             streams.append(_video_stream(container, info))
             video_kernels = _video_kernels(info, settings)
         if info.audio:
-            astream = next(s for s in container.streams.audio if s.index == info.audio[0].index)
+            astream = _audio_stream(container, info)
             audio_kernels = AudioKernels(settings, astream)
             streams.append(astream)
 
@@ -267,7 +272,7 @@ def sound_pass(path: str, info: SourceInfo, settings: AnalysisSettings, origin: 
     long programme are analysed in stretches on other workers meanwhile. Its silent runs are kept whole
     (``silence_runs``); ``joined_pass`` ends them where the programme does."""
     with _open(path) as container:
-        astream = next(s for s in container.streams.audio if s.index == info.audio[0].index)
+        astream = _audio_stream(container, info)
         kernels = AudioKernels(settings, astream)
         decode_error = _decode(container, [astream], kernels.add, _seconds_from(info.start_time),
                                info.duration or 0.0, report)
