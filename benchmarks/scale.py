@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import heapq
+import math
 import os
 import shutil
 import signal
@@ -181,7 +182,7 @@ def _run(source: Path, args: argparse.Namespace, k: int, core_sets: list[list[in
                 recorder.append(_Recorder(plans))
                 return recorder[0]
 
-            started = time.monotonic()
+            began, started = time.time(), time.monotonic()
             outcomes = run_batch([str(source)], settings, load_catalog(), DaskFarm(settings), view_for=view_for)
             wall = time.monotonic() - started
             stream = client.get_task_stream(start=time.time() - wall - 5)
@@ -200,7 +201,7 @@ def _run(source: Path, args: argparse.Namespace, k: int, core_sets: list[list[in
         log.close()
         clock.__exit__(None, None, None)
     [plan] = recorder[0].plans
-    costs = _task_costs(plan, stream)
+    costs, starts = _task_costs(plan, stream, began)
     chunks = [costs[t.id] for t in plan.tasks if t.kind == TaskKind.CHUNK and t.id in costs]
     joins = [recorder[0].results[t.id] for t in plan.tasks if t.kind == TaskKind.JOIN]
     shutil.rmtree(folder / "out", ignore_errors=True)
@@ -212,6 +213,7 @@ def _run(source: Path, args: argparse.Namespace, k: int, core_sets: list[list[in
             "gate_s": round(sum(j.get("gate_s", 0.0) for j in joins), 2) if joins else None,
             "tasks": [{"id": t.id, "kind": t.kind, "heavy": t.heavy, "deps": list(t.deps),
                        "seconds": round(costs.get(t.id, 0.0), 3),
+                       "started_s": round(starts[t.id], 2) if t.id in starts else None,
                        "cpu_s": round(cpu[t.id], 3) if t.id in cpu else None,
                        "programme_s": t.params["duration"] if _stretch(t.kind, t.params) else None,
                        **({"joins": len(t.params["references"]), "gate_s": recorder[0].results[t.id]["gate_s"]}
@@ -225,16 +227,20 @@ def _stretch(kind: str, params: dict[str, Any]) -> bool:
     return kind == TaskKind.CHUNK or kind == TaskKind.ANALYZE_PART and params["part"] == "pictures"
 
 
-def _task_costs(plan: JobPlan, stream: list[dict[str, Any]]) -> dict[str, float]:
-    """Seconds each of the plan's tasks computed on its worker (Dask keys are KIND-ID-RUN)."""
+def _task_costs(plan: JobPlan, stream: list[dict[str, Any]], began: float) -> tuple[dict[str, float],
+                                                                                      dict[str, float]]:
+    """Seconds each of the plan's tasks computed on its worker (Dask keys are KIND-ID-RUN), and when it first
+    started, in seconds from ``began`` (the run's start, by the clock)."""
     costs: dict[str, float] = {}
+    starts: dict[str, float] = {}
     for record in stream:
         key = record["key"] if isinstance(record["key"], str) else str(record["key"])
         task = next((t for t in plan.tasks if key.startswith(f"{t.kind}-{t.id}-")), None)
-        if task is not None:
-            costs[task.id] = costs.get(task.id, 0.0) + sum(
-                s["stop"] - s["start"] for s in record["startstops"] if s["action"] == "compute")
-    return costs
+        computed = [s for s in record["startstops"] if s["action"] == "compute"]
+        if task is not None and computed:
+            costs[task.id] = costs.get(task.id, 0.0) + sum(s["stop"] - s["start"] for s in computed)
+            starts[task.id] = min(starts.get(task.id, math.inf), *(s["start"] - began for s in computed))
+    return costs, starts
 
 
 def _makespan(tasks: list[dict[str, Any]], duration: float, workers: int, chunk_s: float) -> float:

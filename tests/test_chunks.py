@@ -347,3 +347,53 @@ def test_a_long_programme_is_analysed_in_stretches_as_long_as_its_chunks_on_any_
     assert not tasks_of(plan_job(long_source(100), ["short"], catalog, OPTIONS), TaskKind.ANALYZE_PART)
     first = plan_first_version(plan.source, plan, catalog, OPTIONS)
     assert first is not None and not {TaskKind.ANALYZE, TaskKind.ANALYZE_PART} & {t.kind for t in first.tasks}
+
+
+def test_a_chunked_programmes_sound_is_its_measures_chosen_trial(catalog):
+    """A lossy target whose sound is an encode of its own has that encode as its trial (writing into the trial's
+    folder, placeholders numbered as the trial's); the measure keeps the chosen round's file for it. A PCM target's
+    trial stays a meter (nothing to keep), and so does a target whose encode makes more than its sound."""
+    plan = plan_job(long_source(), ["web", "radio", "short", "tv"], catalog, OPTIONS)
+    sounds = [t for t in tasks_of(plan, TaskKind.ENCODE) if "/encode/sound-" in t.id]
+    kept = 0
+    for encode in sounds:
+        [measure] = [plan.task(d) for d in encode.deps if plan.task(d).kind == TaskKind.MEASURE] or [None]
+        if measure is None or not measure.params["targets"][0]["lossy"] or len(encode.params["outputs"]) > 1:
+            assert measure is None or "keep" not in measure.params, encode.id
+            continue
+        kept += 1
+        [index] = measure.params["indices"]
+        [output] = encode.params["outputs"]
+        trial = measure.params["trial"]
+        made = next(w for w in encode.params["argv"] if w.startswith(f"file:{output['partial']}/"))
+        extension = made.rsplit(".", 1)[1]
+        assert measure.params["targets"][0]["container"] == extension
+        assert [w.replace(f"file:{{scratch}}/target-0.{extension}", "OUT") for w in trial] == [
+            w.replace(made, "OUT").replace(f"_{index}}}", "_0}") for w in encode.params["argv"]]
+        assert measure.params["keep"].endswith(f".kept.{extension}")
+    assert kept == 4  # podcast MP3 and AAC, the ladder's sound, the short's
+    [pcm] = [t for t in tasks_of(plan, TaskKind.MEASURE) if not t.params["targets"][0]["lossy"]]
+    assert "keep" not in pcm.params and "null" in pcm.params["trial"]
+
+
+def test_the_sound_encode_takes_the_kept_trial_which_is_what_it_would_make(tmp_path):
+    """The sound a chunked programme's encode takes from its measure is, to the byte, what running that encode
+    makes; once taken it is gone from the loudness folder, and an encode that finds it gone makes the sound."""
+    src = make_flash_beep(tmp_path / "flash-beep.mp4", 12, gop=50)
+    options = PlanOptions(out_dir=str(tmp_path / "out"), work_dir=str(tmp_path / "work"),
+                          farm=FarmConfig(chunk_min_s=10, chunk_s=4))
+    plan = plan_job(probe(str(src)), ["short"], load_catalog(), options)
+    [encode] = [t for t in tasks_of(plan, TaskKind.ENCODE) if "/encode/sound-" in t.id]
+    [measure] = [plan.task(d) for d in encode.deps]
+    results = {measure.id: run_task(measure.kind, measure.params)}
+    kept = Path(results[measure.id]["kept"]["file"])
+    assert kept.is_file() and kept == Path(measure.params["keep"])
+    taken = run_task(encode.kind, encode.params, results)
+    assert taken["kept_trial"] and not kept.exists()
+    [final] = [Path(o["final"]) for o in encode.params["outputs"]]
+    [sound] = final.iterdir()
+    trial = sound.read_bytes()
+    shutil.rmtree(final)
+    made = run_task(encode.kind, encode.params, results)  # the kept file is gone: the encode makes the sound
+    assert "kept_trial" not in made and (final / sound.name).read_bytes() == trial
+    assert not list(Path(options.work_dir).rglob("*.partial")) and not list(kept.parent.glob("*.kept.*"))

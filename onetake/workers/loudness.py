@@ -6,7 +6,9 @@ limiter keep PCM outputs where they belong, but a lossy encoder moves both numbe
 transients adds 1-3 dB of true peak and takes up to 1.5 LU off broadband noise). So the measure step runs the
 target's branch as the encode will (``trial`` in the plan), meters what comes out exactly as verify will, and
 corrects the gain and the ceiling until the target lands inside its limits (``SETTLE_ROUNDS`` at most). The
-encode then makes the same samples, and verify finds what the measure step found. (An urgent first version
+encode then makes the same samples, and verify finds what the measure step found. Where the trial is that very
+encode (a chunked programme's sound, made once for the whole programme), the chosen round's file is kept, and the
+encode takes it instead of making it again. (An urgent first version
 takes no trial: it encodes the computed setting, and verify checks it.)
 """
 
@@ -18,7 +20,7 @@ import os
 import re
 import tempfile
 from pathlib import Path
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from ..pipeline.errors import EncodeError, VerificationError
@@ -172,29 +174,51 @@ class _Target:
         return min(self.tried, key=lambda t: t["true_peak"])
 
 
-def _settle(params: dict[str, Any], integrated: float) -> list[dict[str, Any]]:
+def _settle(params: dict[str, Any], integrated: float) -> tuple[list[dict[str, Any]], dict[str, Any] | None]:
+    """Each target's measured setting; and, where the trial is the target's sound encode (``keep``), the file of
+    the chosen round, kept for that encode with the argv that made it."""
     targets = [_Target(spec, integrated) for spec in params["targets"]]
     rounds = min(SETTLE_ROUNDS, params.get("rounds", SETTLE_ROUNDS))
     if not rounds:  # an urgent first version's: the computed setting, untried
-        return [t.setting for t in targets]
+        return [t.setting for t in targets], None
     work = Path(params["cache"]).parent
     work.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix=".trial-", dir=work) as scratch:
-        for _ in range(rounds):
+        for number in range(1, rounds + 1):
+            folder = os.path.join(scratch, f"round-{number}")  # each round's files kept until one is chosen
+            os.mkdir(folder)
             settings = [t.setting for t in targets]
-            log = run_ffmpeg(fill(params["trial"], dict(enumerate(settings)), scratch), params["limits"],
+            log = run_ffmpeg(fill(params["trial"], dict(enumerate(settings)), folder), params["limits"],
                              what="loudness trial")
             settled = True
             for i, target in enumerate(targets):
                 if target.spec["lossy"]:
-                    trial = os.path.join(scratch, f"target-{i}.{target.spec['container']}")
+                    trial = os.path.join(folder, f"target-{i}.{target.spec['container']}")
                     got = meter(trial, 1, params["limits"])
                 else:
                     got = summary(log, f"ebur128@target-{i}")
                 settled &= target.record(*got)
             if settled:
                 break
-    return [t.best() for t in targets]
+        chosen = [t.best() for t in targets]
+        if "keep" not in params:
+            return chosen, None
+        made = f"target-0.{params['targets'][0]['container']}"
+        os.replace(os.path.join(scratch, f"round-{chosen[0]['round']}", made), params["keep"])
+    return chosen, {"file": params["keep"], "argv": fill(params["trial"], {0: chosen[0]}),
+                    "output": f"file:{{scratch}}/{made}"}
+
+
+def kept_sound(argv: list[str], partial: str, measured: Sequence[dict[str, Any]]) -> str | None:
+    """The file a measure task kept of a trial that was exactly this encode (the filled ``argv``, writing its one
+    output into the folder ``partial``), if any."""
+    made = next((w for w in argv if w.startswith(f"file:{partial}/")), None)
+    for result in measured:
+        kept = result.get("kept")
+        if made and kept and [w if w != made else "OUTPUT" for w in argv] == \
+                [w if w != kept["output"] else "OUTPUT" for w in kept["argv"]]:
+            return str(kept["file"])
+    return None
 
 
 def measure_programme(argv: list[str], limits: dict[str, float]) -> tuple[float, float]:
@@ -227,9 +251,10 @@ def measure(params: dict[str, Any]) -> dict[str, Any]:
         return json.loads(cache.read_text(encoding="utf-8"))
     integrated, peak = programme_loudness(params)
     quiet = silent(integrated)
-    targets = [] if quiet else _settle(params, integrated)
+    targets, kept = ([], None) if quiet else _settle(params, integrated)
     result = {"integrated": integrated if math.isfinite(integrated) else None,
-              "true_peak": peak if math.isfinite(peak) else None, "silent": quiet, "targets": targets}
+              "true_peak": peak if math.isfinite(peak) else None, "silent": quiet, "targets": targets,
+              **({"kept": kept} if kept else {})}
     cache.parent.mkdir(parents=True, exist_ok=True)
     write_atomically(cache, json.dumps(result))
     return result

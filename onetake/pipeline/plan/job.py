@@ -8,6 +8,7 @@ fills in.
 from __future__ import annotations
 
 import dataclasses
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from fractions import Fraction
@@ -412,10 +413,33 @@ def _encodes(job: _Job, analyze_id: str) -> None:
     for encode_id, members, after in whole:
         if members:
             _encode(job, encode_id, members, (*after, *job.measures([r.profile for r in members])))
+            if sounds and len(members) == 1:
+                _trial_is_encode(job, encode_id, members[0])
     for name, members, chunk_cuts, after, stills in chunked:
         _chunks(job, name, members, stills, chunk_cuts, after,
                 {key: job.path_of[sound.key] for key, sound in sounds.items()},
                 {key: job.encode_of[sound.key] for key, sound in sounds.items()})
+
+
+def _trial_is_encode(job: _Job, encode_id: str, rendition: Rendition) -> None:
+    """Where one lossy loudness target's sound is an encode of its own (a chunked programme's), its measure task's
+    trial is that very encode, writing into the trial's scratch folder: the measure keeps the file of the round it
+    chooses (``keep``), and the encode takes that file instead of making the same samples again."""
+    encode = next(t for t in job.tasks if t.id == encode_id)
+    (output,) = encode.params["outputs"]
+    target = loudness_target(rendition.profile)
+    if rendition.profile.video is not None or target is None or not target.lossy or target not in job.measure_of:
+        return
+    at = next(i for i, t in enumerate(job.tasks) if t.id == job.measure_of[target])
+    measure = job.tasks[at]
+    index = job.targets.index(target)
+    made = next(w for w in encode.params["argv"] if w.startswith(f"file:{output['partial']}/"))
+    extension = made.rsplit(".", 1)[-1]
+    trial = [f"file:{{scratch}}/target-0.{extension}" if w == made else
+             re.sub(rf"\{{(gain|limit|release)_{index}\}}", r"{\1_0}", w) for w in encode.params["argv"]]
+    job.tasks[at] = dataclasses.replace(measure, params={
+        **measure.params, "trial": trial, "targets": [{**measure.params["targets"][0], "container": extension}],
+        "keep": f"{measure.params['cache'].removesuffix('.json')}.kept.{extension}"})
 
 
 def _encode(job: _Job, encode_id: str, members: list[Rendition], deps: tuple[str, ...]) -> None:

@@ -53,6 +53,7 @@ class MeasureParams(TypedDict):
     limits: Limits
     cache: str
     rounds: NotRequired[int]        # trial rounds at most (a first version's: a few); the worker's own limit otherwise
+    keep: NotRequired[str]          # where the chosen round's file is kept: the trial is the target's sound encode
 
 
 class AnalyzeParams(TypedDict):
