@@ -366,11 +366,11 @@ def test_a_chunked_programmes_sound_is_its_measures_chosen_trial(catalog):
         [output] = encode.params["outputs"]
         trial = measure.params["trial"]
         made = next(w for w in encode.params["argv"] if w.startswith(f"file:{output['partial']}/"))
-        extension = made.rsplit(".", 1)[1]
-        assert measure.params["targets"][0]["container"] == extension
-        assert [w.replace(f"file:{{scratch}}/target-0.{extension}", "OUT") for w in trial] == [
+        keep = measure.params["keep"]
+        assert keep["file"] == f"target-0.{made.rsplit('.', 1)[1]}"
+        assert [w.replace(f"file:{{scratch}}/{keep['file']}", "OUT") for w in trial] == [
             w.replace(made, "OUT").replace(f"_{index}}}", "_0}") for w in encode.params["argv"]]
-        assert measure.params["keep"].endswith(f".kept.{extension}")
+        assert keep["prefix"] == measure.params["cache"].removesuffix(".json") + ".kept"
     assert kept == 4  # podcast MP3 and AAC, the ladder's sound, the short's
     [pcm] = [t for t in tasks_of(plan, TaskKind.MEASURE) if not t.params["targets"][0]["lossy"]]
     assert "keep" not in pcm.params and "null" in pcm.params["trial"]
@@ -378,7 +378,8 @@ def test_a_chunked_programmes_sound_is_its_measures_chosen_trial(catalog):
 
 def test_the_sound_encode_takes_the_kept_trial_which_is_what_it_would_make(tmp_path):
     """The sound a chunked programme's encode takes from its measure is, to the byte, what running that encode
-    makes; once taken it is gone from the loudness folder, and an encode that finds it gone makes the sound."""
+    makes; once taken it is gone from the loudness folder, and an encode that finds it gone makes the sound. A kept
+    file is named by the argv that made it: an encode with another setting does not take it."""
     src = make_flash_beep(tmp_path / "flash-beep.mp4", 12, gop=50)
     options = PlanOptions(out_dir=str(tmp_path / "out"), work_dir=str(tmp_path / "work"),
                           farm=FarmConfig(chunk_min_s=10, chunk_s=4))
@@ -386,14 +387,21 @@ def test_the_sound_encode_takes_the_kept_trial_which_is_what_it_would_make(tmp_p
     [encode] = [t for t in tasks_of(plan, TaskKind.ENCODE) if "/encode/sound-" in t.id]
     [measure] = [plan.task(d) for d in encode.deps]
     results = {measure.id: run_task(measure.kind, measure.params)}
-    kept = Path(results[measure.id]["kept"]["file"])
-    assert kept.is_file() and kept == Path(measure.params["keep"])
+    loudness = Path(measure.params["cache"]).parent
+    [kept] = loudness.glob("*.kept-*")
+    assert [p.name for p in loudness.iterdir() if p.name.startswith(".trial-")] == []
+    [final] = [Path(o["final"]) for o in encode.params["outputs"]]
+
+    louder = {measure.id: {**results[measure.id], "targets": [
+        {**results[measure.id]["targets"][0], "gain_db": results[measure.id]["targets"][0]["gain_db"] + 1}]}}
+    assert "kept_trial" not in run_task(encode.kind, encode.params, louder) and kept.is_file()
+    shutil.rmtree(final)
+
     taken = run_task(encode.kind, encode.params, results)
     assert taken["kept_trial"] and not kept.exists()
-    [final] = [Path(o["final"]) for o in encode.params["outputs"]]
     [sound] = final.iterdir()
     trial = sound.read_bytes()
     shutil.rmtree(final)
     made = run_task(encode.kind, encode.params, results)  # the kept file is gone: the encode makes the sound
     assert "kept_trial" not in made and (final / sound.name).read_bytes() == trial
-    assert not list(Path(options.work_dir).rglob("*.partial")) and not list(kept.parent.glob("*.kept.*"))
+    assert not list(Path(options.work_dir).rglob("*.partial"))

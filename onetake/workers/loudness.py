@@ -18,14 +18,16 @@ import json
 import math
 import os
 import re
+import shutil
 import tempfile
 from pathlib import Path
 from collections.abc import Mapping, Sequence
 from typing import Any
 
 from ..pipeline.errors import EncodeError, VerificationError
+from ..pipeline.hashes import short_hash
 from ..pipeline.media import PROTOCOL_WHITELIST
-from ..pipeline.plan.audio import METER
+from ..pipeline.plan.audio import METER, written_into
 from .ffmpeg import run_ffmpeg
 from .files import exclusive, write_atomically
 
@@ -174,50 +176,64 @@ class _Target:
         return min(self.tried, key=lambda t: t["true_peak"])
 
 
-def _settle(params: dict[str, Any], integrated: float) -> tuple[list[dict[str, Any]], dict[str, Any] | None]:
-    """Each target's measured setting; and, where the trial is the target's sound encode (``keep``), the file of
-    the chosen round, kept for that encode with the argv that made it."""
+def _settle(params: dict[str, Any], integrated: float) -> list[dict[str, Any]]:
+    """Each target's measured setting; where the trial is the target's sound encode (``keep``), the chosen round's
+    file is kept for that encode (``kept_path``)."""
     targets = [_Target(spec, integrated) for spec in params["targets"]]
     rounds = min(SETTLE_ROUNDS, params.get("rounds", SETTLE_ROUNDS))
     if not rounds:  # an urgent first version's: the computed setting, untried
-        return [t.setting for t in targets], None
+        return [t.setting for t in targets]
+    keep = params.get("keep")
     work = Path(params["cache"]).parent
     work.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix=".trial-", dir=work) as scratch:
+        def folder(number: int) -> str:
+            return os.path.join(scratch, f"round-{number}")
+
         for number in range(1, rounds + 1):
-            folder = os.path.join(scratch, f"round-{number}")  # each round's files kept until one is chosen
-            os.mkdir(folder)
+            os.mkdir(folder(number))
             settings = [t.setting for t in targets]
-            log = run_ffmpeg(fill(params["trial"], dict(enumerate(settings)), folder), params["limits"],
+            log = run_ffmpeg(fill(params["trial"], dict(enumerate(settings)), folder(number)), params["limits"],
                              what="loudness trial")
             settled = True
             for i, target in enumerate(targets):
                 if target.spec["lossy"]:
-                    trial = os.path.join(folder, f"target-{i}.{target.spec['container']}")
-                    got = meter(trial, 1, params["limits"])
+                    made = keep["file"] if keep else f"target-{i}.{target.spec['container']}"
+                    got = meter(os.path.join(folder(number), made), 1, params["limits"])
                 else:
                     got = summary(log, f"ebur128@target-{i}")
                 settled &= target.record(*got)
+            if len(targets) == 1:  # a round that is not the best so far never becomes it: its files can go
+                best = targets[0].best()["round"]
+                for older in range(1, number + 1):
+                    if older != best:
+                        shutil.rmtree(folder(older), ignore_errors=True)
             if settled:
                 break
         chosen = [t.best() for t in targets]
-        if "keep" not in params:
-            return chosen, None
-        made = f"target-0.{params['targets'][0]['container']}"
-        os.replace(os.path.join(scratch, f"round-{chosen[0]['round']}", made), params["keep"])
-    return chosen, {"file": params["keep"], "argv": fill(params["trial"], {0: chosen[0]}),
-                    "output": f"file:{{scratch}}/{made}"}
+        if keep:
+            argv = fill(params["trial"], {0: chosen[0]})
+            os.replace(os.path.join(folder(chosen[0]["round"]), keep["file"]),
+                       kept_path(keep["prefix"], argv, f"file:{{scratch}}/{keep['file']}"))
+    return chosen
 
 
-def kept_sound(argv: list[str], partial: str, measured: Sequence[dict[str, Any]]) -> str | None:
+def kept_path(prefix: str, argv: list[str], output: str) -> str:
+    """Where a measure keeps a trial for its sound encode: named by the filled argv that made it (its ``output``
+    word aside), so that an encode finds only a file its own argv makes."""
+    suffix = os.path.splitext(output)[1]
+    return f"{prefix}-{short_hash(*(w if w != output else 'OUTPUT' + suffix for w in argv))}{suffix}"
+
+
+def kept_sound(argv: list[str], partial: str, measured: Sequence[dict[str, Any]]) -> tuple[str, str] | None:
     """The file a measure task kept of a trial that was exactly this encode (the filled ``argv``, writing its one
-    output into the folder ``partial``), if any."""
-    made = next((w for w in argv if w.startswith(f"file:{partial}/")), None)
+    output into the folder ``partial``), if there is one, and where the encode would write it."""
+    made = written_into(argv, partial)
     for result in measured:
-        kept = result.get("kept")
-        if made and kept and [w if w != made else "OUTPUT" for w in argv] == \
-                [w if w != kept["output"] else "OUTPUT" for w in kept["argv"]]:
-            return str(kept["file"])
+        if made and result.get("kept"):
+            kept = kept_path(result["kept"], argv, made)
+            if os.path.isfile(kept):
+                return kept, made.removeprefix("file:")
     return None
 
 
@@ -251,10 +267,9 @@ def measure(params: dict[str, Any]) -> dict[str, Any]:
         return json.loads(cache.read_text(encoding="utf-8"))
     integrated, peak = programme_loudness(params)
     quiet = silent(integrated)
-    targets, kept = ([], None) if quiet else _settle(params, integrated)
+    targets = [] if quiet else _settle(params, integrated)
     result = {"integrated": integrated if math.isfinite(integrated) else None,
-              "true_peak": peak if math.isfinite(peak) else None, "silent": quiet, "targets": targets,
-              **({"kept": kept} if kept else {})}
+              "true_peak": peak if math.isfinite(peak) else None, "silent": quiet, "targets": targets}
     cache.parent.mkdir(parents=True, exist_ok=True)
     write_atomically(cache, json.dumps(result))
     return result

@@ -57,7 +57,7 @@ def measure(params: MeasureParams, deps: Deps, report: Report) -> dict[str, Any]
     with the targets' places in the encodes' placeholders (not cached: another job numbers them its own way)."""
     result = loudness.measure(params)
     report(1.0)
-    return {**result, "indices": params["indices"]}
+    return {**result, "indices": params["indices"], **({"kept": params["keep"]["prefix"]} if "keep" in params else {})}
 
 
 def fill_measurements(argv: list[str], measured: Sequence[dict[str, Any]]) -> list[str]:
@@ -188,28 +188,24 @@ def encode(params: EncodeParams, deps: Deps, report: Report) -> dict[str, Any]:
 
 
 def _encode(params: EncodeParams, outputs: list[dict[str, Any]], deps: Deps, report: Report) -> dict[str, Any]:
-    measured = deps.all(TaskKind.MEASURE)
-    argv = fill_measurements(params["argv"], measured)
-    kept = loudness.kept_sound(argv, outputs[0]["partial"], measured) if len(outputs) == 1 else None
     if all(os.path.isdir(o["final"]) for o in outputs):
-        if kept:
-            Path(kept).unlink(missing_ok=True)
         report(1.0)
         return {"reused": True, "outputs": [o["final"] for o in outputs]}
     for o in outputs:
         shutil.rmtree(o["partial"], ignore_errors=True)
         os.makedirs(o["partial"])
+    measured = deps.all(TaskKind.MEASURE)
+    argv = fill_measurements(params["argv"], measured)
+    kept = loudness.kept_sound(argv, outputs[0]["partial"], measured) if len(outputs) == 1 else None
     if kept:  # the measure task's trial made these very samples: take its file
-        partial = outputs[0]["partial"]
-        made = next(w for w in argv if w.startswith(f"file:{partial}/")).removeprefix("file:")
         try:
-            os.replace(kept, made)
-        except FileNotFoundError:  # taken by another job's encode of the same sound, or gone: make it
+            os.replace(*kept)
+        except OSError:  # taken by another job's encode meanwhile, or on another file system: make it
             pass
         else:
             report(1.0)
             return {"reused": False, "kept_trial": True,
-                    "outputs": [publish_dir(Path(partial), Path(outputs[0]["final"]))]}
+                    "outputs": [publish_dir(Path(outputs[0]["partial"]), Path(outputs[0]["final"]))]}
     if "follow" in params:
         write_follow(dict(params["follow"]), analysis_of(deps))
     duration = float(params["duration"])

@@ -134,6 +134,11 @@ def measure_argv(source: SourceInfo, programme: list[AudioStreamInfo]) -> list[s
     return out.global_args("-nostdin", "-hide_banner", "-nostats", *SOURCE_ARGS).compile(cmd="ffmpeg")
 
 
+def written_into(argv: Sequence[str], folder: str) -> str | None:
+    """The word of ``argv`` naming the file ffmpeg writes into ``folder`` (the first, if several)."""
+    return next((w for w in argv if w.startswith(f"file:{folder}/")), None)
+
+
 def trial_argv(source: SourceInfo, programme: list[AudioStreamInfo], targets: Sequence[LoudnessTarget]) -> list[str]:
     """Every target's branch as the encode will make it: a lossy one encoded into ``{scratch}/target-N.FORMAT``
     (measured afterwards as verify measures an output), a PCM one metered as it leaves the limiter

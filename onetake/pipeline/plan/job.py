@@ -23,7 +23,7 @@ from ..hashes import short_hash
 from ..media import PROTOCOL_WHITELIST, file_stem
 from ..models import JobPlan, SourceInfo, Task
 from ..profiles import CaptionsSpec, Catalog, LogoSpec, Profile
-from .audio import LoudnessTarget, loudness_target, measure_argv, trial_argv
+from .audio import LoudnessTarget, loudness_target, measure_argv, trial_argv, written_into
 from .chunks import (
     SOUND_SUFFIX,
     analysis_stretches,
@@ -52,6 +52,7 @@ from .params import (
     EncodeParams,
     HlsPackageParams,
     HlsSubtitles,
+    KeptTrial,
     Limits,
     MeasureParams,
     QcParams,
@@ -426,20 +427,23 @@ def _trial_is_encode(job: _Job, encode_id: str, rendition: Rendition) -> None:
     trial is that very encode, writing into the trial's scratch folder: the measure keeps the file of the round it
     chooses (``keep``), and the encode takes that file instead of making the same samples again."""
     encode = next(t for t in job.tasks if t.id == encode_id)
-    (output,) = encode.params["outputs"]
     target = loudness_target(rendition.profile)
-    if rendition.profile.video is not None or target is None or not target.lossy or target not in job.measure_of:
+    audio, container = rendition.profile.audio, rendition.profile.container
+    if (rendition.profile.video is not None or target is None or not target.lossy or target not in job.measure_of
+            or audio is None or audio.tracks != "interleaved" or container is None  # the trial meters one track
+            or len(encode.params["outputs"]) != 1):
         return
+    made = written_into(encode.params["argv"], encode.params["outputs"][0]["partial"])
+    assert made is not None
     at = next(i for i, t in enumerate(job.tasks) if t.id == job.measure_of[target])
     measure = job.tasks[at]
     index = job.targets.index(target)
-    made = next(w for w in encode.params["argv"] if w.startswith(f"file:{output['partial']}/"))
-    extension = made.rsplit(".", 1)[-1]
-    trial = [f"file:{{scratch}}/target-0.{extension}" if w == made else
+    trial_file = f"target-0.{container.extension}"
+    trial = [f"file:{{scratch}}/{trial_file}" if w == made else
              re.sub(rf"\{{(gain|limit|release)_{index}\}}", r"{\1_0}", w) for w in encode.params["argv"]]
     job.tasks[at] = dataclasses.replace(measure, params={
-        **measure.params, "trial": trial, "targets": [{**measure.params["targets"][0], "container": extension}],
-        "keep": f"{measure.params['cache'].removesuffix('.json')}.kept.{extension}"})
+        **measure.params, "trial": trial,
+        "keep": KeptTrial(file=trial_file, prefix=measure.params["cache"].removesuffix(".json") + ".kept")})
 
 
 def _encode(job: _Job, encode_id: str, members: list[Rendition], deps: tuple[str, ...]) -> None:

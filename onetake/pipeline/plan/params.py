@@ -43,6 +43,11 @@ class Limits(TypedDict):
     timeout_s: float
 
 
+class KeptTrial(TypedDict):
+    file: str                       # the trial's output, in each round's {scratch} folder
+    prefix: str                     # kept as PREFIX-<hash of the argv that made it, its output aside>.EXT
+
+
 class MeasureParams(TypedDict):
     argv: list[str]                 # the programme's meter
     programme_cache: str            # its result, shared by the source's measure tasks
@@ -53,7 +58,7 @@ class MeasureParams(TypedDict):
     limits: Limits
     cache: str
     rounds: NotRequired[int]        # trial rounds at most (a first version's: a few); the worker's own limit otherwise
-    keep: NotRequired[str]          # where the chosen round's file is kept: the trial is the target's sound encode
+    keep: NotRequired[KeptTrial]    # the trial is the target's sound encode: its chosen round's file is kept
 
 
 class AnalyzeParams(TypedDict):
