@@ -14,6 +14,9 @@ speech-like sound) is run two ways, in the same run, interleaved when repeated:
             (``--settle``, default 1 s) the watcher waits to see that the file has stopped growing
   onetake-follow (``--variants``) ``onetake run --urgent`` with ``first_version_framing = "follow"``: the
             short's first version follows the speaker, after the analysis, in an ffmpeg of its own
+  onetake-spread (``--variants``) ``onetake run --urgent --workers N`` (``--spread-workers``, default one per
+            usable core): N embedded workers, so N encode slots, and the first version's pictures cut into a
+            chunk per slot, joined and gated (a farm's way; on one machine it shows what the chunking costs)
 
 ``--presets ultrafast,superfast,veryfast`` also makes the expert's outputs with each x264 preset and scores the
 720p MP4 and the short against the source with VMAF (libvmaf, every 5th frame), to show what a faster preset
@@ -77,7 +80,7 @@ from .common import (
 from .framing import SENSOR_NOISE, make_speaker_source
 
 CHANNELS = ("web", "short")
-VARIANTS = ("expert", "expert-tee", "onetake", "onetake-watch", "onetake-follow")
+VARIANTS = ("expert", "expert-tee", "onetake", "onetake-watch", "onetake-follow", "onetake-spread")
 DEFAULT_VARIANTS = ("expert", "onetake", "onetake-watch")
 TARGET_VS_DURATION = 0.5
 TARGET_VS_EXPERT = 1.0
@@ -87,8 +90,10 @@ POLL_S = 0.02
 def add_arguments(p: argparse.ArgumentParser) -> None:
     add_timing_arguments(p, "urgent", seconds=60.0, repeat=1)
     p.add_argument("--variants", default=",".join(DEFAULT_VARIANTS),
-                   help="which of expert,expert-tee,onetake,onetake-watch,onetake-follow to run (default "
-                        "expert,onetake,onetake-watch)")
+                   help=f"which of {','.join(VARIANTS)} to run (default {','.join(DEFAULT_VARIANTS)})")
+    p.add_argument("--spread-workers", type=int, default=max(2, len(os.sched_getaffinity(0))),
+                   help="onetake-spread: embedded workers, each an encode slot (default: one per usable core, "
+                        "at least 2)")
     p.add_argument("--presets", default="", help="also score these x264 presets, e.g. ultrafast,superfast,veryfast")
     p.add_argument("--settle", type=float, default=1.0, help="onetake-watch: the watcher's settle time (default 1)")
     p.add_argument("--work", type=Path, default=MEDIA / "work", help="scratch folder for every variant's outputs")
@@ -164,8 +169,11 @@ class Published:
         return None if None in times else max(t for t in times if t is not None)
 
 
-def run_onetake(source: Path, base: Path, asset_id: str, extra: list[str], follow: bool = False) -> Measurement:
+def run_onetake(source: Path, base: Path, asset_id: str, extra: list[str], follow: bool = False,
+                workers: int = 0) -> Measurement:
     out = base / "out"
+    if workers:
+        extra = ["--workers", str(workers), *extra]
     if follow:
         config = base / "farm.toml"
         config.write_text('[farm]\nfirst_version_framing = "follow"\n', encoding="utf-8")
@@ -379,8 +387,9 @@ def main(args: argparse.Namespace) -> int:
             base = work / v
             clean(base)  # onetake's scratch too: nothing from an earlier run is reused
             base.mkdir(parents=True)
-            if v in ("onetake", "onetake-follow"):
-                m = run_onetake(source, base, asset_id, extra, follow=v == "onetake-follow")
+            if v in ("onetake", "onetake-follow", "onetake-spread"):
+                m = run_onetake(source, base, asset_id, extra, follow=v == "onetake-follow",
+                                workers=args.spread_workers if v == "onetake-spread" else 0)
             elif v == "onetake-watch":
                 m = run_watch(source, base, asset_id, args.settle, extra)
             else:
@@ -411,6 +420,9 @@ def main(args: argparse.Namespace) -> int:
                 ratios[f"onetake_vs_{base_name.replace('-', '_')}"] = ratio(first["onetake"], first[base_name])
     if "onetake-follow" in first:
         ratios["onetake_follow_vs_center"] = ratio(first["onetake-follow"], first.get("onetake", 0))
+    if "onetake-spread" in first:
+        ratios["onetake_spread_vs_duration"] = round(first["onetake-spread"] / duration, 3)
+        ratios["onetake_spread_vs_onetake"] = ratio(first["onetake-spread"], first.get("onetake", 0))
     if "onetake-watch" in first:
         ratios["onetake_watch_vs_duration"] = round(first["onetake-watch"] / duration, 3)
         if "expert" in first:
@@ -421,6 +433,7 @@ def main(args: argparse.Namespace) -> int:
         "first_version": {"preset": farm.first_version_preset, "profile": farm.first_version_profile,
                           "outputs": fan.describe()},
         "onetake_command": ["onetake", "run", "--urgent", str(source), "--channels", ",".join(CHANNELS), *extra],
+        **({"spread_workers": args.spread_workers} if "onetake-spread" in variants else {}),
         "repeat": args.repeat, "stat": args.stat, "runs": runs, "ratios": ratios,
         "first_publish_vs_duration": ratios.get("first_publish_vs_duration"),
         "onetake_vs_expert": ratios.get("onetake_vs_expert"),

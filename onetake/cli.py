@@ -188,15 +188,23 @@ def analyze_command(source: str, as_json: bool, report_path: str | None) -> None
 @cli.command("plan")
 @click.argument("source")
 @with_common
+@click.option("--urgent", is_flag=True, help="plan it as `run --urgent` does: the first version, then the full one")
+@click.option("--slots", type=click.IntRange(1, 100000), default=None,
+              help="with --urgent: the encode slots the first version is spread over (default: the embedded "
+                   "cluster's workers; give the farm's with --scheduler)")
 @click.option("--json", "as_json", is_flag=True, help="print the JobPlan as JSON")
 def plan_command(source: str, channels: str | None, out: str | None, dests: tuple[str, ...], config: str | None,
                  profiles_dir: str | None, qc: str | None, accept_damaged: bool | None, logo: str | None,
-                 captions: bool | None, as_json: bool) -> None:
+                 captions: bool | None, urgent: bool, slots: int | None, as_json: bool) -> None:
     """Print exactly what `onetake run SOURCE` would do, without doing it."""
     settings = _settings(config, out=out, profiles_dir=profiles_dir, channels=_channels(channels),
                          destinations=_dests(dests), qc=qc, accept_damaged=accept_damaged, logo=logo,
                          captions=captions)
+    if slots is not None and not urgent:
+        raise ConfigError("--slots is for --urgent (how many encode slots a first version is spread over); add "
+                          "--urgent or leave --slots out")
     from .pipeline.plan import plan_job
+    from .pipeline.plan.urgent import full_version_options, plan_first_version
     from .pipeline.run import check_channels, plan_options
     from .workers.capabilities import check_plans
     from .workers.ffmpeg import ffmpeg_version
@@ -205,16 +213,28 @@ def plan_command(source: str, channels: str | None, out: str | None, dests: tupl
     catalog = _catalog(settings.profiles_dir)
     check_channels(settings, catalog)
     info = probe_anywhere(source, settings.work_path(), settings.transfer())
-    plan = plan_job(info, settings.channels or None, catalog, plan_options(settings, ffmpeg_version()))
-    check_plans([plan])
+    options = plan_options(settings, ffmpeg_version())
+    if urgent:
+        options = full_version_options(options)
+    plan = plan_job(info, settings.channels or None, catalog, options)
+    first = plan_first_version(info, plan, catalog, options, slots or settings.embedded_workers()) \
+        if urgent else None
+    plans = [p for p in (first, plan) if p is not None]
+    check_plans(plans)
     if as_json:
-        click.echo(json.dumps(plan.to_dict(), indent=2, ensure_ascii=False))
+        shown = {"first_version": first.to_dict() if first else None, "plan": plan.to_dict()} if urgent \
+            else plan.to_dict()
+        click.echo(json.dumps(shown, indent=2, ensure_ascii=False))
         return
-    click.echo(f"asset {plan.asset_id}: {len(plan.tasks)} tasks for channels {', '.join(plan.channels)}")
-    for note in plan.notes:
-        click.echo(f"  note: {note}")
-    for task in plan.tasks:
-        click.echo("\n".join(describe_task(task)))
+    if urgent and first is None:
+        click.echo(f"no first version: none of its channels is one of first_version_channels "
+                   f"({', '.join(settings.first_version_channels)})")
+    for shown in plans:
+        click.echo(f"asset {shown.asset_id}: {len(shown.tasks)} tasks for channels {', '.join(shown.channels)}")
+        for note in shown.notes:
+            click.echo(f"  note: {note}")
+        for task in shown.tasks:
+            click.echo("\n".join(describe_task(task)))
 
 
 # --------------------------------------------------------------------------------------------------------- run

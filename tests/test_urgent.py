@@ -17,11 +17,14 @@ from pathlib import Path
 
 import av
 import pytest
+from click.testing import CliRunner
 from conftest import make_clip, sha256
-from test_plan import OPTIONS, source, video
+from media import flashes_and_beeps, make_flash_beep
+from test_plan import OPTIONS, audio, source, video
 from test_s3 import ACCESS_KEY, SECRET_KEY, _config, fake_delivery, moto, store, transfer  # noqa: F401 (fixtures)
 from test_watch import drop, stop, wait_for, watchers  # noqa: F401 (a fixture)
 
+from onetake.cli import cli
 from onetake.pipeline.config import FarmConfig
 from onetake.pipeline.plan import asset_id_for, plan_job
 from onetake.pipeline.plan.urgent import FIRST_VERSION_MARK, full_version_options, plan_first_version
@@ -88,6 +91,70 @@ def test_a_first_version_takes_the_rung_the_source_fills_and_the_farms_choices(c
     # channels without a first version, and photos, are delivered once
     playout = plan_job(source(), ["tv", "radio"], catalog, URGENT)
     assert plan_first_version(playout.source, playout, catalog, URGENT) is None
+
+
+def timed_source(seconds: float):
+    return source(videos=(video(duration=seconds, frames=round(seconds * 25)),), audios=(audio(duration=seconds),),
+                  duration=seconds)
+
+
+def test_a_first_version_is_cut_into_a_chunk_per_encode_slot(catalog):
+    """On a farm, a first version's pictures are cut into a chunk per encode slot (none shorter than
+    first_version_chunk_s), then joined, gated and packaged as a long programme's; on one slot it is one encode."""
+    clip = timed_source(60.0)
+    full = plan_job(clip, ["web", "short"], catalog, URGENT)
+    assert not [t for t in full.tasks if t.kind == "chunk"], "a 60 s clip is not long for the full delivery"
+    whole = plan_first_version(clip, full, catalog, URGENT, slots=1)
+    assert {t.kind for t in whole.tasks} == {"measure", "encode", "package", "verify", "deliver"}
+    spread = plan_first_version(clip, full, catalog, URGENT, slots=4)
+    chunks = [t for t in spread.tasks if t.kind == "chunk"]
+    assert len(chunks) == 4 and not [t for t in spread.tasks if t.kind in ("analyze", "analyze_part")]
+    cuts = sorted((c.params["start"], c.params["duration"]) for c in chunks)
+    assert cuts == [(0, 16), (16, 16), (32, 16), (48, 12)], "on the 2 s GOP grid"
+    for chunk in chunks:
+        argv = " ".join(chunk.params["argv"])
+        assert argv.count("ultrafast") == 2 and "sendcmd" not in argv
+    joins = {t.params["outputs"][0]["profile"]: t for t in spread.tasks if t.kind == "join"}
+    assert sorted(joins) == ["hls-720", "short-vertical"]
+    assert all(len(j.deps) == 5 for j in joins.values()), "every chunk, and the one sound they share"
+    [sound] = [t for t in spread.tasks if t.kind == "encode"]
+    assert sound.params["argv"].count("128k") == 1
+    assert not sound.heavy and all(c.heavy for c in chunks), "the sound beside the chunks, not after one of them"
+    assert [t for t in whole.tasks if t.kind == "encode"][0].heavy
+    [package] = [t for t in spread.tasks if t.kind == "package"]
+    assert package.deps == (joins["hls-720"].id,)
+    notes = [t.params["notes"][-1] for t in spread.tasks if t.kind == "deliver"]
+    assert len(notes) == 2 and all("in up to 4 chunks side by side" in n for n in notes)
+    assert all(t.id.startswith(full.asset_id + FIRST_VERSION_MARK + "/") for t in spread.tasks)
+    # never more chunks than slots, whatever the clip's length; none shorter than first_version_chunk_s
+    for seconds in (13.0, 37.4, 61.0, 119.96):
+        for slots in (2, 3, 5, 7, 16):
+            clip = timed_source(seconds)
+            plan = plan_first_version(clip, plan_job(clip, ["web", "short"], catalog, URGENT), catalog, URGENT,
+                                      slots)
+            made = sorted(t.params["duration"] for t in plan.tasks if t.kind == "chunk")
+            assert 2 <= len(made) <= slots and made[0] >= FarmConfig.first_version_chunk_s - 2, (seconds, slots)
+    # a clip shorter than two chunks is encoded whole, however many slots
+    short = timed_source(11.0)
+    plan = plan_first_version(short, plan_job(short, ["web"], catalog, URGENT), catalog, URGENT, slots=16)
+    assert not [t for t in plan.tasks if t.kind == "chunk"]
+
+
+def test_plan_shows_an_urgent_jobs_first_version_spread_over_the_slots_given(tmp_path):
+    src = make_clip(tmp_path / "clip.mp4", seconds=13, size="640x360")
+    shown = CliRunner().invoke(cli, ["plan", str(src), "--channels", "web,short", "--urgent", "--slots", "3"])
+    assert shown.exit_code == 0, shown.output
+    first, full = [line for line in shown.output.splitlines() if line.startswith("asset ")]
+    assert FIRST_VERSION_MARK in first and FIRST_VERSION_MARK not in full
+    assert "in up to 2 chunks side by side" in shown.output, "13 s is two chunks of at least 6 s"
+    as_json = json.loads(CliRunner().invoke(cli, ["plan", str(src), "--channels", "web,short", "--urgent",
+                                                  "--slots", "3", "--json"]).output)
+    assert sum(t["kind"] == "chunk" for t in as_json["first_version"]["tasks"]) == 2
+    assert not [t for t in as_json["plan"]["tasks"] if t["kind"] == "chunk"]
+    playout = CliRunner().invoke(cli, ["plan", str(src), "--channels", "tv", "--urgent"])
+    assert playout.exit_code == 0 and "no first version" in playout.output
+    wrong = CliRunner().invoke(cli, ["plan", str(src), "--slots", "3"])
+    assert wrong.exit_code != 0 and "--slots is for --urgent" in wrong.output and "Traceback" not in wrong.output
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -166,21 +233,21 @@ def frames(path: Path) -> int:
         return sum(1 for _ in c.decode(video=0))
 
 
-def check_first_version(manifest: dict, files: Path, channel: str) -> None:
+def check_first_version(manifest: dict, files: Path, channel: str, pictures: int = FRAMES) -> None:
     """A first version as a player finds it: marked, and every picture decodable."""
     assert manifest["version"] == 1 and manifest["first_version"] is True
     assert "first version" in manifest["notes"][-1] and all(c["passed"] for c in manifest["checks"])
     if channel == "short":
         assert [f["path"].split("/", 1)[1] for f in manifest["files"]] == ["short-vertical.mp4"]
-        assert frames(files / "short-vertical.mp4") == FRAMES
+        assert frames(files / "short-vertical.mp4") == pictures
         return
-    assert frames(files / "web-hls.mp4") == FRAMES
+    assert frames(files / "web-hls.mp4") == pictures
     master = (files / "web-hls" / "master.m3u8").read_text()
     assert master.count("#EXT-X-STREAM-INF") == 1 and "hls-360/index.m3u8" in master
     rung = files / "web-hls" / "hls-360"
     joined = files / "rung.mp4"
     joined.write_bytes(b"".join(p.read_bytes() for p in [rung / "init.mp4", *sorted(rung.glob("segment_*.m4s"))]))
-    assert frames(joined) == FRAMES
+    assert frames(joined) == pictures
 
 
 def test_a_full_delivery_replaces_the_first_and_a_failed_one_leaves_it(store, tmp_path):  # noqa: F811
@@ -233,6 +300,45 @@ def test_a_full_delivery_replaces_the_first_and_a_failed_one_leaves_it(store, tm
     [failed] = [x for x in err.splitlines() if x.startswith("FAILED")]
     assert failed == f"FAILED {src}: web: {line}" and "Traceback" not in err
     assert ACCESS_KEY not in out + err and SECRET_KEY not in out + err
+
+
+def test_a_first_version_spread_over_two_workers_keeps_every_picture_and_the_sound_in_sync(tmp_path):
+    """Two workers, two encode slots: the first version's pictures are made in two chunks side by side, joined
+    through the sync gate; published, it shows every flash once, each beep on its flash, before the full version
+    replaces it."""
+    src = make_flash_beep(tmp_path / "flash-beep.mp4", 12, size="640x360", gop=50)
+    asset = asset_id_for(probe(str(src)))
+    config = tmp_path / "farm.toml"
+    config.write_text(f"[farm]\nfirst_version_chunk_s = 4\nwork_dir = '{tmp_path / 'work'}'\n")
+    out = tmp_path / "out"
+    argv = [sys.executable, "-m", "onetake.cli", "run", "--urgent", str(src), "--channels", "web,short", "--out",
+            str(out), "--config", str(config), "--workers", "2", "--json"]
+    proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    manifests = {c: out / c / asset / "manifest.json" for c in ("web", "short")}
+    try:
+        wait_for(lambda: all(version_of(m.read_bytes) for m in manifests.values()) or proc.poll() is not None, 180)
+        assert proc.poll() is None, proc.communicate()
+        firsts = {c: json.loads(m.read_text()) for c, m in manifests.items()}
+        seen = {c: materialise(m, lambda p, c=c: (out / c / asset / p).read_bytes(), tmp_path / "seen" / c)
+                for c, m in firsts.items()}
+        out_text, err = proc.communicate(timeout=180)
+    finally:
+        proc.kill()
+    for channel, manifest in firsts.items():
+        check_first_version(manifest, seen[channel], channel, pictures=300)
+        assert "in up to 2 chunks side by side" in manifest["notes"][-1]
+    for made in (seen["web"] / "web-hls.mp4", seen["short"] / "short-vertical.mp4"):
+        flashes, beeps = flashes_and_beeps(made)  # the join at 6 s: no picture lost or repeated, no drift
+        assert [round(t, 3) for t in flashes] == [float(s) for s in range(12)], made.name
+        offsets = [round((b - f) * 1000, 2) for f, b in zip(flashes, beeps)]
+        assert len(beeps) == 12 and all(abs(o) <= 1.0 for o in offsets), (made.name, offsets)
+    assert proc.returncode == 0, err
+    for channel, manifest in manifests.items():
+        full = json.loads(manifest.read_text())
+        assert full["version"] == 2 and sorted(p.name for p in manifest.parent.iterdir()) == sorted(
+            ["manifest.json", full["folder"]]), "the first version's files went"
+    work = tmp_path / "work"
+    assert not list((work / "chunks").iterdir()) and not list(work.rglob("*.partial")), "no chunk left behind"
 
 
 def test_the_urgent_lane_of_a_watch_folder_publishes_first_then_replaces_it(store, tmp_path, watchers):  # noqa: F811

@@ -91,6 +91,10 @@ class FarmConfig:
                                             "the programme's loudness, untried, and verify checks what came out "
                                             "(one trial would only measure that same setting: a correction needs "
                                             "two)")
+    first_version_chunk_s: float = option(6.0, min=2, max=3600,
+                                          help="a first version is cut into as many chunks as the cluster has "
+                                               "encode slots, none shorter than this (s), and joined; on one slot, "
+                                               "or for a clip shorter than twice this, it is encoded whole")
     first_version_height: int = option(720, min=144, max=4320,
                                        help="a first version carries one rung of an HLS ladder: the highest at "
                                             "most this tall")

@@ -28,7 +28,16 @@ from .plan import PlanOptions, plan_job
 from .plan.urgent import FIRST_VERSION_MARK, full_version_options, plan_first_version
 from .probe import probe
 from .profiles import Catalog
-from .schedule import ChannelOutcome, Event, Executor, SourceOutcome, describe_error, fetch_sources, run_plans
+from .schedule import (
+    ChannelOutcome,
+    Event,
+    Executor,
+    SourceOutcome,
+    describe_error,
+    encode_slots,
+    fetch_sources,
+    run_plans,
+)
 
 
 class Farm(Protocol):
@@ -78,11 +87,9 @@ def check_channels(settings: FarmConfig, catalog: Catalog) -> None:
 
 
 def make_plans(sources: Sequence[str | SourceInfo], settings: FarmConfig, catalog: Catalog,
-               encoder_version: str, urgent: bool = False,
-               firsts: list[JobPlan] | None = None) -> tuple[list[JobPlan], list[SourceOutcome]]:
+               encoder_version: str, urgent: bool = False) -> tuple[list[JobPlan], list[SourceOutcome]]:
     """A plan per source, and a failed outcome per source that cannot be read or planned (the batch goes on).
-    ``urgent``: the plans are of full-quality deliveries that replace a first version, whose plans (for sources
-    that get one) are added to ``firsts``."""
+    ``urgent``: the plans are of full-quality deliveries that replace a first version (``first_versions``)."""
     plans, failures = [], []
     options = plan_options(settings, encoder_version)
     if urgent:
@@ -90,15 +97,19 @@ def make_plans(sources: Sequence[str | SourceInfo], settings: FarmConfig, catalo
     for source in sources:
         try:
             info = source if isinstance(source, SourceInfo) else probe(source)
-            plan = plan_job(info, settings.channels or None, catalog, options)
-            first = plan_first_version(plan.source, plan, catalog, options) if urgent else None
-            plans.append(plan)
-            if first is not None and firsts is not None:
-                firsts.append(first)
+            plans.append(plan_job(info, settings.channels or None, catalog, options))
         except Exception as exc:  # one bad source is one line; the batch goes on
             name = source.url or source.path if isinstance(source, SourceInfo) else absolute_location(source)
             failures.append(SourceOutcome(name, error=exc))
     return plans, failures
+
+
+def first_versions(plans: Sequence[JobPlan], settings: FarmConfig, catalog: Catalog, encoder_version: str,
+                   slots: int) -> list[JobPlan]:
+    """The first version of each urgent full-quality plan that gets one, spread over ``slots`` encode slots."""
+    options = full_version_options(plan_options(settings, encoder_version))
+    firsts = (plan_first_version(plan.source, plan, catalog, options, slots) for plan in plans)
+    return [first for first in firsts if first is not None]
 
 
 def run_batch(sources: Sequence[str], settings: FarmConfig, catalog: Catalog, farm: Farm,
@@ -108,10 +119,9 @@ def run_batch(sources: Sequence[str], settings: FarmConfig, catalog: Catalog, fa
     every source's first version is published first (``run_urgent``)."""
     check_channels(settings, catalog)
     remote = [s for s in sources if is_s3(s)]
-    firsts: list[JobPlan] = []
     plans, failures = make_plans([s for s in sources if not is_s3(s)], settings, catalog, farm.encoder_version,
-                                 urgent, firsts)
-    farm.check([*plans, *firsts])
+                                 urgent)
+    farm.check(plans)
     outcomes: list[SourceOutcome] = []
     if plans or remote:
         view: View | None = None  # made once every source is planned; progress reaches it then
@@ -124,15 +134,15 @@ def run_batch(sources: Sequence[str], settings: FarmConfig, catalog: Catalog, fa
             if remote:  # probed where they are read: on a worker
                 infos, fetch_failures = fetch_sources(remote, os.path.abspath(settings.work_path()),
                                                       settings.transfer(), executor)
-                more_firsts: list[JobPlan] = []
-                more, plan_failures = make_plans(infos, settings, catalog, farm.encoder_version, urgent,
-                                                 more_firsts)
-                farm.check([*more, *more_firsts])
-                firsts += more_firsts
+                more, plan_failures = make_plans(infos, settings, catalog, farm.encoder_version, urgent)
+                farm.check(more)
                 plans += more
                 failures += fetch_failures + plan_failures
             unique = list({p.asset_id: p for p in reversed(plans)}.values())[::-1]  # the same file given twice
-            firsts = list({p.asset_id: p for p in firsts}.values())
+            # planned on the open cluster: a first version is cut into a chunk per encode slot it has
+            firsts = first_versions(unique, settings, catalog, farm.encoder_version,
+                                    encode_slots(executor)) if urgent else []
+            farm.check(firsts)
             view = view_for([*firsts, *unique]) if unique else None
             if view is not None:
                 with view:

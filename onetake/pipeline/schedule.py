@@ -25,6 +25,12 @@ class Executor(Protocol):
         """Yield (handle, result, error) for each handle as it finishes."""
 
 
+def encode_slots(executor: Executor) -> int:
+    """How many encodes ``executor``'s cluster runs side by side: what it says (``encode_slot_count()``), else 1."""
+    count = getattr(executor, "encode_slot_count", None)
+    return count() if callable(count) else 1
+
+
 class StreamingExecutor(Executor, Protocol):
     """What a long-running watcher needs beyond a batch: a callback per finished handle, and cancellation."""
 

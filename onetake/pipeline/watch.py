@@ -27,7 +27,15 @@ from .plan.urgent import full_version_options, plan_first_version
 from .probe import probe
 from .profiles import Catalog
 from .run import Farm, check_channels, first_version_kept, plan_options, representative_plans
-from .schedule import ChannelOutcome, SourceOutcome, StreamingExecutor, channel_outcome, describe_error, submit_plan
+from .schedule import (
+    ChannelOutcome,
+    SourceOutcome,
+    StreamingExecutor,
+    channel_outcome,
+    describe_error,
+    encode_slots,
+    submit_plan,
+)
 
 # job metadata the desk's "deliver anyway" sets, {"mode": "warn", "by": ..., "reason": ...}: the job's next attempt
 # is planned under qc = "warn"
@@ -344,7 +352,8 @@ class Watcher:
         if held.lane == URGENT:
             options = full_version_options(options)
         plan = plan_job(info, held.channels or None, self.catalog, options)
-        first = plan_first_version(plan.source, plan, self.catalog, options) if held.lane == URGENT else None
+        first = plan_first_version(plan.source, plan, self.catalog, options,
+                                   encode_slots(self.executor)) if held.lane == URGENT else None
         metadata = {**held.metadata, "job": held.job_id, "lane": held.lane}
 
         def described(plan: JobPlan) -> JobPlan:

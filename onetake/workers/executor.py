@@ -39,6 +39,23 @@ ENCODE_RESOURCE = "encode"
 FINISHING = (TaskKind.VERIFY, TaskKind.DELIVER, TaskKind.PACKAGE)
 # a task lost with its scheduler this many times is not submitted again: something else is wrong
 MAX_LOSSES = 5
+# Dask puts a task on the worker where it would start soonest, judged by the work it estimates is queued there: per
+# key prefix (a task's kind: keys start with it, then the run id), learned as tasks of that kind finish. A worker's
+# free threads do not show that its encode slots are taken, and tasks of a kind not yet seen count 0.5 s; so the
+# slot-holding kinds start with these estimates, and a run's first chunks go to different workers instead of
+# queueing behind each other on one (nor does Dask's work stealing take a task from a worker that has no more
+# tasks than threads).
+FIRST_ESTIMATES_S = {TaskKind.ENCODE: 60, TaskKind.CHUNK: 60, TaskKind.ANALYZE_PART: 30, TaskKind.PHOTO: 5}
+
+
+def expect_long_tasks() -> None:
+    """On the scheduler: the first estimates of the slot-holding kinds (``FIRST_ESTIMATES_S``), for the kinds it
+    has not seen yet."""
+    import dask.config
+
+    path = "distributed.scheduler.default-task-durations"
+    known = dask.config.get(path, default={}) or {}
+    dask.config.set({path: {**{str(k): f"{v}s" for k, v in FIRST_ESTIMATES_S.items()}, **known}})
 
 
 class StopCancelledEncodes(WorkerPlugin):
@@ -146,9 +163,21 @@ class DaskExecutor:
         self._closing = False
         self._prepare_scheduler()
 
+    def encode_slot_count(self) -> int:
+        """The ``encode`` slots of the cluster's workers now, busy or not (at least 1)."""
+        try:
+            workers = self.client.scheduler_info(n_workers=-1).get("workers", {})
+        except (OSError, TimeoutError):  # the scheduler is away: the run notices where it matters
+            return max(1, self.encode_workers)
+        return max(1, int(sum(w.get("resources", {}).get(ENCODE_RESOURCE, 0) for w in workers.values())))
+
     def _prepare_scheduler(self) -> None:
         """What the scheduler must know of this client: the plugin its workers load, the progress it forwards."""
         self.client.register_plugin(StopCancelledEncodes())
+        try:
+            self.client.run_on_scheduler(expect_long_tasks)
+        except Exception:  # noqa: BLE001 (only an estimate: a scheduler without onetake places tasks as it did)
+            pass
         if self.on_progress is not None:
             report = self.on_progress
             self.client.subscribe_topic(PROGRESS_TOPIC, lambda event: report(event[1]["task"], event[1]["fraction"]))
@@ -207,7 +236,7 @@ class DaskExecutor:
         task = handle.task
         handle.launches += 1
         args = [d.future if d.outcome is None else d.outcome[0] for d in handle.deps]
-        key = f"{task.kind}-{task.id}-{self.run_id}"
+        key = f"{task.kind}-{self.run_id}-{task.id}"  # its prefix (Dask's key_split) is the kind
         handle.key = key if handle.launches == 1 else f"{key}-{handle.launches}"
         resources = {ENCODE_RESOURCE: 1} if task.heavy and self.encode_slots else None
         handle.future = self.client.submit(_on_worker, task.kind, task.id, task.params, list(task.deps),

@@ -20,7 +20,7 @@ from typing import Any, Literal
 import ffmpeg
 
 from ..models import SourceInfo
-from ..profiles import ContainerSpec, Profile, VideoSpec
+from ..profiles import CheckSpec, ContainerSpec, Profile, VideoSpec
 from .encode import (
     PREROLL_S,
     Cut,
@@ -91,10 +91,13 @@ def gop_grid(source: SourceInfo, renditions: list[Rendition]) -> Fraction:
     return grid
 
 
-def cuts(duration: float, grid: Fraction, chunk_s: float) -> list[Cut]:
-    """Chunks of about ``chunk_s`` seconds on ``grid``; a short tail joins the chunk before it."""
+def cuts(duration: float, grid: Fraction, chunk_s: float, most: int = 0) -> list[Cut]:
+    """Chunks of about ``chunk_s`` seconds on ``grid``, at most ``most`` of them (0: any number); a short tail joins
+    the chunk before it."""
     end = Fraction(str(duration))
     step = grid * max(1, round(Fraction(str(chunk_s)) / grid))
+    if most and math.ceil(end / step) > most:
+        step = grid * math.ceil(end / most / grid)
     starts = [step * i for i in range(math.ceil(end / step))]
     if len(starts) > 1 and end - starts[-1] < step / 2:
         starts.pop()
@@ -112,10 +115,10 @@ def analysis_stretches(source: SourceInfo, chunk_s: float) -> list[Cut]:
     return found if len(found) > 1 else []
 
 
-def series(source: SourceInfo, renditions: list[Rendition], chunk_s: float) -> list[tuple[list[Rendition],
-                                                                                              list[Cut]]]:
+def series(source: SourceInfo, renditions: list[Rendition], chunk_s: float,
+           most: int = 0) -> list[tuple[list[Rendition], list[Cut]]]:
     """The chunked renditions in series that share their cuts: those of one output rate together (one decode
-    per chunk), as long as their common grid fits in a chunk."""
+    per chunk), as long as their common grid fits in a chunk; at most ``most`` chunks each (0: any number)."""
     by_rate: dict[Fraction, list[Rendition]] = {}
     for r in renditions:
         assert r.profile.video is not None
@@ -124,9 +127,9 @@ def series(source: SourceInfo, renditions: list[Rendition], chunk_s: float) -> l
     for members in by_rate.values():
         grid = gop_grid(source, members)
         if grid > chunk_s:  # GOPs of very different lengths: each rendition is cut on its own grid
-            found += [([r], cuts(programme_duration(source), gop_grid(source, [r]), chunk_s)) for r in members]
+            found += [([r], cuts(programme_duration(source), gop_grid(source, [r]), chunk_s, most)) for r in members]
         else:
-            found.append((members, cuts(programme_duration(source), grid, chunk_s)))
+            found.append((members, cuts(programme_duration(source), grid, chunk_s, most)))
     return [(members, found_cuts) for members, found_cuts in found if len(found_cuts) > 1]
 
 
@@ -139,7 +142,7 @@ def sound_rendition(source: SourceInfo, rendition: Rendition) -> Rendition:
     rate = output_rate(source.video[0].rate, profile.video)
     sound = dataclasses.replace(profile, name=f"{profile.name}{SOUND_SUFFIX}", kind="audio", video=None,
                                 container=ContainerSpec(format="mov", extension="mov"), logo=None, captions=None,
-                                audiogram=None)
+                                audiogram=None, hls=None, checks=CheckSpec())  # what makes no sound of its own
     return Rendition(f"{rendition.key}{SOUND_SUFFIX}", sound, length=pictures_span(programme_duration(source), rate))
 
 

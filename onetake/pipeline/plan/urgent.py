@@ -1,13 +1,15 @@
 """Breaking news first: the plan of an urgent job's first version, published before its full-quality delivery.
 
-An urgent job is delivered twice, to the same places. First a *first version* of each of the job's channels
-that ``first_version_channels`` names (web and short as shipped), made of their moving pictures only: an HLS
-ladder cut down to one rung (the highest of at most ``first_version_height``) with its progressive MP4, every
-other video rendition as it is, all encoded with x264's ``first_version_preset``; the 9:16 short cropped in the
-centre (``first_version_framing``: following the subject would wait for the analysis, a second decode of the
-source, and encode apart from the ladder, a third); the loudness settled in ``first_version_trials`` trial
-encodes (none as shipped: the gain computed from the programme's loudness); no poster, cover, sprite or report,
-nor the analysis behind them. Its manifests say ``"version": 1``.
+An urgent job is delivered twice, to the same places. First a *first version* of each of the job's channels that
+``first_version_channels`` names (web and short as shipped), made of their moving pictures only: an HLS ladder cut
+down to one rung (the highest of at most ``first_version_height``) with its progressive MP4, every other video
+rendition as it is, all encoded with x264's ``first_version_preset``; the 9:16 short cropped in the centre
+(``first_version_framing``: following the subject would wait for the analysis, a second decode of the source, and
+encode apart from the ladder, a third); its pictures cut into as many chunks as the cluster has encode slots (none
+shorter than ``first_version_chunk_s``), joined and gated as a long programme's are; the loudness settled in
+``first_version_trials`` trial encodes (none as shipped: the gain computed from the programme's loudness); no
+poster, cover, sprite or report, nor the analysis behind them.
+Its manifests say ``"version": 1``.
 Then the job's full plan (every channel, the whole ladder, the profiles' own presets, ``"version": 2``) replaces
 it. The storage backends keep each version in a folder of its own and remove the older one only once the newer
 manifest is in place (README, "Breaking news first").
@@ -21,9 +23,11 @@ from collections.abc import Sequence
 from ..config import FarmConfig
 from ..models import JobPlan, SourceInfo, Task
 from ..profiles import Catalog, Profile
+from .chunks import SOUND_SUFFIX
 from .job import PlanOptions, plan_job
 from .package import ladder_rungs
 from .params import TaskKind
+from .programme import programme_duration
 
 FIRST_VERSION = 1
 FULL_VERSION = 2
@@ -42,17 +46,27 @@ def first_version_channels(channels: Sequence[str], farm: FarmConfig) -> tuple[s
     return tuple(c for c in channels if c in farm.first_version_channels)
 
 
-def plan_first_version(source: SourceInfo, full: JobPlan, catalog: Catalog, options: PlanOptions) -> JobPlan | None:
-    """The first version of the job whose full plan is ``full``; None when none of its channels gets one (or the
-    source is a photo, whose renditions are quick anyway)."""
+def plan_first_version(source: SourceInfo, full: JobPlan, catalog: Catalog, options: PlanOptions,
+                       slots: int = 1) -> JobPlan | None:
+    """The first version of the job whose full plan is ``full``, spread over ``slots`` encode slots; None when none
+    of its channels gets one (or the source is a photo, whose renditions are quick anyway)."""
     if source.image is not None:
         return None
     fast = first_version_catalog(source, catalog, first_version_channels(full.channels, options.farm), options.farm)
     if not fast.channels:
         return None
-    plan = plan_job(source, tuple(fast.channels), fast, dataclasses.replace(options, version=FIRST_VERSION))
+    spread = first_version_chunks(programme_duration(source), slots, options.farm)
+    plan = plan_job(source, tuple(fast.channels), fast,
+                    dataclasses.replace(options, version=FIRST_VERSION, spread=spread if spread > 1 else 0))
     plan = _quick_loudness(_without_analysis(plan), options.farm.first_version_trials)
-    return _apart(plan, _note(fast, options.farm))
+    return _apart(_sound_alongside(plan), _note(fast, options.farm, spread))
+
+
+def first_version_chunks(duration: float, slots: int, farm: FarmConfig) -> int:
+    """How many chunks a first version of ``duration`` seconds is cut into on a cluster of ``slots`` encode slots:
+    one per slot, none shorter than ``first_version_chunk_s``. Every slot counts, not only those free now: an
+    urgent job's tasks go before any other waiting task, so a busy slot takes a chunk as soon as its task ends."""
+    return max(1, min(slots, int(duration // farm.first_version_chunk_s)))
 
 
 def first_version_catalog(source: SourceInfo, catalog: Catalog, channels: Sequence[str],
@@ -136,11 +150,24 @@ def _quick_loudness(plan: JobPlan, rounds: int) -> JobPlan:
     return dataclasses.replace(plan, tasks=tuple(quick(t) for t in plan.tasks))
 
 
-def _note(catalog: Catalog, farm: FarmConfig) -> str:
+def _sound_alongside(plan: JobPlan) -> JobPlan:
+    """``plan`` with a chunked first version's sound encode (one AAC of the programme: a core for a few seconds a
+    minute) run beside the chunks, holding no encode slot: taking one, it would wait for a chunk to end, and the
+    joins for it."""
+    def alongside(task: Task) -> Task:
+        sound_only = task.kind == TaskKind.ENCODE and all(
+            o["profile"].endswith(SOUND_SUFFIX) for o in task.params["outputs"])
+        return dataclasses.replace(task, heavy=False) if sound_only else task
+
+    return dataclasses.replace(plan, tasks=tuple(alongside(t) for t in plan.tasks))
+
+
+def _note(catalog: Catalog, farm: FarmConfig, chunks: int) -> str:
     made = "; ".join(f"{channel}: {', '.join(names)}" for channel, names in catalog.channels.items())
     crops = "centred" if farm.first_version_framing == "center" else "following the subject"
-    return (f"first version ({made}; x264 preset {farm.first_version_preset}, 9:16 crops {crops}): the full-quality "
-            f"delivery replaces it")
+    spread = f", in up to {chunks} chunks side by side" if chunks > 1 else ""
+    return (f"first version ({made}; x264 preset {farm.first_version_preset}, 9:16 crops {crops}{spread}): the "
+            f"full-quality delivery replaces it")
 
 
 def _apart(plan: JobPlan, note: str) -> JobPlan:
