@@ -36,7 +36,7 @@ from onetake.pipeline.plan.params import TaskKind
 from onetake.pipeline.profiles import load_catalog
 from onetake.pipeline.run import run_batch
 from onetake.workers.cluster import DaskFarm
-from onetake.workers.executor import COST_TOPIC
+from onetake.workers.executor import COST_TOPIC, task_id_of
 
 from .common import MEDIA, RESULTS, Clock, CommandFailed, clean, finish, header, make_source, print_table
 
@@ -229,13 +229,14 @@ def _stretch(kind: str, params: dict[str, Any]) -> bool:
 
 def _task_costs(plan: JobPlan, stream: list[dict[str, Any]], began: float) -> tuple[dict[str, float],
                                                                                       dict[str, float]]:
-    """Seconds each of the plan's tasks computed on its worker (Dask keys are KIND-ID-RUN), and when it first
-    started, in seconds from ``began`` (the run's start, by the clock)."""
+    """Seconds each of the plan's tasks computed on its worker (its Dask keys name it: ``task_id_of``), and when
+    it first started, in seconds from ``began`` (the run's start, by the clock)."""
     costs: dict[str, float] = {}
     starts: dict[str, float] = {}
+    tasks = {t.id: t for t in plan.tasks}
     for record in stream:
         key = record["key"] if isinstance(record["key"], str) else str(record["key"])
-        task = next((t for t in plan.tasks if key.startswith(f"{t.kind}-{t.id}-")), None)
+        task = tasks.get(task_id_of(key))
         computed = [s for s in record["startstops"] if s["action"] == "compute"]
         if task is not None and computed:
             costs[task.id] = costs.get(task.id, 0.0) + sum(s["stop"] - s["start"] for s in computed)

@@ -191,7 +191,7 @@ def analyze_command(source: str, as_json: bool, report_path: str | None) -> None
 @click.option("--urgent", is_flag=True, help="plan it as `run --urgent` does: the first version, then the full one")
 @click.option("--slots", type=click.IntRange(1, 100000), default=None,
               help="with --urgent: the encode slots the first version is spread over (default: the embedded "
-                   "cluster's workers; give the farm's with --scheduler)")
+                   "cluster's workers; for a farm, the slots `onetake cluster check` counts)")
 @click.option("--json", "as_json", is_flag=True, help="print the JobPlan as JSON")
 def plan_command(source: str, channels: str | None, out: str | None, dests: tuple[str, ...], config: str | None,
                  profiles_dir: str | None, qc: str | None, accept_damaged: bool | None, logo: str | None,

@@ -6,6 +6,7 @@ import json
 import subprocess
 import sys
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 
@@ -151,6 +152,28 @@ def test_compare_judges_efficiency_upwards_and_a_lost_figure_as_a_regression(tmp
     assert run({"ratios": {"onetake_vs_expert": 0.9}}, {"ratios": {}}).returncode == 1
     assert run({"ratios": {"expert_vs_naive": 0.5}, "efficiency": {"2": 0.9}},
                {"ratios": {"expert_vs_naive": 0.9}, "efficiency": {"2": 0.9}}).returncode == 0  # baselines only
+
+
+def test_scale_reads_each_tasks_cost_from_dask_keys_whose_prefix_is_its_kind():
+    from distributed.utils import key_split
+
+    from benchmarks.scale import _task_costs
+    from onetake.pipeline.models import Task
+    from onetake.workers.executor import dask_key
+
+    tasks = [Task("clip-ab@first/chunk/all-0-0001", "chunk", {}, ()),
+             Task("clip-ab/analyze-part/sound", "analyze-part", {}, ())]
+    plan = SimpleNamespace(tasks=tasks)  # all _task_costs reads of a plan
+
+    def record(task: Task, launch: int, start: float, stop: float) -> dict:
+        return {"key": dask_key(task, "0123abcd", launch), "startstops": [{"action": "compute", "start": start,
+                                                                           "stop": stop}]}
+
+    stream = [record(tasks[0], 1, 100.0, 103.0), record(tasks[0], 2, 104.0, 110.0), record(tasks[1], 1, 101.0, 102.0),
+              {"key": "finalize-0123", "startstops": [{"action": "compute", "start": 100.0, "stop": 200.0}]}]
+    costs, starts = _task_costs(plan, stream, began=99.0)
+    assert costs == {tasks[0].id: 9.0, tasks[1].id: 1.0} and starts == {tasks[0].id: 1.0, tasks[1].id: 2.0}
+    assert [key_split(dask_key(t, "0123abcd", 1)) for t in tasks] == ["chunk", "analyze-part"], "learned per kind"
 
 
 def test_scale_models_an_hour_on_more_workers_from_measured_task_costs():

@@ -12,6 +12,7 @@ import dataclasses
 import json
 import subprocess
 import sys
+from fractions import Fraction
 from collections.abc import Callable
 from pathlib import Path
 
@@ -27,6 +28,7 @@ from test_watch import drop, stop, wait_for, watchers  # noqa: F401 (a fixture)
 from onetake.cli import cli
 from onetake.pipeline.config import FarmConfig
 from onetake.pipeline.plan import asset_id_for, plan_job
+from onetake.pipeline.plan.chunks import even_cuts
 from onetake.pipeline.plan.urgent import FIRST_VERSION_MARK, full_version_options, plan_first_version
 from onetake.pipeline.probe import probe
 from onetake.workers.storage import backend_for
@@ -110,7 +112,7 @@ def test_a_first_version_is_cut_into_a_chunk_per_encode_slot(catalog):
     chunks = [t for t in spread.tasks if t.kind == "chunk"]
     assert len(chunks) == 4 and not [t for t in spread.tasks if t.kind in ("analyze", "analyze_part")]
     cuts = sorted((c.params["start"], c.params["duration"]) for c in chunks)
-    assert cuts == [(0, 16), (16, 16), (32, 16), (48, 12)], "on the 2 s GOP grid"
+    assert cuts == [(0, 16), (16, 14), (30, 14), (44, 16)], "as even as the 2 s GOP grid allows"
     for chunk in chunks:
         argv = " ".join(chunk.params["argv"])
         assert argv.count("ultrafast") == 2 and "sendcmd" not in argv
@@ -124,7 +126,7 @@ def test_a_first_version_is_cut_into_a_chunk_per_encode_slot(catalog):
     [package] = [t for t in spread.tasks if t.kind == "package"]
     assert package.deps == (joins["hls-720"].id,)
     notes = [t.params["notes"][-1] for t in spread.tasks if t.kind == "deliver"]
-    assert len(notes) == 2 and all("in up to 4 chunks side by side" in n for n in notes)
+    assert len(notes) == 2 and all("its pictures in 4 chunks side by side" in n for n in notes)
     assert all(t.id.startswith(full.asset_id + FIRST_VERSION_MARK + "/") for t in spread.tasks)
     # never more chunks than slots, whatever the clip's length; none shorter than first_version_chunk_s
     for seconds in (13.0, 37.4, 61.0, 119.96):
@@ -134,6 +136,14 @@ def test_a_first_version_is_cut_into_a_chunk_per_encode_slot(catalog):
                                       slots)
             made = sorted(t.params["duration"] for t in plan.tasks if t.kind == "chunk")
             assert 2 <= len(made) <= slots and made[0] >= FarmConfig.first_version_chunk_s - 2, (seconds, slots)
+            assert made[-1] - made[0] <= 4, ("even: each within a grid step of its share", seconds, slots)
+    # a grid coarser than a share makes fewer, whole-grid chunks (one series: one decode each)
+    assert [(c.start, c.end) for c in even_cuts(30.0, Fraction(10), 5)] == [(0, 10), (10, 20), (20, 30)]
+    assert [(c.start, c.end) for c in even_cuts(13.0, Fraction(2), 2)] == [(0, 6), (6, 13)]
+    # a long programme on few slots is cut into chunks no longer than chunk_s, as its full delivery is
+    hour = timed_source(600.0)
+    plan = plan_first_version(hour, plan_job(hour, ["web"], catalog, URGENT), catalog, URGENT, slots=2)
+    assert sorted({t.params["duration"] for t in plan.tasks if t.kind == "chunk"}) == [60]
     # a clip shorter than two chunks is encoded whole, however many slots
     short = timed_source(11.0)
     plan = plan_first_version(short, plan_job(short, ["web"], catalog, URGENT), catalog, URGENT, slots=16)
@@ -146,7 +156,7 @@ def test_plan_shows_an_urgent_jobs_first_version_spread_over_the_slots_given(tmp
     assert shown.exit_code == 0, shown.output
     first, full = [line for line in shown.output.splitlines() if line.startswith("asset ")]
     assert FIRST_VERSION_MARK in first and FIRST_VERSION_MARK not in full
-    assert "in up to 2 chunks side by side" in shown.output, "13 s is two chunks of at least 6 s"
+    assert "its pictures in 2 chunks side by side" in shown.output, "13 s is two chunks of about 6 s at least"
     as_json = json.loads(CliRunner().invoke(cli, ["plan", str(src), "--channels", "web,short", "--urgent",
                                                   "--slots", "3", "--json"]).output)
     assert sum(t["kind"] == "chunk" for t in as_json["first_version"]["tasks"]) == 2
@@ -326,7 +336,7 @@ def test_a_first_version_spread_over_two_workers_keeps_every_picture_and_the_sou
         proc.kill()
     for channel, manifest in firsts.items():
         check_first_version(manifest, seen[channel], channel, pictures=300)
-        assert "in up to 2 chunks side by side" in manifest["notes"][-1]
+        assert "its pictures in 2 chunks side by side" in manifest["notes"][-1]
     for made in (seen["web"] / "web-hls.mp4", seen["short"] / "short-vertical.mp4"):
         flashes, beeps = flashes_and_beeps(made)  # the join at 6 s: no picture lost or repeated, no drift
         assert [round(t, 3) for t in flashes] == [float(s) for s in range(12)], made.name

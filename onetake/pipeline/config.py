@@ -93,8 +93,9 @@ class FarmConfig:
                                             "two)")
     first_version_chunk_s: float = option(6.0, min=2, max=3600,
                                           help="a first version is cut into as many chunks as the cluster has "
-                                               "encode slots, none shorter than this (s), and joined; on one slot, "
-                                               "or for a clip shorter than twice this, it is encoded whole")
+                                               "encode slots, each about this long (s) at least, and joined; on "
+                                               "one slot, or for a clip shorter than twice this, it is encoded "
+                                               "whole (unless it is longer than chunk_min_s)")
     first_version_height: int = option(720, min=144, max=4320,
                                        help="a first version carries one rung of an HLS ladder: the highest at "
                                             "most this tall")

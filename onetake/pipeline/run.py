@@ -105,11 +105,20 @@ def make_plans(sources: Sequence[str | SourceInfo], settings: FarmConfig, catalo
 
 
 def first_versions(plans: Sequence[JobPlan], settings: FarmConfig, catalog: Catalog, encoder_version: str,
-                   slots: int) -> list[JobPlan]:
-    """The first version of each urgent full-quality plan that gets one, spread over ``slots`` encode slots."""
+                   slots: int) -> tuple[list[JobPlan], list[SourceOutcome]]:
+    """The first version of each urgent full-quality plan that gets one, spread over ``slots`` encode slots; and
+    a failed outcome for each source whose first version cannot be planned (its full plan is not run either)."""
     options = full_version_options(plan_options(settings, encoder_version))
-    firsts = (plan_first_version(plan.source, plan, catalog, options, slots) for plan in plans)
-    return [first for first in firsts if first is not None]
+    firsts, failures = [], []
+    for plan in plans:
+        try:
+            first = plan_first_version(plan.source, plan, catalog, options, slots)
+        except Exception as exc:  # one bad source is one line; the batch goes on
+            failures.append(SourceOutcome(plan.source.url or plan.source.path, plan.asset_id, error=exc))
+            continue
+        if first is not None:
+            firsts.append(first)
+    return firsts, failures
 
 
 def run_batch(sources: Sequence[str], settings: FarmConfig, catalog: Catalog, farm: Farm,
@@ -139,10 +148,15 @@ def run_batch(sources: Sequence[str], settings: FarmConfig, catalog: Catalog, fa
                 plans += more
                 failures += fetch_failures + plan_failures
             unique = list({p.asset_id: p for p in reversed(plans)}.values())[::-1]  # the same file given twice
-            # planned on the open cluster: a first version is cut into a chunk per encode slot it has
-            firsts = first_versions(unique, settings, catalog, farm.encoder_version,
-                                    encode_slots(executor)) if urgent else []
-            farm.check(firsts)
+            firsts: list[JobPlan] = []
+            if urgent:  # planned on the open cluster: a first version is cut into a chunk per encode slot it has
+                firsts, first_failures = first_versions(unique, settings, catalog, farm.encoder_version,
+                                                        encode_slots(executor))
+                failed = {o.asset_id for o in first_failures}
+                plans = [p for p in plans if p.asset_id not in failed]
+                unique = [p for p in unique if p.asset_id not in failed]
+                failures += first_failures
+                farm.check(firsts)
             view = view_for([*firsts, *unique]) if unique else None
             if view is not None:
                 with view:

@@ -40,12 +40,29 @@ FINISHING = (TaskKind.VERIFY, TaskKind.DELIVER, TaskKind.PACKAGE)
 # a task lost with its scheduler this many times is not submitted again: something else is wrong
 MAX_LOSSES = 5
 # Dask puts a task on the worker where it would start soonest, judged by the work it estimates is queued there: per
-# key prefix (a task's kind: keys start with it, then the run id), learned as tasks of that kind finish. A worker's
+# key prefix (a task's kind: ``dask_key``), learned as tasks of that kind finish. A worker's
 # free threads do not show that its encode slots are taken, and tasks of a kind not yet seen count 0.5 s; so the
 # slot-holding kinds start with these estimates, and a run's first chunks go to different workers instead of
 # queueing behind each other on one (nor does Dask's work stealing take a task from a worker that has no more
 # tasks than threads).
 FIRST_ESTIMATES_S = {TaskKind.ENCODE: 60, TaskKind.CHUNK: 60, TaskKind.ANALYZE_PART: 30, TaskKind.PHOTO: 5}
+
+
+def dask_key(task: Task, run_id: str, launch: int) -> str:
+    """KIND-RUN-LAUNCH-ID: its prefix (Dask's ``key_split``, by which the scheduler learns durations) is the kind,
+    the same in every job; the run id (8 hex digits) ends the prefix."""
+    return f"{task.kind}-{run_id}-{launch}-{task.id}"
+
+
+def task_id_of(key: str) -> str:
+    """The task id in a ``dask_key``; "" for a key that is not one."""
+    kind = max((k for k in TaskKind if key.startswith(f"{k}-")), key=len, default="")
+    parts = key[len(kind) + 1:].split("-", 2)
+    return parts[2] if kind and len(parts) == 3 else ""
+
+
+def _slots_of(workers: dict[str, Any]) -> int:
+    return int(sum(w.get("resources", {}).get(ENCODE_RESOURCE, 0) for w in workers.values()))
 
 
 def expect_long_tasks() -> None:
@@ -153,9 +170,10 @@ class DaskExecutor:
         self.on_progress = on_progress
         self.stall_retries = stall_retries
         self.reconnect_s = reconnect_s
-        workers = client.scheduler_info(n_workers=-1).get("workers", {})
+        workers = self._workers()
         self.encode_workers = sum(ENCODE_RESOURCE in w.get("resources", {}) for w in workers.values())
         self.encode_slots = self.encode_workers > 0
+        self._slot_count = _slots_of(workers)
         self._lock = threading.RLock()
         self._pending: dict[int, Handle] = {}  # submitted, no outcome yet; by submission order
         self._order = itertools.count()
@@ -166,16 +184,23 @@ class DaskExecutor:
     def encode_slot_count(self) -> int:
         """The ``encode`` slots of the cluster's workers now, busy or not (at least 1)."""
         try:
-            workers = self.client.scheduler_info(n_workers=-1).get("workers", {})
+            self._slot_count = _slots_of(self._workers())
         except (OSError, TimeoutError):  # the scheduler is away: the run notices where it matters
-            return max(1, self.encode_workers)
-        return max(1, int(sum(w.get("resources", {}).get(ENCODE_RESOURCE, 0) for w in workers.values())))
+            pass
+        return max(1, self._slot_count)
+
+    def _workers(self) -> dict[str, Any]:
+        """The scheduler's view of every worker, asked now (``scheduler_info`` may answer from a cache that a
+        periodic refresh fills without the workers)."""
+        return self.client.sync(self.client.scheduler.identity, n_workers=-1).get("workers", {})
 
     def _prepare_scheduler(self) -> None:
         """What the scheduler must know of this client: the plugin its workers load, the progress it forwards."""
         self.client.register_plugin(StopCancelledEncodes())
         try:
             self.client.run_on_scheduler(expect_long_tasks)
+        except OSError:
+            raise
         except Exception:  # noqa: BLE001 (only an estimate: a scheduler without onetake places tasks as it did)
             pass
         if self.on_progress is not None:
@@ -236,8 +261,7 @@ class DaskExecutor:
         task = handle.task
         handle.launches += 1
         args = [d.future if d.outcome is None else d.outcome[0] for d in handle.deps]
-        key = f"{task.kind}-{self.run_id}-{task.id}"  # its prefix (Dask's key_split) is the kind
-        handle.key = key if handle.launches == 1 else f"{key}-{handle.launches}"
+        handle.key = dask_key(task, self.run_id, handle.launches)
         resources = {ENCODE_RESOURCE: 1} if task.heavy and self.encode_slots else None
         handle.future = self.client.submit(_on_worker, task.kind, task.id, task.params, list(task.deps),
                                            self.stall_retries, *args,

@@ -91,16 +91,25 @@ def gop_grid(source: SourceInfo, renditions: list[Rendition]) -> Fraction:
     return grid
 
 
-def cuts(duration: float, grid: Fraction, chunk_s: float, most: int = 0) -> list[Cut]:
-    """Chunks of about ``chunk_s`` seconds on ``grid``, at most ``most`` of them (0: any number); a short tail joins
-    the chunk before it."""
+def cuts(duration: float, grid: Fraction, chunk_s: float) -> list[Cut]:
+    """Chunks of about ``chunk_s`` seconds on ``grid``; a short tail joins the chunk before it."""
     end = Fraction(str(duration))
     step = grid * max(1, round(Fraction(str(chunk_s)) / grid))
-    if most and math.ceil(end / step) > most:
-        step = grid * math.ceil(end / most / grid)
     starts = [step * i for i in range(math.ceil(end / step))]
     if len(starts) > 1 and end - starts[-1] < step / 2:
         starts.pop()
+    return _between(starts, end)
+
+
+def even_cuts(duration: float, grid: Fraction, pieces: int) -> list[Cut]:
+    """``pieces`` chunks as even as ``grid`` allows (each within a grid step of an even share; fewer where the grid
+    is coarser than a share): side by side, the programme is ready when its longest chunk is."""
+    end = Fraction(str(duration))
+    starts = sorted({grid * round(end * i / pieces / grid) for i in range(pieces)} - {end})
+    return _between(starts, end)
+
+
+def _between(starts: list[Fraction], end: Fraction) -> list[Cut]:
     return [Cut(i, start, starts[i + 1] if i + 1 < len(starts) else end, i + 1 == len(starts))
             for i, start in enumerate(starts)]
 
@@ -116,9 +125,10 @@ def analysis_stretches(source: SourceInfo, chunk_s: float) -> list[Cut]:
 
 
 def series(source: SourceInfo, renditions: list[Rendition], chunk_s: float,
-           most: int = 0) -> list[tuple[list[Rendition], list[Cut]]]:
+           pieces: int = 0) -> list[tuple[list[Rendition], list[Cut]]]:
     """The chunked renditions in series that share their cuts: those of one output rate together (one decode
-    per chunk), as long as their common grid fits in a chunk; at most ``most`` chunks each (0: any number)."""
+    per chunk), as long as their common grid fits in a chunk. ``pieces``: cut into that many even chunks instead
+    (as far as the common grid allows), whatever ``chunk_s`` says."""
     by_rate: dict[Fraction, list[Rendition]] = {}
     for r in renditions:
         assert r.profile.video is not None
@@ -126,10 +136,12 @@ def series(source: SourceInfo, renditions: list[Rendition], chunk_s: float,
     found = []
     for members in by_rate.values():
         grid = gop_grid(source, members)
-        if grid > chunk_s:  # GOPs of very different lengths: each rendition is cut on its own grid
-            found += [([r], cuts(programme_duration(source), gop_grid(source, [r]), chunk_s, most)) for r in members]
+        if pieces:
+            found.append((members, even_cuts(programme_duration(source), grid, pieces)))
+        elif grid > chunk_s:  # GOPs of very different lengths: each rendition is cut on its own grid
+            found += [([r], cuts(programme_duration(source), gop_grid(source, [r]), chunk_s)) for r in members]
         else:
-            found.append((members, cuts(programme_duration(source), grid, chunk_s, most)))
+            found.append((members, cuts(programme_duration(source), grid, chunk_s)))
     return [(members, found_cuts) for members, found_cuts in found if len(found_cuts) > 1]
 
 

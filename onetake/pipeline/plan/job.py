@@ -83,8 +83,8 @@ class PlanOptions:
     title: str = ""                   # the programme's title (a watch sidecar's); "" for its file name
     chunk_s: float = 0.0              # the chunk length a long programme is cut into; 0: the farm's chunk_s
     version: int = 0                  # an urgent job's delivery: 1 its first version, 2 its full one; 0 neither
-    spread: int = 0                   # cut the programme into at most this many chunks, however short it is (an
-    #                                   urgent first version over the cluster's encode slots); 0: chunk_min_s decides
+    spread: int = 0                   # cut the programme into this many even chunks (at most chunk_s each), however
+    #                                   short it is: an urgent first version over the cluster's encode slots
 
 
 def _check_fit(source: SourceInfo, channel: str, profiles: Sequence[Profile]) -> None:
@@ -384,9 +384,11 @@ def _encodes(job: _Job, analyze_id: str) -> None:
     groups = [("", shared, ())] if shared else []
     groups += [(r.profile.name, [r], (analyze_id,)) for r in followers]
     farm = job.options.farm
-    spread = job.options.spread
-    chunk_s = programme_duration(source) / spread if spread > 1 else job.options.chunk_s or farm.chunk_s
-    long = spread > 1 or programme_duration(source) > farm.chunk_min_s
+    chunk_s = job.options.chunk_s or farm.chunk_s
+    spread = job.options.spread if job.options.spread > 1 else 0
+    long = bool(spread) or programme_duration(source) > farm.chunk_min_s
+    # spread over the slots in even pieces, unless they would be longer than chunk_s: then in chunks of that
+    pieces = spread if spread and programme_duration(source) / spread <= chunk_s else 0
     programme = bool(programme_streams(source))
     whole, chunked, sounds = [], [], {}
     made: dict[tuple[str, float], Rendition] = {}  # renditions whose sound is the same share one (an HLS ladder's)
@@ -394,7 +396,7 @@ def _encodes(job: _Job, analyze_id: str) -> None:
         if job.captions_id and any(r.captions for r in members):
             after = (*after, job.captions_id)
         for number, (cut_members, chunk_cuts) in enumerate(series(
-                source, [r for r in members if chunkable(source, r.profile)] if long else [], chunk_s, spread)):
+                source, [r for r in members if chunkable(source, r.profile)] if long else [], chunk_s, pieces)):
             members = [r for r in members if r not in cut_members]
             # the stills ride along the first series' decode: no decode of the whole programme for them alone
             stills = [r for r in members if rides_along(source, r)] if number == 0 else []

@@ -5,8 +5,8 @@ An urgent job is delivered twice, to the same places. First a *first version* of
 down to one rung (the highest of at most ``first_version_height``) with its progressive MP4, every other video
 rendition as it is, all encoded with x264's ``first_version_preset``; the 9:16 short cropped in the centre
 (``first_version_framing``: following the subject would wait for the analysis, a second decode of the source, and
-encode apart from the ladder, a third); its pictures cut into as many chunks as the cluster has encode slots (none
-shorter than ``first_version_chunk_s``), joined and gated as a long programme's are; the loudness settled in
+encode apart from the ladder, a third); its pictures cut into as many chunks as the cluster has encode slots (each
+about ``first_version_chunk_s`` at least), joined and gated as a long programme's are; the loudness settled in
 ``first_version_trials`` trial encodes (none as shipped: the gain computed from the programme's loudness); no
 poster, cover, sprite or report, nor the analysis behind them.
 Its manifests say ``"version": 1``.
@@ -59,13 +59,15 @@ def plan_first_version(source: SourceInfo, full: JobPlan, catalog: Catalog, opti
     plan = plan_job(source, tuple(fast.channels), fast,
                     dataclasses.replace(options, version=FIRST_VERSION, spread=spread if spread > 1 else 0))
     plan = _quick_loudness(_without_analysis(plan), options.farm.first_version_trials)
-    return _apart(_sound_alongside(plan), _note(fast, options.farm, spread))
+    chunks = sum(t.kind == TaskKind.CHUNK for t in plan.tasks)
+    return _apart(_sound_alongside(plan), _note(fast, options.farm, chunks))
 
 
 def first_version_chunks(duration: float, slots: int, farm: FarmConfig) -> int:
     """How many chunks a first version of ``duration`` seconds is cut into on a cluster of ``slots`` encode slots:
-    one per slot, none shorter than ``first_version_chunk_s``. Every slot counts, not only those free now: an
-    urgent job's tasks go before any other waiting task, so a busy slot takes a chunk as soon as its task ends."""
+    one per slot, each about ``first_version_chunk_s`` long at least (cuts fall on the renditions' GOP grid).
+    Every slot counts, not only those free now: an urgent job's tasks go before any other waiting task, so a busy
+    slot takes a chunk queued on it as soon as its task ends."""
     return max(1, min(slots, int(duration // farm.first_version_chunk_s)))
 
 
@@ -165,7 +167,7 @@ def _sound_alongside(plan: JobPlan) -> JobPlan:
 def _note(catalog: Catalog, farm: FarmConfig, chunks: int) -> str:
     made = "; ".join(f"{channel}: {', '.join(names)}" for channel, names in catalog.channels.items())
     crops = "centred" if farm.first_version_framing == "center" else "following the subject"
-    spread = f", in up to {chunks} chunks side by side" if chunks > 1 else ""
+    spread = f", its pictures in {chunks} chunks side by side" if chunks else ""
     return (f"first version ({made}; x264 preset {farm.first_version_preset}, 9:16 crops {crops}{spread}): the "
             f"full-quality delivery replaces it")
 
