@@ -40,11 +40,10 @@ FINISHING = (TaskKind.VERIFY, TaskKind.DELIVER, TaskKind.PACKAGE)
 # a task lost with its scheduler this many times is not submitted again: something else is wrong
 MAX_LOSSES = 5
 # Dask puts a task on the worker where it would start soonest, judged by the work it estimates is queued there: per
-# key prefix (a task's kind: ``dask_key``), learned as tasks of that kind finish. A worker's
-# free threads do not show that its encode slots are taken, and tasks of a kind not yet seen count 0.5 s; so the
-# slot-holding kinds start with these estimates, and a run's first chunks go to different workers instead of
-# queueing behind each other on one (nor does Dask's work stealing take a task from a worker that has no more
-# tasks than threads).
+# key prefix (a task's kind: ``dask_key``), learned as tasks of that kind finish. A worker's free threads do not show
+# that its encode slots are taken, and tasks of a kind not yet seen count 0.5 s; so the slot-holding kinds start with
+# these estimates, and a run's first chunks go to different workers instead of queueing behind each other on one (nor
+# does Dask's work stealing take a task from a worker that has no more tasks than threads).
 FIRST_ESTIMATES_S = {TaskKind.ENCODE: 60, TaskKind.CHUNK: 60, TaskKind.ANALYZE_PART: 30, TaskKind.PHOTO: 5}
 
 
