@@ -8,8 +8,7 @@ rendition as it is, all encoded with x264's ``first_version_preset``; the 9:16 s
 encode apart from the ladder, a third); its pictures cut into as many chunks as the cluster has encode slots (each
 about ``first_version_chunk_s`` at least), joined and gated as a long programme's are; the loudness settled in
 ``first_version_trials`` trial encodes (none as shipped: the gain computed from the programme's loudness); no
-poster, cover, sprite or report, nor the analysis behind them.
-Its manifests say ``"version": 1``.
+poster, cover, sprite or report, nor the analysis behind them. Its manifests say ``"version": 1``.
 Then the job's full plan (every channel, the whole ladder, the profiles' own presets, ``"version": 2``) replaces
 it. The storage backends keep each version in a folder of its own and remove the older one only once the newer
 manifest is in place (README, "Breaking news first").
@@ -56,8 +55,8 @@ def plan_first_version(source: SourceInfo, full: JobPlan, catalog: Catalog, opti
     if not fast.channels:
         return None
     spread = first_version_chunks(programme_duration(source), slots, options.farm)
-    plan = plan_job(source, tuple(fast.channels), fast,
-                    dataclasses.replace(options, version=FIRST_VERSION, spread=spread if spread > 1 else 0))
+    plan = plan_job(source, tuple(fast.channels), fast, dataclasses.replace(options, version=FIRST_VERSION,
+                                                                            spread=spread))
     plan = _quick_loudness(_without_analysis(plan), options.farm.first_version_trials)
     chunks = sum(t.kind == TaskKind.CHUNK for t in plan.tasks)
     return _apart(_sound_alongside(plan), _note(fast, options.farm, chunks))
