@@ -11,6 +11,7 @@ import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -100,3 +101,50 @@ def test_an_unreachable_scheduler_is_one_line(tmp_path: Path) -> None:
     assert run.returncode == 2 and "Traceback" not in run.stderr
     assert run.stderr.strip().splitlines()[-1].startswith("onetake: cannot reach the Dask scheduler at "
                                                           "tcp://127.0.0.1:9")
+
+
+def test_workers_that_join_later_are_counted_and_give_heavy_tasks_slots(cluster: Cluster, tmp_path: Path) -> None:
+    """A watcher is often started before the farm's workers: what joins later is seen (admission, slots)."""
+    import distributed
+
+    from onetake.pipeline.config import FarmConfig
+    from onetake.pipeline.models import Task
+    from onetake.pipeline.schedule import encode_slots, encode_workers
+    from onetake.workers.executor import DaskExecutor
+
+    cluster.worker("slotless", 0)
+    cluster.wait_for(1)
+    # the tasks looked at wait for this one, so that they stay on the scheduler with their restrictions
+    endless = Task("endless/measure", "measure", {
+        "argv": ["ffmpeg", "-nostdin", "-re", "-f", "lavfi", "-i", "anullsrc", "-f", "null", "-"],
+        "limits": FarmConfig().limits(3600), "cache": str(tmp_path / "loudness.json"),
+        "programme_cache": str(tmp_path / "programme.json")})
+
+    def restrictions(client: distributed.Client, key: str) -> dict[str, float] | None:
+        def on_scheduler(dask_scheduler: Any) -> tuple[bool, dict[str, float] | None]:
+            task = dask_scheduler.tasks.get(key)
+            return task is not None, task.resource_restrictions if task is not None else None
+
+        deadline = time.monotonic() + 10  # the client sends its graph to the scheduler in the background
+        while not (seen := client.run_on_scheduler(on_scheduler))[0]:
+            assert time.monotonic() < deadline, f"{key} never reached the scheduler"
+            time.sleep(0.05)
+        return seen[1]
+
+    with distributed.Client(cluster.address, timeout="30s", set_as_default=False) as client:
+        executor = DaskExecutor(client, workers_seen_for_s=0)
+        assert (encode_workers(executor), encode_slots(executor), executor.encode_slots) == (1, 1, False)
+        first = executor.submit(endless, [])
+        before = executor.submit(Task("a/encode", "encode", {}, heavy=True), [first])
+        assert restrictions(client, before.key) is None  # no slot to wait for: any thread runs it
+
+        cluster.worker("four-slots", 4)
+        cluster.worker("two-slots", 2)
+        cluster.wait_for(3)
+        assert (encode_workers(executor), encode_slots(executor)) == (2, 6)
+        after = executor.submit(Task("b/encode", "encode", {}, heavy=True), [first])
+        light = executor.submit(Task("b/verify", "verify", {}), [first])
+        assert restrictions(client, after.key) == {"encode": 1}
+        assert restrictions(client, light.key) is None
+        executor.close()
+        executor.cancel([first, before, after, light])

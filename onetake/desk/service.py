@@ -216,8 +216,7 @@ def run_desk(app_for: Callable[[], Any], sock: socket.socket, serve: ServeConfig
     monitor = Monitor(settings.ledger_path())
     observed = ObservedFarm(farm, monitor)
     with StopSignals() as signals, Ledger(settings.ledger_path()) as ledger, observed.open() as executor:
-        watcher = DeskWatcher(inboxes, watch, settings, ledger, executor, catalog, options_for,
-                              encode_workers=max(1, getattr(executor, "encode_workers", 1)), log=log)
+        watcher = DeskWatcher(inboxes, watch, settings, ledger, executor, catalog, options_for, log=log)
         watcher.monitor = monitor
         signals.watcher = watcher
         signals.arm()

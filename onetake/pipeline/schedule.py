@@ -31,6 +31,12 @@ def encode_slots(executor: Executor) -> int:
     return count() if callable(count) else 1
 
 
+def encode_workers(executor: Executor) -> int:
+    """How many of ``executor``'s workers take encodes: what it says (``encode_worker_count()``), else 1."""
+    count = getattr(executor, "encode_worker_count", None)
+    return count() if callable(count) else 1
+
+
 class StreamingExecutor(Executor, Protocol):
     """What a long-running watcher needs beyond a batch: a callback per finished handle, and cancellation."""
 

@@ -34,6 +34,7 @@ from .schedule import (
     channel_outcome,
     describe_error,
     encode_slots,
+    encode_workers,
     submit_plan,
 )
 
@@ -89,7 +90,7 @@ class Watcher:
 
     def __init__(self, inboxes: Sequence[InboxConfig], watch: WatchConfig, farm: FarmConfig, ledger: Ledger,
                  executor: StreamingExecutor, catalog: Catalog, plan_options: Callable[[str], PlanOptions],
-                 encode_workers: int = 1, log: Callable[[str], None] = print,
+                 log: Callable[[str], None] = print,
                  clock: Callable[[], float] = time.monotonic) -> None:
         self.inboxes = [Inbox(i.resolved(farm, watch)) for i in inboxes]
         self.watch = watch
@@ -97,7 +98,6 @@ class Watcher:
         self.executor = executor
         self.catalog = catalog
         self.plan_options = plan_options
-        self.admission = Admission(watch.max_active_jobs or encode_workers + 1)
         self.draining = Drain(watch.drain_timeout_s, clock)
         self.clock = clock
         self.log = log
@@ -306,7 +306,7 @@ class Watcher:
     def admit(self) -> None:
         # a job not admitted is not probed or hashed either: the policy decides before any work
         waiting = [h for h in self.held.values() if h.plan is None]
-        for held in self.admission.start_now(waiting, self.running()):
+        for held in self.admission().start_now(waiting, self.running()):
             if not self.ledger.start(held.job_id, self.owner):
                 continue  # cancelled meanwhile: check_cancelled moves it
             try:
@@ -321,6 +321,11 @@ class Watcher:
             first = " (a first version of them first)" if held.full is not None else ""
             self.log(f"started job {held.job_id} {held.path.name} ({held.lane}): "
                      f"{', '.join((held.full or plan).channels)}{first}")
+
+    def admission(self) -> Admission:
+        """Normal and bulk jobs run side by side up to ``max_active_jobs``; unset, one more than the workers that
+        encode now, so that a farm whose workers join after the watcher started is used as it grows."""
+        return Admission(self.watch.max_active_jobs or encode_workers(self.executor) + 1)
 
     def submit(self, held: Held, plan: JobPlan) -> None:
         held.plan, held.outcomes = plan, []
@@ -517,8 +522,7 @@ def serve(inboxes: Sequence[InboxConfig], watch: WatchConfig, settings: FarmConf
         raise ConfigError("give at least one INBOX folder, or a --config file with [[inbox]] tables")
     options_for = prepare(inboxes, settings, catalog, farm)
     with StopSignals() as signals, Ledger(settings.ledger_path()) as ledger, farm.open() as executor:
-        watcher = Watcher(inboxes, watch, settings, ledger, executor, catalog, options_for,
-                          encode_workers=max(1, getattr(executor, "encode_workers", 1)), log=log)
+        watcher = Watcher(inboxes, watch, settings, ledger, executor, catalog, options_for, log=log)
         signals.watcher = watcher
         signals.arm()
         if signals.count:

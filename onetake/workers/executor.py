@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import functools
 import itertools
+import math
 import queue
 import threading
 import time
@@ -45,6 +46,9 @@ MAX_LOSSES = 5
 # these estimates, and a run's first chunks go to different workers instead of queueing behind each other on one (nor
 # does Dask's work stealing take a task from a worker that has no more tasks than threads).
 FIRST_ESTIMATES_S = {TaskKind.ENCODE: 60, TaskKind.CHUNK: 60, TaskKind.ANALYZE_PART: 30, TaskKind.PHOTO: 5}
+# how long what the scheduler said of its workers is taken as still true: a farm's workers join (and leave) while a
+# watcher runs, and it asks again at most this often
+WORKERS_SEEN_FOR_S = 10.0
 
 
 def dask_key(task: Task, run_id: str, launch: int) -> str:
@@ -162,17 +166,20 @@ class DaskExecutor:
     client tries to reach a lost scheduler again (the ``timeout`` it was made with)."""
 
     def __init__(self, client: Any, on_progress: Callable[[str, float], None] | None = None,
-                 stall_retries: int = 0, reconnect_s: float = 30.0) -> None:
+                 stall_retries: int = 0, reconnect_s: float = 30.0, workers_seen_for_s: float = WORKERS_SEEN_FOR_S
+                 ) -> None:
         self.client = client
         self.address = client.scheduler.address
         self.run_id = uuid.uuid4().hex[:8]
         self.on_progress = on_progress
         self.stall_retries = stall_retries
         self.reconnect_s = reconnect_s
-        workers = self._workers()
-        self.encode_workers = sum(ENCODE_RESOURCE in w.get("resources", {}) for w in workers.values())
-        self.encode_slots = self.encode_workers > 0
-        self._slot_count = _slots_of(workers)
+        self.workers_seen_for_s = workers_seen_for_s
+        self.encode_workers = 0   # workers with encode slots, when last seen
+        self.encode_slots = False  # whether heavy tasks hold a slot: from the first time a worker with slots is seen
+        self._slot_count = 0
+        self._seen_at = -math.inf
+        self._look_at_workers(self._workers())
         self._lock = threading.RLock()
         self._pending: dict[int, Handle] = {}  # submitted, no outcome yet; by submission order
         self._order = itertools.count()
@@ -182,11 +189,30 @@ class DaskExecutor:
 
     def encode_slot_count(self) -> int:
         """The ``encode`` slots of the cluster's workers now, busy or not (at least 1)."""
+        self._refresh(now=True)
+        return max(1, self._slot_count)
+
+    def encode_worker_count(self) -> int:
+        """The workers with ``encode`` slots, as seen at most ``workers_seen_for_s`` ago (at least 1)."""
+        self._refresh()
+        return max(1, self.encode_workers)
+
+    def _refresh(self, now: bool = False) -> None:
+        """Ask the scheduler about its workers again, unless it was asked less than ``workers_seen_for_s`` ago."""
+        if not now and time.monotonic() - self._seen_at < self.workers_seen_for_s:
+            return
         try:
-            self._slot_count = _slots_of(self._workers())
+            self._look_at_workers(self._workers())
         except (OSError, TimeoutError):  # the scheduler is away: the run notices where it matters
             pass
-        return max(1, self._slot_count)
+
+    def _look_at_workers(self, workers: dict[str, Any]) -> None:
+        self._seen_at = time.monotonic()
+        self.encode_workers = sum(ENCODE_RESOURCE in w.get("resources", {}) for w in workers.values())
+        self._slot_count = _slots_of(workers)
+        # once the farm has shown workers with slots, heavy tasks wait for a slot, also while those workers restart;
+        # until then there is nothing to wait for (a cluster whose workers have none runs them on any thread)
+        self.encode_slots = self.encode_slots or self.encode_workers > 0
 
     def _workers(self) -> dict[str, Any]:
         """The scheduler's view of every worker, asked now (``scheduler_info`` may answer from a cache that a
@@ -210,6 +236,8 @@ class DaskExecutor:
 
     def submit(self, task: Task, deps: Sequence[Handle], priority: int = 0) -> Handle:
         """``priority`` is the job's lane (higher first); inside it, finishing a started job comes first."""
+        if task.heavy and not self.encode_slots:  # have workers with slots joined since?
+            self._refresh()
         handle = Handle(self, task, list(deps), priority, next(self._order))
         with self._lock:
             self._pending[handle.order] = handle
