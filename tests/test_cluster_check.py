@@ -40,11 +40,11 @@ class Cluster:
         self.processes.append(subprocess.Popen(argv, env={**os.environ, **(env or {})}, stdout=subprocess.DEVNULL,
                                                stderr=subprocess.DEVNULL, start_new_session=True))
 
-    def worker(self, name: str, slots: int, env: dict[str, str] | None = None) -> None:
+    def worker(self, name: str, slots: int, env: dict[str, str] | None = None, threads: int = 1) -> None:
         scratch = self.folder / name
         scratch.mkdir()
         resources = ["--resources", f"encode={slots}"] if slots else []
-        self.start([str(DASK), "worker", self.address, "--name", name, "--nthreads", "1", "--no-nanny",
+        self.start([str(DASK), "worker", self.address, "--name", name, "--nthreads", str(threads), "--no-nanny",
                     "--local-directory", str(scratch), *resources], env)
 
     def wait_for(self, count: int) -> None:
@@ -148,3 +148,53 @@ def test_workers_that_join_later_are_counted_and_give_heavy_tasks_slots(cluster:
         assert restrictions(client, light.key) is None
         executor.close()
         executor.cancel([first, before, after, light])
+
+
+def test_an_encode_queued_behind_a_busy_slot_moves_to_a_worker_with_a_free_one(cluster: Cluster,
+                                                                               tmp_path: Path) -> None:
+    """Two encodes wait on the only worker (one slot, two threads, as the systemd unit runs it); a second worker
+    joins. Dask's work stealing would leave the queued encode where it is (no more tasks there than threads) until
+    the first ends; onetake's balancer hands it to the new worker's free slot."""
+    import distributed
+    import psutil
+
+    from onetake.pipeline.config import FarmConfig
+    from onetake.pipeline.models import Task
+    from onetake.workers.executor import SLOT_BALANCE_S, DaskExecutor
+
+    seconds = 40.0
+    marker = "size=162x122"  # the test's ffmpegs, among any others on the machine
+
+    def encode(name: str) -> Task:
+        return Task(f"{name}/encode", "encode", {
+            "argv": ["ffmpeg", "-nostdin", "-re", "-f", "lavfi", "-i",
+                     f"testsrc2={marker}:rate=25:duration={seconds:g}", "-f", "null", "-"],
+            "duration": seconds, "limits": FarmConfig().limits(seconds),
+            "outputs": [{"key": name, "profile": "p", "partial": str(tmp_path / f"{name}.partial"),
+                         "final": str(tmp_path / name)}]}, heavy=True)
+
+    def running() -> int:
+        return sum(1 for p in psutil.process_iter(["name", "cmdline"])
+                   if (p.info["name"] or "").startswith("ffmpeg") and marker in " ".join(p.info["cmdline"] or []))
+
+    cluster.worker("first", 1, threads=2)
+    cluster.wait_for(1)
+    with distributed.Client(cluster.address, timeout="30s", set_as_default=False) as client:
+        executor = DaskExecutor(client)
+        encodes = [executor.submit(encode(name), []) for name in ("one", "two")]
+        deadline = time.monotonic() + 30
+        while running() < 1:
+            assert time.monotonic() < deadline, "the first encode never started"
+            time.sleep(0.1)
+        time.sleep(2 * SLOT_BALANCE_S)
+        assert running() == 1  # one slot: the other encode waits on the same worker
+
+        cluster.worker("joined", 1, threads=2)
+        cluster.wait_for(2)
+        joined = time.monotonic()
+        while running() < 2:
+            assert time.monotonic() - joined < 10 * SLOT_BALANCE_S, \
+                "the queued encode stayed behind the busy slot while the new worker's slot was free"
+            time.sleep(0.1)
+        executor.close()
+        executor.cancel(encodes)

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import functools
 import itertools
+import logging
 import math
 import queue
 import threading
@@ -43,9 +44,11 @@ MAX_LOSSES = 5
 # Dask puts a task on the worker where it would start soonest, judged by the work it estimates is queued there: per
 # key prefix (a task's kind: ``dask_key``), learned as tasks of that kind finish. A worker's free threads do not show
 # that its encode slots are taken, and tasks of a kind not yet seen count 0.5 s; so the slot-holding kinds start with
-# these estimates, and a run's first chunks go to different workers instead of queueing behind each other on one (nor
-# does Dask's work stealing take a task from a worker that has no more tasks than threads).
+# these estimates, and a run's first chunks go to different workers instead of queueing behind each other on one
+# (where one still waits behind a busy slot, ``start_slot_balancer`` moves it).
 FIRST_ESTIMATES_S = {TaskKind.ENCODE: 60, TaskKind.CHUNK: 60, TaskKind.ANALYZE_PART: 30, TaskKind.PHOTO: 5}
+SLOT_BALANCER = "onetake-slot-balancer"
+SLOT_BALANCE_S = 1.0
 # how long what the scheduler said of its workers is taken as still true: a farm's workers join (and leave) while a
 # watcher runs, and it asks again at most this often
 WORKERS_SEEN_FOR_S = 10.0
@@ -76,6 +79,55 @@ def expect_long_tasks() -> None:
     path = "distributed.scheduler.default-task-durations"
     known = dask.config.get(path, default={}) or {}
     dask.config.set({path: {**{str(k): f"{v}s" for k, v in FIRST_ESTIMATES_S.items()}, **known}})
+
+
+def start_slot_balancer(dask_scheduler: Any) -> None:
+    """On the scheduler: every ``SLOT_BALANCE_S``, hand each encode task that waits for a slot on a worker whose
+    slots are all taken to a worker with a slot free, through Dask's own steal protocol (the worker gives a task
+    up only while it has not started it). Dask's work stealing leaves it where it is: it takes tasks only from a
+    worker with more of them than threads, and a worker of one slot runs two threads (its running chunk and the
+    one queued behind it are not more). So a chunk would wait there for the length of a chunk while a worker that
+    joined since, or finished its own early, had a slot free."""
+    from tornado.ioloop import PeriodicCallback
+
+    if SLOT_BALANCER in dask_scheduler.periodic_callbacks:
+        return
+    callback = PeriodicCallback(functools.partial(_balance_slots, dask_scheduler), SLOT_BALANCE_S * 1000)
+    dask_scheduler.periodic_callbacks[SLOT_BALANCER] = callback
+    callback.start()
+
+
+def _balance_slots(scheduler: Any) -> None:
+    from distributed.core import Status
+
+    stealing = scheduler.extensions.get("stealing")
+    if stealing is None:  # work stealing switched off: Dask moves no task, and neither does onetake
+        return
+    try:
+        free: dict[Any, float] = {}  # the slots of each running worker that no task of its own waits for
+        queued: dict[Any, list[Any]] = {}  # of each worker, the encodes that wait for a slot there, to move
+        for ws in scheduler.workers.values():
+            slots = ws.resources.get(ENCODE_RESOURCE, 0)
+            if not slots or ws.status not in (Status.running, Status.paused):
+                continue
+            heavy = [ts for ts in ws.processing if ENCODE_RESOURCE in (ts.resource_restrictions or {})]
+            waiting = sorted((ts for ts in heavy if ts not in ws.executing and ts not in stealing.in_flight),
+                             key=lambda ts: ts.priority)  # Dask's order: the most urgent first
+            if ws.status == Status.running:
+                free[ws] = slots - len(heavy)
+                queued[ws] = waiting[:max(0, round(-free[ws]))]
+            else:  # paused (short of memory): it starts nothing
+                queued[ws] = waiting
+        for victim, waiting in queued.items():
+            for ts in waiting:
+                thief = max(free, key=free.__getitem__, default=None)
+                if thief is None or free[thief] < 1:
+                    return
+                stealing.move_task_request(ts, victim, thief)
+                free[thief] -= 1
+    except Exception:  # noqa: BLE001 (Dask's internals of another version: place tasks as Dask alone does)
+        logging.getLogger("distributed.scheduler").exception("onetake's encode slot balancer stopped")
+        scheduler.periodic_callbacks.pop(SLOT_BALANCER).stop()
 
 
 class StopCancelledEncodes(WorkerPlugin):
@@ -224,6 +276,7 @@ class DaskExecutor:
         self.client.register_plugin(StopCancelledEncodes())
         try:
             self.client.run_on_scheduler(expect_long_tasks)
+            self.client.run_on_scheduler(start_slot_balancer)
         except OSError:
             raise
         except Exception:  # noqa: BLE001 (only an estimate: a scheduler without onetake places tasks as it did)
