@@ -89,3 +89,24 @@ def test_progress_comes_back_from_the_worker(client, tmp_path):
     while not seen or seen[-1] != ("short/encode", 1.0):
         assert time.monotonic() < deadline, f"progress events: {seen}"
         time.sleep(0.1)
+
+
+def test_encodes_waiting_for_the_slot_run_in_the_order_they_were_submitted(client, tmp_path):
+    """A plan's order is what the worker follows (the analysis's stretches before the chunks, the longest chunk
+    first): Dask alone ran tasks of equal priority submitted together last-submitted first."""
+    executor = DaskExecutor(client)
+
+    def encode(name: str, seconds: float, realtime: bool = False) -> Task:
+        return Task(f"{name}/encode", "encode", {
+            "argv": ["ffmpeg", "-nostdin", *(["-re"] if realtime else []), "-f", "lavfi", "-i",
+                     f"testsrc2=size=64x48:rate=25:duration={seconds:g}", "-f", "null", "-"],
+            "duration": seconds, "limits": FarmConfig().limits(seconds),
+            "outputs": [{"key": name, "profile": "p", "partial": str(tmp_path / f"{name}.partial"),
+                         "final": str(tmp_path / name)}]}, heavy=True)
+
+    first = executor.submit(encode("holds-the-slot", 2.0, realtime=True), [])  # the others queue behind it
+    names = ["stretch-0", "stretch-1", "chunk-long", "chunk-mid", "chunk-short"]
+    queued = [executor.submit(encode(name, 0.2), []) for name in names]
+    finished = [handle.task.id.split("/")[0] for handle, _, error in executor.completed([first, *queued])
+                if error is None]
+    assert finished == ["holds-the-slot", *names]

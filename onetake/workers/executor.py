@@ -39,6 +39,7 @@ COST_TOPIC = "onetake-cost"
 ENCODE_RESOURCE = "encode"
 # a started job's finishing steps run before its lane's further encodes
 FINISHING = (TaskKind.VERIFY, TaskKind.DELIVER, TaskKind.PACKAGE)
+ORDER_SPAN = 10**12  # more tasks than one executor ever submits: the room for submission order in a priority
 # a task lost with its scheduler this many times is not submitted again: something else is wrong
 MAX_LOSSES = 5
 # Dask puts a task on the worker where it would start soonest, judged by the work it estimates is queued there: per
@@ -58,6 +59,15 @@ def dask_key(task: Task, run_id: str, launch: int) -> str:
     """KIND-RUN-LAUNCH-ID: its prefix (Dask's ``key_split``, by which the scheduler learns durations) is the kind,
     the same in every job; the run id (8 hex digits) ends the prefix."""
     return f"{task.kind}-{run_id}-{launch}-{task.id}"
+
+
+def dask_priority(lane: int, kind: str, order: int) -> int:
+    """Dask's priority of a task (higher first): its job's lane, then a started job's finishing steps, then the order
+    it was submitted in, which is its plan's (the analysis's stretches before the chunks, the longest chunks first)
+    and job after job. Dask orders tasks of equal priority submitted together in no useful way: a worker took them
+    last-submitted first, so a programme's shortest chunk started first and its analysis, which the short's chunks
+    wait for, last."""
+    return (2 * lane + (1 if kind in FINISHING else 0)) * ORDER_SPAN - order
 
 
 def task_id_of(key: str) -> str:
@@ -279,7 +289,7 @@ class DaskExecutor:
             self.client.run_on_scheduler(start_slot_balancer)
         except OSError:
             raise
-        except Exception:  # noqa: BLE001 (only an estimate: a scheduler without onetake places tasks as it did)
+        except Exception:  # noqa: BLE001 (a scheduler without onetake places tasks as Dask alone does)
             pass
         if self.on_progress is not None:
             report = self.on_progress
@@ -346,7 +356,7 @@ class DaskExecutor:
         handle.future = self.client.submit(_on_worker, task.kind, task.id, task.params, list(task.deps),
                                            self.stall_retries, *args,
                                            key=handle.key, pure=False, resources=resources,
-                                           priority=handle.priority + (1 if task.kind in FINISHING else 0))
+                                           priority=dask_priority(handle.priority, task.kind, handle.order))
         handle.future.add_done_callback(functools.partial(self._finished, handle))
         return None
 
