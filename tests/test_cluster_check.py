@@ -141,11 +141,11 @@ def test_workers_that_join_later_are_counted_and_give_heavy_tasks_slots(cluster:
         cluster.worker("four-slots", 4)
         cluster.worker("two-slots", 2)
         cluster.wait_for(3)
-        assert (encode_workers(executor), encode_slots(executor)) == (2, 6)
-        after = executor.submit(Task("b/encode", "encode", {}, heavy=True), [first])
+        after = executor.submit(Task("b/encode", "encode", {}, heavy=True), [first])  # it looks again by itself
         light = executor.submit(Task("b/verify", "verify", {}), [first])
         assert restrictions(client, after.key) == {"encode": 1}
         assert restrictions(client, light.key) is None
+        assert (encode_workers(executor), encode_slots(executor)) == (2, 6)
         executor.close()
         executor.cancel([first, before, after, light])
 
@@ -198,3 +198,29 @@ def test_an_encode_queued_behind_a_busy_slot_moves_to_a_worker_with_a_free_one(c
             time.sleep(0.1)
         executor.close()
         executor.cancel(encodes)
+
+
+def test_an_idle_client_prepares_a_restarted_scheduler_again(tmp_path: Path) -> None:
+    """A watcher with nothing running loses no task when the scheduler restarts, so nothing tells it: the next look
+    at the farm sees a new scheduler and gives it what the first one had (the balancer, the first estimates, the
+    workers' plugin)."""
+    from fault_farm import Farm, poll
+
+    from onetake.workers.executor import SLOT_BALANCER, DaskExecutor
+
+    def balancing(client: Any) -> bool:
+        return client.run_on_scheduler(lambda dask_scheduler: SLOT_BALANCER in dask_scheduler.periodic_callbacks)
+
+    farm = Farm(tmp_path / "farm", workers=0)
+    try:
+        client = farm.client()
+        executor = DaskExecutor(client, workers_seen_for_s=0)
+        assert balancing(client)
+        farm.kill_scheduler()
+        farm.start_scheduler()
+        poll(lambda: client.status == "running" and executor.encode_worker_count(), 60,
+             "the client never reached the restarted scheduler")
+        assert balancing(client)
+        client.close()
+    finally:
+        farm.stop()

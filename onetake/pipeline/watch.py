@@ -306,6 +306,8 @@ class Watcher:
     def admit(self) -> None:
         # a job not admitted is not probed or hashed either: the policy decides before any work
         waiting = [h for h in self.held.values() if h.plan is None]
+        if not waiting:
+            return
         for held in self.admission().start_now(waiting, self.running()):
             if not self.ledger.start(held.job_id, self.owner):
                 continue  # cancelled meanwhile: check_cancelled moves it

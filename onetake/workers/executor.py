@@ -39,7 +39,7 @@ COST_TOPIC = "onetake-cost"
 ENCODE_RESOURCE = "encode"
 # a started job's finishing steps run before its lane's further encodes
 FINISHING = (TaskKind.VERIFY, TaskKind.DELIVER, TaskKind.PACKAGE)
-ORDER_SPAN = 10**12  # more tasks than one executor ever submits: the room for submission order in a priority
+ORDER_SPAN = 10**16  # above any submission order (microseconds since 1970): a lane's room in a priority
 # a task lost with its scheduler this many times is not submitted again: something else is wrong
 MAX_LOSSES = 5
 # Dask puts a task on the worker where it would start soonest, judged by the work it estimates is queued there: per
@@ -63,10 +63,10 @@ def dask_key(task: Task, run_id: str, launch: int) -> str:
 
 def dask_priority(lane: int, kind: str, order: int) -> int:
     """Dask's priority of a task (higher first): its job's lane, then a started job's finishing steps, then the order
-    it was submitted in, which is its plan's (the analysis's stretches before the chunks, the longest chunks first)
-    and job after job. Dask orders tasks of equal priority submitted together in no useful way: a worker took them
-    last-submitted first, so a programme's shortest chunk started first and its analysis, which the short's chunks
-    wait for, last."""
+    it was submitted in (``order``: microseconds, increasing), which is its plan's (the analysis's stretches before
+    the chunks, the longest chunks first), job after job, and client after client on a shared scheduler. Dask orders
+    tasks of equal priority submitted together in no useful way: a worker took them last-submitted first, so a
+    programme's shortest chunk started first and its analysis, which the short's chunks wait for, last."""
     return (2 * lane + (1 if kind in FINISHING else 0)) * ORDER_SPAN - order
 
 
@@ -116,6 +116,9 @@ def _balance_slots(scheduler: Any) -> None:
     try:
         free: dict[Any, float] = {}  # the slots of each running worker that no task of its own waits for
         queued: dict[Any, list[Any]] = {}  # of each worker, the encodes that wait for a slot there, to move
+        coming: dict[Any, int] = {}  # encodes being handed to each worker, not yet in its tasks
+        for info in stealing.in_flight.values():
+            coming[info["thief"]] = coming.get(info["thief"], 0) + 1
         for ws in scheduler.workers.values():
             slots = ws.resources.get(ENCODE_RESOURCE, 0)
             if not slots or ws.status not in (Status.running, Status.paused):
@@ -124,17 +127,18 @@ def _balance_slots(scheduler: Any) -> None:
             waiting = sorted((ts for ts in heavy if ts not in ws.executing and ts not in stealing.in_flight),
                              key=lambda ts: ts.priority)  # Dask's order: the most urgent first
             if ws.status == Status.running:
-                free[ws] = slots - len(heavy)
+                free[ws] = slots - len(heavy) - coming.get(ws, 0)
                 queued[ws] = waiting[:max(0, round(-free[ws]))]
             else:  # paused (short of memory): it starts nothing
                 queued[ws] = waiting
         for victim, waiting in queued.items():
             for ts in waiting:
-                thief = max(free, key=free.__getitem__, default=None)
-                if thief is None or free[thief] < 1:
-                    return
-                stealing.move_task_request(ts, victim, thief)
-                free[thief] -= 1
+                valid = scheduler.valid_workers(ts)  # None: any worker (its other restrictions, if any, kept)
+                able = [ws for ws in free if free[ws] >= 1 and ws is not victim and (valid is None or ws in valid)]
+                if able:
+                    thief = max(able, key=free.__getitem__)
+                    stealing.move_task_request(ts, victim, thief)
+                    free[thief] -= 1
     except Exception:  # noqa: BLE001 (Dask's internals of another version: place tasks as Dask alone does)
         logging.getLogger("distributed.scheduler").exception("onetake's encode slot balancer stopped")
         scheduler.periodic_callbacks.pop(SLOT_BALANCER).stop()
@@ -241,10 +245,11 @@ class DaskExecutor:
         self.encode_slots = False  # whether heavy tasks hold a slot: from the first time a worker with slots is seen
         self._slot_count = 0
         self._seen_at = -math.inf
-        self._look_at_workers(self._workers())
+        self._scheduler_id = ""
+        self._look_at_workers(self._identity())
         self._lock = threading.RLock()
         self._pending: dict[int, Handle] = {}  # submitted, no outcome yet; by submission order
-        self._order = itertools.count()
+        self._last_order = 0
         self._recovering = False
         self._closing = False
         self._prepare_scheduler()
@@ -260,26 +265,35 @@ class DaskExecutor:
         return max(1, self.encode_workers)
 
     def _refresh(self, now: bool = False) -> None:
-        """Ask the scheduler about its workers again, unless it was asked less than ``workers_seen_for_s`` ago."""
-        if not now and time.monotonic() - self._seen_at < self.workers_seen_for_s:
+        """Ask the scheduler about its workers again, unless it was asked less than ``workers_seen_for_s`` ago (or
+        the client is not connected: a watcher does not wait for a lost scheduler here)."""
+        if not now and time.monotonic() - self._seen_at < self.workers_seen_for_s or self.client.status != "running":
             return
-        try:
-            self._look_at_workers(self._workers())
-        except (OSError, TimeoutError):  # the scheduler is away: the run notices where it matters
-            pass
-
-    def _look_at_workers(self, workers: dict[str, Any]) -> None:
         self._seen_at = time.monotonic()
+        try:
+            identity = self._identity()
+        except (OSError, TimeoutError):  # the scheduler is away: the run notices where it matters
+            return
+        if self._scheduler_id and identity.get("id") != self._scheduler_id:  # restarted while no task was lost
+            try:
+                self._prepare_scheduler()
+            except (OSError, TimeoutError):
+                return
+        self._look_at_workers(identity)
+
+    def _look_at_workers(self, identity: dict[str, Any]) -> None:
+        self._scheduler_id = identity.get("id", "")
+        workers = identity.get("workers", {})
         self.encode_workers = sum(ENCODE_RESOURCE in w.get("resources", {}) for w in workers.values())
         self._slot_count = _slots_of(workers)
         # once the farm has shown workers with slots, heavy tasks wait for a slot, also while those workers restart;
         # until then there is nothing to wait for (a cluster whose workers have none runs them on any thread)
         self.encode_slots = self.encode_slots or self.encode_workers > 0
 
-    def _workers(self) -> dict[str, Any]:
-        """The scheduler's view of every worker, asked now (``scheduler_info`` may answer from a cache that a
-        periodic refresh fills without the workers)."""
-        return self.client.sync(self.client.scheduler.identity, n_workers=-1).get("workers", {})
+    def _identity(self) -> dict[str, Any]:
+        """The scheduler's id and its view of every worker, asked now (``scheduler_info`` may answer from a cache
+        that a periodic refresh fills without the workers)."""
+        return self.client.sync(self.client.scheduler.identity, n_workers=-1)
 
     def _prepare_scheduler(self) -> None:
         """What the scheduler must know of this client: the plugin its workers load, the progress it forwards."""
@@ -301,8 +315,9 @@ class DaskExecutor:
         """``priority`` is the job's lane (higher first); inside it, finishing a started job comes first."""
         if task.heavy and not self.encode_slots:  # have workers with slots joined since?
             self._refresh()
-        handle = Handle(self, task, list(deps), priority, next(self._order))
         with self._lock:
+            self._last_order = max(self._last_order + 1, time.time_ns() // 1000)
+            handle = Handle(self, task, list(deps), priority, self._last_order)
             self._pending[handle.order] = handle
             settle = self._launch(handle)
         if settle is not None:
