@@ -18,7 +18,6 @@ from __future__ import annotations
 import functools
 import itertools
 import logging
-import math
 import queue
 import threading
 import time
@@ -244,7 +243,7 @@ class DaskExecutor:
         self.encode_workers = 0   # workers with encode slots, when last seen
         self.encode_slots = False  # whether heavy tasks hold a slot: from the first time a worker with slots is seen
         self._slot_count = 0
-        self._seen_at = -math.inf
+        self._seen_at = time.monotonic()  # the look just below
         self._scheduler_id = ""
         self._look_at_workers(self._identity())
         self._lock = threading.RLock()
